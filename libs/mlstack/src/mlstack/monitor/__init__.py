@@ -1,0 +1,1 @@
+"""Monitoring: Prometheus metrics, the inference log, drift reports (`mlstack.monitor.drift`)."""

@@ -1,0 +1,76 @@
+"""Quantize ONNX models with ONNX Runtime's tools."""
+
+import logging
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def quantize_dynamic_int8(src: str | Path, dst: str | Path, *, per_channel: bool = False) -> Path:
+    """INT8 weights, activations quantized on the fly: the choice for transformers and MLPs."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=per_channel)
+    return Path(dst)
+
+
+class _Calibration:
+    """Adapts an iterable of input dicts to ONNX Runtime's `CalibrationDataReader`."""
+
+    def __init__(self, batches: Iterable[dict[str, np.ndarray]]) -> None:
+        self._it = iter(batches)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._it, None)
+
+
+def quantize_static_int8(
+    src: str | Path,
+    dst: str | Path,
+    calibration: Iterable[dict[str, np.ndarray]],
+    *,
+    per_channel: bool = True,
+    quant_format: str = "QDQ",
+    preprocess: bool = True,
+) -> Path:
+    """INT8 weights and activations, with activation ranges calibrated on real inputs: the choice
+    for CNNs. `preprocess` runs shape inference and graph fusion first (fails on some
+    transformers: then pass False)."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    reader = type("Reader", (_Calibration, CalibrationDataReader), {})(calibration)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_in = str(src)
+        if preprocess:
+            model_in = str(Path(tmp) / "preprocessed.onnx")
+            quant_pre_process(str(src), model_in, skip_symbolic_shape=True)
+        quantize_static(
+            model_in,
+            str(dst),
+            reader,
+            quant_format=QuantFormat[quant_format],
+            per_channel=per_channel,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+    return Path(dst)
+
+
+def convert_fp16(src: str | Path, dst: str | Path, *, keep_io_types: bool = True) -> Path:
+    """FP16 weights and compute (inputs/outputs stay fp32): halves the size; fast on GPUs only."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=keep_io_types)
+    onnx.save(model, str(dst))
+    return Path(dst)

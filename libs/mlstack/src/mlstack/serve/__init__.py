@@ -1,0 +1,21 @@
+"""The FastAPI kit every service uses: `create_app`, the error envelope, micro-batching, `run`."""
+
+from mlstack.serve.app import Hub, Settings, create_app
+from mlstack.serve.batching import MicroBatcher
+from mlstack.serve.errors import APIError
+from mlstack.serve.models import Deployment, ModelCard, ModelHub, ServedModel, file_sha256
+from mlstack.serve.settings import ServeSettings
+
+__all__ = [
+    "APIError",
+    "Deployment",
+    "Hub",
+    "MicroBatcher",
+    "ModelCard",
+    "ModelHub",
+    "ServeSettings",
+    "ServedModel",
+    "Settings",
+    "create_app",
+    "file_sha256",
+]

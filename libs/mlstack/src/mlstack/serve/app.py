@@ -1,0 +1,170 @@
+"""The app factory every service starts from.
+
+    app = create_app(title="image-classifier", settings=settings, load_models=load, demo_dir=STATIC)
+    app.include_router(router)
+
+gives: `/healthz`, `/readyz`, `/metrics`, `/v1/models`, request ids, JSON access logs, the error
+envelope, API-key auth, a body limit, CORS, a micro-batcher per model and the demo page at `/`.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from mlstack.monitor import metrics
+from mlstack.serve.batching import MicroBatcher
+from mlstack.serve.errors import APIError, error_body, install_error_handlers
+from mlstack.serve.middleware import GuardMiddleware, RequestContextMiddleware
+from mlstack.serve.models import Deployment, ModelHub, ServedModel
+from mlstack.serve.settings import ServeSettings
+
+log = logging.getLogger("mlstack.serve")
+PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics", "/", "/favicon.ico")
+PUBLIC_PREFIXES = ("/demo",)
+
+
+@dataclass
+class Readiness:
+    ready: bool = False
+    reason: str = "loading models"
+
+
+async def _load(app: FastAPI, load_models: Callable[[], list[ServedModel]]) -> None:
+    settings: ServeSettings = app.state.settings
+    state: Readiness = app.state.readiness
+    try:
+        started = time.perf_counter()
+        models = await asyncio.to_thread(load_models)
+        for model in models:
+            state.reason = f"warming up {model.card.name}"
+            await asyncio.to_thread(model.warmup)
+            batcher = MicroBatcher(
+                model.predict_batch,
+                name=model.card.name,
+                max_batch_size=settings.max_batch_size,
+                max_wait_ms=settings.max_wait_ms,
+                queue_size=settings.queue_size,
+                timeout_s=settings.request_timeout_s,
+            )
+            await batcher.start()
+            app.state.hub.add(Deployment(model, batcher))
+            card = model.card
+            metrics.MODEL_INFO.labels(card.name, card.version, card.sha256 or "").set(1)
+        state.ready, state.reason = True, "ready"
+        log.info(
+            "models ready",
+            extra={
+                "models": [m.card.name for m in models],
+                "seconds": round(time.perf_counter() - started, 3),
+            },
+        )
+    except Exception as exc:  # stay alive and say why in /readyz; the orchestrator decides
+        state.reason = f"model loading failed: {type(exc).__name__}: {exc}"
+        log.exception("model loading failed")
+
+
+def create_app(
+    *,
+    title: str,
+    settings: ServeSettings,
+    load_models: Callable[[], list[ServedModel]] | None = None,
+    version: str = "0.1.0",
+    demo_dir: Path | None = None,
+) -> FastAPI:
+    """Builds the service. `load_models` runs in a thread at start-up; until it and every model's
+    `warmup()` are done, `/readyz` answers 503 with the reason."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loader = asyncio.create_task(_load(app, load_models)) if load_models else None
+        if loader is None:
+            app.state.readiness.ready, app.state.readiness.reason = True, "ready"
+        yield
+        app.state.readiness.ready, app.state.readiness.reason = False, "shutting down"
+        if loader is not None and not loader.done():
+            loader.cancel()
+        for deployment in app.state.hub:
+            await deployment.batcher.stop()
+
+    app = FastAPI(title=title, version=version, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.readiness = Readiness()
+    app.state.hub = ModelHub()
+    install_error_handlers(app)
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    api_key = settings.api_key.get_secret_value() if settings.api_key else None
+    app.add_middleware(
+        GuardMiddleware,
+        api_key=api_key,
+        max_body_bytes=settings.max_body_bytes,
+        public_paths=PUBLIC_PATHS,
+        public_prefixes=PUBLIC_PREFIXES,
+    )
+    app.add_middleware(RequestContextMiddleware)  # outermost: ids and logs cover rejections too
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    def readyz(request: Request) -> Response:
+        """Readiness: 200 once every model is loaded and warmed up, 503 with the reason before."""
+        state: Readiness = request.app.state.readiness
+        if state.ready:
+            return JSONResponse({"status": "ready"})
+        body = error_body(
+            503, "not_ready", state.reason, request_id=getattr(request.state, "request_id", None)
+        )
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        payload, content_type = metrics.render()
+        return Response(payload, media_type=content_type)
+
+    @app.get("/v1/models", tags=["models"])
+    def list_models(hub: Hub) -> dict:
+        """The loaded models: name, version, file checksum, load time (OpenAI's list shape)."""
+        return {"object": "list", "data": [d.model.card.to_openai() for d in hub]}
+
+    if demo_dir is not None:
+        app.mount("/demo", StaticFiles(directory=demo_dir, html=True), name="demo")
+
+        @app.get("/", include_in_schema=False)
+        def index() -> RedirectResponse:
+            return RedirectResponse("/demo/")
+
+    return app
+
+
+def get_hub(request: Request) -> ModelHub:
+    state: Readiness = request.app.state.readiness
+    if not state.ready:
+        raise APIError(503, "not_ready", state.reason, headers={"Retry-After": "1"})
+    return request.app.state.hub
+
+
+def get_settings(request: Request) -> ServeSettings:
+    return request.app.state.settings
+
+
+Hub = Annotated[ModelHub, Depends(get_hub)]
+Settings = Annotated[ServeSettings, Depends(get_settings)]

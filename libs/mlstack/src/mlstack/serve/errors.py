@@ -1,0 +1,116 @@
+"""One error envelope for every error a service returns.
+
+The shape is OpenAI's (`{"error": {"message", "type", "param", "code"}}`) so OpenAI clients parse
+it, extended with `limit` and `request_id`:
+
+    {"error": {"code": "too_many_images", "message": "at most 32 images per request, got 40",
+               "type": "invalid_request_error", "param": "images", "limit": 32,
+               "request_id": "6f1c..."}}
+"""
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("mlstack.serve")
+
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "service_unavailable_error",
+    504: "timeout_error",
+}
+
+
+class APIError(Exception):
+    """An error with an HTTP status, a machine-readable code and the field and limit at fault."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        param: str | None = None,
+        limit: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.param, self.limit, self.headers = param, limit, headers or {}
+
+
+def error_body(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    param: str | None = None,
+    limit: Any = None,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    error = {
+        "code": code,
+        "message": message,
+        "type": _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error"),
+        "param": param,
+    }
+    if limit is not None:
+        error["limit"] = limit
+    if request_id:
+        error["request_id"] = request_id
+    return {"error": error}
+
+
+def error_response(request: Request, err: APIError) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", None)
+    body = error_body(
+        err.status, err.code, err.message, param=err.param, limit=err.limit, request_id=request_id
+    )
+    return JSONResponse(body, status_code=err.status, headers=err.headers)
+
+
+def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0] if exc.errors() else {}
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    param = ".".join(loc) or None
+    if first.get("type") == "json_invalid":
+        err = APIError(400, "invalid_json", f"request body is not valid JSON: {first.get('msg')}")
+    else:
+        limit = (first.get("ctx") or {}).get(
+            "le", (first.get("ctx") or {}).get("max_length", (first.get("ctx") or {}).get("ge"))
+        )
+        message = f"{param or 'request'}: {first.get('msg', 'invalid value')}"
+        err = APIError(422, "invalid_" + first.get("type", "value"), message, param=param)
+        err.limit = limit if isinstance(limit, int | float | str) else None
+    return error_response(request, err)
+
+
+def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+    err = APIError(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+    err.headers = dict(exc.headers or {})
+    return error_response(request, err)
+
+
+def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s", request.url.path)
+    return error_response(request, APIError(500, "internal_error", "internal server error"))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(APIError, lambda request, exc: error_response(request, exc))
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unhandled)

@@ -1,0 +1,91 @@
+"""What a service serves: models with a card (name, version, checksum, load time) and a batcher."""
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from mlstack.serve.batching import MicroBatcher
+from mlstack.serve.errors import APIError
+
+
+@dataclass
+class ModelCard:
+    name: str
+    version: str
+    path: str | None = None
+    sha256: str | None = None
+    load_seconds: float = 0.0
+    loaded_at: float = field(default_factory=time.time)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_openai(self) -> dict[str, Any]:
+        """An entry of `GET /v1/models`, in OpenAI's shape plus our fields."""
+        return {
+            "id": self.name,
+            "object": "model",
+            "created": int(self.loaded_at),
+            "owned_by": "mlstack",
+            "version": self.version,
+            "path": self.path,
+            "sha256": self.sha256,
+            "load_seconds": round(self.load_seconds, 3),
+            **self.extra,
+        }
+
+
+class ServedModel(Protocol):
+    """A loaded model. `predict_batch` takes a plain list and returns a list of the same length."""
+
+    card: ModelCard
+
+    def predict_batch(self, items: list[Any]) -> list[Any]: ...
+
+    def warmup(self) -> None: ...
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class Deployment:
+    model: ServedModel
+    batcher: MicroBatcher
+
+    async def predict(self, items: list[Any]) -> list[Any]:
+        return await self.batcher.submit_many(items)
+
+
+class ModelHub:
+    """The models of one service, by name; the first one registered is the default."""
+
+    def __init__(self) -> None:
+        self._deployments: dict[str, Deployment] = {}
+
+    def add(self, deployment: Deployment) -> None:
+        self._deployments[deployment.model.card.name] = deployment
+
+    def get(self, name: str | None = None) -> Deployment:
+        if name is None:
+            if not self._deployments:
+                raise APIError(503, "not_ready", "no model is loaded", headers={"Retry-After": "1"})
+            return next(iter(self._deployments.values()))
+        try:
+            return self._deployments[name]
+        except KeyError:
+            known = ", ".join(self._deployments) or "none"
+            raise APIError(
+                404, "model_not_found", f"unknown model {name!r}; loaded: {known}", param="model"
+            ) from None
+
+    def __iter__(self):
+        return iter(self._deployments.values())
+
+    def __len__(self) -> int:
+        return len(self._deployments)

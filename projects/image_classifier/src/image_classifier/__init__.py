@@ -1,0 +1,1 @@
+"""Image classification on mlstack: prepare -> train -> evaluate -> export -> quantize -> serve."""

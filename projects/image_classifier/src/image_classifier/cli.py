@@ -1,0 +1,135 @@
+"""`image-classifier`: one command per pipeline stage, plus `serve`. Parameters come from
+`params.yaml` (section `image_classifier`); DVC runs these stages (see `dvc.yaml`)."""
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+
+DATA = Path("data/image_classifier")
+MODELS = Path("models/image_classifier")
+REPORTS = Path("reports/image_classifier")
+ModelName = Annotated[
+    str, typer.Option("--model", "-m", help="Model family: resnet | efficientnet.")
+]
+
+
+def _show(result: dict) -> None:
+    typer.echo(json.dumps(result, indent=2, default=str))
+
+
+@app.command()
+def prepare(
+    source: Annotated[
+        str | None, typer.Option(help="digits | image folder | CSV manifest.")
+    ] = None,
+) -> None:
+    """Write stratified train/val/test manifests (and the digits images) under data/."""
+    from image_classifier.data import prepare as run
+    from image_classifier.params import load_params
+
+    p = load_params()["data"]
+    report = run(
+        source or p["source"],
+        DATA,
+        REPORTS / "data_report.json",
+        val_size=p["val_size"],
+        test_size=p["test_size"],
+        seed=p["seed"],
+    )
+    _show(
+        {
+            k: report[k]
+            for k in ("source", "images", "splits", "exact_duplicates", "imbalance_ratio")
+        }
+        | {"unreadable": len(report["unreadable"])}
+    )
+
+
+@app.command()
+def train(model: ModelName = "resnet") -> None:
+    """Train one model family; tracked in MLflow; best checkpoint as safetensors."""
+    from image_classifier.params import model_params
+    from image_classifier.train import train_model
+
+    card = train_model(model, model_params(model), DATA, MODELS / model)
+    _show({k: card[k] for k in ("name", "val_accuracy", "best_epoch", "train_seconds")})
+
+
+@app.command()
+def evaluate(model: ModelName = "resnet") -> None:
+    """Test-set metrics, confusion matrix and calibration plots."""
+    from image_classifier.evaluate import evaluate_model
+
+    _show(evaluate_model(MODELS / model, DATA, REPORTS / model))
+
+
+@app.command()
+def export(model: ModelName = "resnet", version: str = "1") -> None:
+    """Export to ONNX and check parity against torch on the test set."""
+    from image_classifier.export import export_model
+
+    _show(export_model(MODELS / model, DATA, version=version))
+
+
+@app.command()
+def quantize(model: ModelName = "resnet") -> None:
+    """Static INT8 quantization, the fp32/INT8 comparison report and the pruning curve."""
+    from image_classifier.optimize import quantize_model
+    from image_classifier.params import load_params
+
+    report = quantize_model(MODELS / model, DATA, REPORTS / model, load_params()["quantize"])
+    _show(
+        {
+            name: {k: round(v, 4) for k, v in entry.items()}
+            for name, entry in report["variants"].items()
+        }
+    )
+
+
+@app.command()
+def register(models: Annotated[list[str], typer.Option("--model", "-m")] = ["resnet"]) -> None:  # noqa: B006
+    """Register every model in MLflow and give the best on validation the `champion` alias."""
+    from image_classifier.register import register as run
+
+    _show(run(MODELS, models))
+
+
+@app.command()
+def imagenet() -> None:
+    """Export the pretrained ImageNet EfficientNet-Lite0 for the `imagenet` route."""
+    from image_classifier.imagenet import export_imagenet
+
+    _show(export_imagenet(MODELS / "imagenet"))
+
+
+@app.command()
+def tune(
+    model: ModelName = "resnet",
+    trials: Annotated[int, typer.Option(min=1, help="Optuna trials.")] = 8,
+) -> None:
+    """Optuna search over lr, weight decay, dropout and label smoothing (each trial in MLflow)."""
+    from image_classifier.tune import run_search
+
+    _show(run_search(model, trials, DATA, REPORTS / model / "tune.json"))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Overrides IMAGE_CLASSIFIER_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Overrides IMAGE_CLASSIFIER_PORT.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1)] = None,
+) -> None:
+    """Serve the champion (and the ImageNet model) over HTTP."""
+    from image_classifier.service import Settings
+    from mlstack.serve.runner import run
+
+    overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v}
+    run("image_classifier.service:app_factory", Settings(**overrides))
+
+
+if __name__ == "__main__":
+    app()
