@@ -83,6 +83,11 @@ def efficientnet_lite0(num_classes: int, *, pretrained: bool = True, dropout: fl
         model.load_state_dict(state)
     if num_classes != 1000:
         model._fc = nn.Linear(model._fc.in_features, num_classes)
+        # The TF-ported weights use BN momentum 0.01: running statistics would stay ImageNet's
+        # for hundreds of steps, so eval-mode accuracy lags far behind. PyTorch's 0.1 adapts them.
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.momentum = 0.1
     return model
 
 
