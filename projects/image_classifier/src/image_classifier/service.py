@@ -69,7 +69,7 @@ def load_models(settings: Settings) -> list[OnnxClassifier]:
         path = Path(json.loads(settings.champion.read_text())["onnx"])
     kwargs = {"threads": settings.onnx_threads, "max_batch_size": settings.max_batch_size}
     models = [OnnxClassifier(path, name="digits", **kwargs)]
-    if settings.imagenet_model_path and settings.imagenet_model_path.exists():
+    if settings.imagenet_model_path and settings.imagenet_model_path.is_file():
         models.append(OnnxClassifier(settings.imagenet_model_path, name="imagenet", **kwargs))
     return models
 

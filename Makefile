@@ -1,0 +1,58 @@
+# Two commands on a fresh Linux machine with Python 3.11:
+#   make demo   set up, build every model (`dvc repro`), start the services, print their URLs
+#   make test   lint, format check and the test suite (offline)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export MLFLOW_ENABLE_ASYNC_LOGGING := false
+
+.PHONY: demo install test lint format repro stop drift bench lock report clean
+
+demo: install  ## set up, build every model, start the services
+	scripts/demo.sh
+
+install: $(VENV)/.installed  ## the virtual environment from the pinned lock
+
+$(VENV)/.installed: requirements.lock scripts/install.sh libs/mlstack/pyproject.toml projects/*/pyproject.toml
+	PYTHON=$(PYTHON) scripts/install.sh
+	@touch $@
+
+test: install lint  ## lint, format check, the whole test suite
+	pytest
+
+lint: install
+	ruff check .
+	ruff format --check .
+
+format: install
+	ruff check --fix .
+	ruff format .
+
+repro: install  ## rebuild what changed: data, models, reports
+	dvc repro
+
+report: install  ## rewrite the README's results block from the pipeline's files
+	python scripts/results_table.py --write README.md
+
+bench: install  ## speed benchmarks (benchmarks/*.py print and save JSON)
+	python benchmarks/image_classifier.py
+
+drift: install  ## drift report: live inference log vs the training set
+	mlstack drift --reference data/image_classifier/reference.parquet \
+	  --log-dir .run/monitor/image_classifier --model digits --out reports/image_classifier/drift
+
+stop:  ## stop the services `make demo` started
+	scripts/demo.sh stop
+
+lock:  ## recompile requirements*.lock from requirements*.in
+	$(BIN)/uv pip compile requirements.in -o requirements.lock --python-version 3.11 --no-header \
+	  $(if $(FIND_LINKS),--find-links $(FIND_LINKS))
+	sed -i 's/^torch==\(.*\)+cpu$$/torch==\1/' requirements.lock
+	$(BIN)/uv pip compile requirements-serve.in -o requirements-serve.lock --python-version 3.11 --no-header
+
+clean: stop
+	rm -rf $(VENV) .run

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# `make demo`: build every model (`dvc repro`, a no-op when nothing changed), start the services
+# in the background (each in its own process group, PIDs in .run/), wait until ready, print URLs.
+# `scripts/demo.sh stop` stops them by PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUN=.run
+mkdir -p "$RUN/monitor"
+
+stop() {
+  for pidfile in "$RUN"/*.pid; do
+    [[ -e "$pidfile" ]] || continue
+    pid=$(<"$pidfile")
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" || true
+      echo "stopped $(basename "$pidfile" .pid) (pid $pid)"
+    fi
+    rm -f "$pidfile"
+  done
+}
+
+start() {  # start NAME PORT CMD...: one service in its own session, so stop() ends its children
+  local name=$1 port=$2
+  shift 2
+  local pidfile="$RUN/$name.pid"
+  if [[ -e "$pidfile" ]] && kill -0 "$(<"$pidfile")" 2>/dev/null; then
+    echo "$name already running (pid $(<"$pidfile"))"
+    return
+  fi
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is taken: stop what runs there or set another port" >&2
+    exit 1
+  fi
+  setsid "$@" >"$RUN/$name.log" 2>&1 &
+  echo $! >"$pidfile"
+}
+
+wait_ready() {  # wait_ready NAME URL TIMEOUT_S
+  local deadline=$((SECONDS + $3))
+  until curl -fsS -o /dev/null "$2"; do
+    if ((SECONDS > deadline)) || ! kill -0 "$(<"$RUN/$1.pid")" 2>/dev/null; then
+      echo "$1 did not become ready; last log lines:" >&2
+      tail -n 20 "$RUN/$1.log" >&2
+      exit 1
+    fi
+    sleep 1
+  done
+}
+
+[[ "${1:-}" == "stop" ]] && { stop; exit 0; }
+
+echo "== building models (dvc repro)"
+dvc repro
+echo "== starting services"
+IMAGE_CLASSIFIER_MONITOR_DIR="$RUN/monitor/image_classifier" \
+  start image-classifier 8001 image-classifier serve --host 127.0.0.1 --port 8001
+start mlflow 5000 mlflow server --backend-store-uri sqlite:///mlflow.db \
+  --default-artifact-root ./mlruns --host 127.0.0.1 --port 5000 --workers 1
+wait_ready image-classifier http://127.0.0.1:8001/readyz 120
+wait_ready mlflow http://127.0.0.1:5000/health 180
+cat <<TXT
+
+Ready:
+  Image classifier demo  http://127.0.0.1:8001/
+  Image classifier API   http://127.0.0.1:8001/docs   (POST /v1/classify, /v1/classify/imagenet)
+  Metrics                http://127.0.0.1:8001/metrics
+  MLflow                 http://127.0.0.1:5000/
+Logs in $RUN/*.log; stop with: make stop
+TXT

@@ -1,0 +1,74 @@
+"""Static checks of what cannot run here (no Docker engine): Dockerfiles, compose, Prometheus."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from .conftest import need
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILES = sorted(ROOT.glob("projects/*/Dockerfile"))
+
+
+def test_dockerfiles_pass_hadolint_and_follow_the_pattern():
+    hadolint = need("hadolint")
+    assert DOCKERFILES
+    for dockerfile in DOCKERFILES:
+        result = subprocess.run([hadolint, str(dockerfile)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+        text = dockerfile.read_text()
+        assert text.count("FROM ") >= 2, "multi-stage"
+        assert "-slim" in text and "USER 10001" in text and "HEALTHCHECK" in text
+        instructions = "\n".join(ln for ln in text.splitlines() if not ln.startswith("#"))
+        assert "/healthz" in instructions and "torch" not in instructions.lower()
+
+
+def test_compose_config_is_valid_and_complete():
+    compose = need("docker-compose")
+    result = subprocess.run(
+        [compose, "-f", str(ROOT / "docker-compose.yml"), "config"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert {"image-classifier", "prometheus", "grafana", "mlflow"} <= set(services)
+    assert "healthz" in " ".join(services["image-classifier"]["healthcheck"]["test"])
+
+
+def test_prometheus_config_and_rules_pass_promtool(tmp_path):
+    promtool = need("promtool")
+    # the compose file mounts the rules at /etc/prometheus; point the copy at the local file
+    config = (
+        (ROOT / "infra/prometheus/prometheus.yml")
+        .read_text()
+        .replace("/etc/prometheus/alerts.yml", str(ROOT / "infra/prometheus/alerts.yml"))
+    )
+    (tmp_path / "prometheus.yml").write_text(config)
+    for args in (
+        ["check", "config", str(tmp_path / "prometheus.yml")],
+        ["check", "rules", str(ROOT / "infra/prometheus/alerts.yml")],
+    ):
+        result = subprocess.run([promtool, *args], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_grafana_dashboard_queries_metrics_the_services_export():
+    from mlstack.monitor import metrics
+
+    exported = {m._name for m in vars(metrics).values() if hasattr(m, "_name")}
+    dashboard = json.loads((ROOT / "infra/grafana/dashboards/services.json").read_text())
+    for panel in dashboard["panels"]:
+        expr = panel["targets"][0]["expr"]
+        assert any(name in expr for name in exported | {"model_drift_share"}), expr
+
+
+def test_kubernetes_manifests_probe_the_health_routes():
+    docs = list(yaml.safe_load_all((ROOT / "infra/k8s/image-classifier.yaml").read_text()))
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
