@@ -14,6 +14,7 @@ from image_classifier.export import INPUT, load_trained
 from image_classifier.transforms import Preprocess
 from mlstack.export.onnx import write_metadata
 from mlstack.quantize import compare_variants, onnx_variant, quantize_static_int8, torch_variant
+from mlstack.quantize.onnx import first_node
 
 
 def _arrays(data_dir: Path, split: str, card: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -26,31 +27,29 @@ def _arrays(data_dir: Path, split: str, card: dict) -> tuple[np.ndarray, np.ndar
 def quantize_model(model_dir: Path, data_dir: Path, report_dir: Path, params: dict) -> dict:
     import onnx
 
-    model, card = load_trained(model_dir)
+    _, card = load_trained(model_dir)
     calib_x, _ = _arrays(data_dir, "train", card)
     rng = np.random.default_rng(0)
     calib_x = calib_x[rng.permutation(len(calib_x))[: params["calibration_samples"]]]
     int8_path = model_dir / "model.int8.onnx"
     batches = ({INPUT: calib_x[i : i + 32]} for i in range(0, len(calib_x), 32))
-    quantize_static_int8(model_dir / "model.onnx", int8_path, batches, per_channel=True)
+    fp32 = model_dir / "model.onnx"
+    keep = [first_node(fp32)] if params["keep_stem_fp32"] else []
+    quantize_static_int8(
+        fp32, int8_path, batches, per_channel=params["per_channel"], keep_fp32=keep
+    )
     # carry the serving metadata (labels, preprocessing, version) over to the quantized file
     meta = {p.key: p.value for p in onnx.load(str(model_dir / "model.onnx")).metadata_props}
     quantized = onnx.load(str(int8_path))
-    write_metadata(quantized, {**meta, "quantization": "static-int8-qdq-per-channel"})
+    scheme = ("per-channel" if params["per_channel"] else "per-tensor") + (
+        ", stem fp32" if keep else ""
+    )
+    write_metadata(quantized, {**meta, "quantization": f"static-int8-qdq-{scheme}"})
     onnx.save(quantized, str(int8_path))
 
     test_x, test_y = _arrays(data_dir, "test", card)
     threads = params["threads"]
-    variants = [
-        torch_variant(
-            "torch_fp32",
-            model,
-            threads=threads,
-            size_bytes=(model_dir / "model.safetensors").stat().st_size,
-        ),
-        onnx_variant("onnx_fp32", model_dir / "model.onnx", threads=threads),
-        onnx_variant("onnx_int8", int8_path, threads=threads),
-    ]
+    variants = build_variants(model_dir, threads)
     report = compare_variants(
         variants,
         test_x,
@@ -67,6 +66,21 @@ def quantize_model(model_dir: Path, data_dir: Path, report_dir: Path, params: di
     )
     (report_dir / "quantize.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def build_variants(model_dir: Path, threads: int) -> list:
+    """torch fp32 (eager), ONNX fp32 and ONNX INT8 of one trained model, same thread count."""
+    model, _ = load_trained(model_dir)
+    return [
+        torch_variant(
+            "torch_fp32",
+            model,
+            threads=threads,
+            size_bytes=(model_dir / "model.safetensors").stat().st_size,
+        ),
+        onnx_variant("onnx_fp32", model_dir / "model.onnx", threads=threads),
+        onnx_variant("onnx_int8", model_dir / "model.int8.onnx", threads=threads),
+    ]
 
 
 def pruning_curve(

@@ -36,10 +36,11 @@ def quantize_static_int8(
     per_channel: bool = True,
     quant_format: str = "QDQ",
     preprocess: bool = True,
+    keep_fp32: list[str] | None = None,
 ) -> Path:
     """INT8 weights and activations, with activation ranges calibrated on real inputs: the choice
     for CNNs. `preprocess` runs shape inference and graph fusion first (fails on some
-    transformers: then pass False)."""
+    transformers: then pass False). `keep_fp32` names nodes left unquantized (see `first_node`)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -62,6 +63,7 @@ def quantize_static_int8(
             per_channel=per_channel,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
+            nodes_to_exclude=list(keep_fp32 or []),
         )
     return Path(dst)
 
@@ -74,3 +76,11 @@ def convert_fp16(src: str | Path, dst: str | Path, *, keep_io_types: bool = True
     model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=keep_io_types)
     onnx.save(model, str(dst))
     return Path(dst)
+
+
+def first_node(path: str | Path, op_type: str = "Conv") -> str:
+    """The name of the first node of `op_type`: the stem convolution that sees raw pixels is the
+    layer INT8 hurts most, so it is the usual one to keep in fp32."""
+    import onnx
+
+    return next(n.name for n in onnx.load(str(path)).graph.node if n.op_type == op_type)
