@@ -39,7 +39,7 @@ report: install  ## rewrite the README's results block from the pipeline's files
 	python scripts/results_table.py --write README.md
 
 bench: install  ## speed benchmarks (benchmarks/*.py print and save JSON)
-	python benchmarks/image_classifier.py
+	python benchmarks/bench_image_classifier.py
 
 drift: install  ## drift report: live inference log vs the training set
 	mlstack drift --reference data/image_classifier/reference.parquet \

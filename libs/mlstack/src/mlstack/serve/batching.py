@@ -23,6 +23,11 @@ class _Pending:
     enqueued: float = field(default_factory=time.perf_counter)
 
 
+def _unavailable(code: str, message: str, limit: float | None = None) -> APIError:
+    """A 503 that tells the client to come back: the service is busy, not broken."""
+    return APIError(503, code, message, limit=limit, headers={"Retry-After": "1"})
+
+
 class MicroBatcher:
     def __init__(
         self,
@@ -66,20 +71,13 @@ class MicroBatcher:
     async def submit_many(self, items: list[Any]) -> list[Any]:
         """Queues all items (or none, answering 503 when they do not fit) and awaits their results."""
         if self._queue is None:
-            raise APIError(
-                503,
-                "not_ready",
-                f"model {self.name!r} is not loaded yet",
-                headers={"Retry-After": "1"},
-            )
+            raise _unavailable("not_ready", f"model {self.name!r} is not loaded yet")
         if self._queue.qsize() + len(items) > self.queue_size:
             metrics.MODEL_REQUESTS.labels(self.name, "rejected").inc()
-            raise APIError(
-                503,
+            raise _unavailable(
                 "overloaded",
                 f"model {self.name!r} queue is full ({self.queue_size} items); retry shortly",
                 limit=self.queue_size,
-                headers={"Retry-After": "1"},
             )
         loop = asyncio.get_running_loop()
         pending = [_Pending(item, loop.create_future()) for item in items]
@@ -94,12 +92,10 @@ class MicroBatcher:
             for p in pending:
                 p.future.cancel()
             metrics.MODEL_REQUESTS.labels(self.name, "timeout").inc()
-            raise APIError(
-                503,
+            raise _unavailable(
                 "timeout",
                 f"model {self.name!r} did not answer within {self.timeout_s:g} s",
                 limit=self.timeout_s,
-                headers={"Retry-After": "1"},
             ) from None
         metrics.MODEL_REQUESTS.labels(self.name, "ok").inc()
         metrics.MODEL_LATENCY.labels(self.name).observe(time.perf_counter() - start)

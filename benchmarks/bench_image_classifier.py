@@ -3,7 +3,7 @@
 One run, same thread count, same test images, batch 1 (latency) and batch 32 (throughput).
 Prints a table and writes reports/image_classifier/benchmark.json. Needs `dvc repro` first.
 
-    python benchmarks/image_classifier.py --threads 2 --model resnet
+    python benchmarks/bench_image_classifier.py --threads 2 --model resnet
 """
 
 import json
