@@ -13,6 +13,11 @@ stop() {
     pid=$(<"$pidfile")
     if kill -0 "$pid" 2>/dev/null; then
       kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" || true
+      for _ in {1..20}; do  # graceful shutdown finishes in-flight requests; then insist
+        kill -0 -- "-$pid" 2>/dev/null || break
+        sleep 0.5
+      done
+      kill -KILL -- "-$pid" 2>/dev/null || true
       echo "stopped $(basename "$pidfile" .pid) (pid $pid)"
     fi
     rm -f "$pidfile"
@@ -37,7 +42,7 @@ start() {  # start NAME PORT CMD...: one service in its own session, so stop() e
 
 wait_ready() {  # wait_ready NAME URL TIMEOUT_S
   local deadline=$((SECONDS + $3))
-  until curl -fsS -o /dev/null "$2"; do
+  until curl -fs -o /dev/null "$2"; do
     if ((SECONDS > deadline)) || ! kill -0 "$(<"$RUN/$1.pid")" 2>/dev/null; then
       echo "$1 did not become ready; last log lines:" >&2
       tail -n 20 "$RUN/$1.log" >&2
