@@ -38,16 +38,15 @@ def make_folder(root: Path) -> None:
     (root / "dog" / "copy.png").write_bytes((root / "dog" / "3.png").read_bytes())
 
 
+def prepare_small(source: str, tmp_path: Path) -> dict:
+    return prepare(
+        source, tmp_path / "out", tmp_path / "r.json", val_size=0.2, test_size=0.2, seed=0
+    )
+
+
 def test_image_folder_reports_broken_and_keeps_duplicates_together(tmp_path):
     make_folder(tmp_path / "images")
-    report = prepare(
-        str(tmp_path / "images"),
-        tmp_path / "out",
-        tmp_path / "r.json",
-        val_size=0.2,
-        test_size=0.2,
-        seed=0,
-    )
+    report = prepare_small(str(tmp_path / "images"), tmp_path)
     assert report["images"] == 22 and len(report["unreadable"]) == 1
     assert "broken.png" in report["unreadable"][0]["path"]
     assert report["exact_duplicates"] == 1
@@ -67,12 +66,5 @@ def test_csv_manifest_source(tmp_path):
         writer.writerow(["path", "label"])
         for p in sorted((tmp_path / "images").rglob("[0-9].png")):
             writer.writerow([p.relative_to(tmp_path), p.parent.name])
-    report = prepare(
-        str(tmp_path / "manifest.csv"),
-        tmp_path / "out",
-        tmp_path / "r.json",
-        val_size=0.2,
-        test_size=0.2,
-        seed=0,
-    )
+    report = prepare_small(str(tmp_path / "manifest.csv"), tmp_path)
     assert report["images"] == 20 and report["splits"]["test"] == 4
