@@ -95,8 +95,6 @@ def save_plots(probs: np.ndarray, y: np.ndarray, labels: list[str], out_dir: Pat
 
 
 def evaluate_model(model_dir: Path, data_dir: Path, report_dir: Path) -> dict[str, Any]:
-    import torch
-
     from image_classifier.data import read_split
     from image_classifier.dataset import ImageDataset
     from image_classifier.models import build_model
@@ -112,7 +110,6 @@ def evaluate_model(model_dir: Path, data_dir: Path, report_dir: Path) -> dict[st
         read_split(data_dir, "test"), labels, Preprocess.from_dict(card["preprocess"])
     )
     x, y = test.arrays()
-    torch.set_num_threads(torch.get_num_threads())
     probs = softmax(predict_logits(model, x))
     metrics = classification_metrics(probs, y, labels)
     plots = save_plots(probs, y, labels, report_dir)
