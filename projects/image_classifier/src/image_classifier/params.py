@@ -3,13 +3,11 @@
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-PARAMS_FILE = Path("params.yaml")
+from mlstack.params import PARAMS_FILE, load_section
 
 
 def load_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text())["image_classifier"]
+    return load_section("image_classifier", path)
 
 
 def model_params(name: str, path: Path = PARAMS_FILE) -> dict[str, Any]:

@@ -80,9 +80,12 @@ def create_app(
     load_models: Callable[[], list[ServedModel]] | None = None,
     version: str = "0.1.0",
     demo_dir: Path | None = None,
+    public_routes: tuple[tuple[str, str], ...] = (),
 ) -> FastAPI:
     """Builds the service. `load_models` runs in a thread at start-up; until it and every model's
-    `warmup()` are done, `/readyz` answers 503 with the reason."""
+    `warmup()` are done, `/readyz` answers 503 with the reason. With an API key set, every route
+    needs it except health, metrics, the demo and `public_routes` ((method, path) pairs, a path
+    ending in "/" being a prefix): a service opens its read routes that way."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -116,6 +119,7 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         public_paths=PUBLIC_PATHS,
         public_prefixes=PUBLIC_PREFIXES,
+        public_routes=public_routes,
     )
     app.add_middleware(RequestContextMiddleware)  # outermost: ids and logs cover rejections too
 

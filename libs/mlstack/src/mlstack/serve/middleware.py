@@ -81,15 +81,23 @@ class GuardMiddleware:
         max_body_bytes: int,
         public_paths: tuple[str, ...] = (),
         public_prefixes: tuple[str, ...] = (),
+        public_routes: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.app = app
         self.api_key = api_key.encode() if api_key else None
         self.max_body_bytes = max_body_bytes
         self.public_paths = set(public_paths)
         self.public_prefixes = public_prefixes
+        self.public_routes = public_routes
 
-    def _is_public(self, path: str) -> bool:
-        return path in self.public_paths or path.startswith(self.public_prefixes)
+    def _is_public(self, method: str, path: str) -> bool:
+        if path in self.public_paths or path.startswith(self.public_prefixes):
+            return True
+        # (method, path) pairs a service opens to readers; a path ending in "/" is a prefix.
+        return any(
+            method == m and (path == p or (p.endswith("/") and path.startswith(p)))
+            for m, p in self.public_routes
+        )
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, err: APIError) -> None:
         request_id = scope.get("state", {}).get("request_id")
@@ -107,7 +115,7 @@ class GuardMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self.api_key and not self._is_public(scope["path"]):
+        if self.api_key and not self._is_public(scope["method"], scope["path"]):
             auth = _header(scope, b"authorization") or ""
             scheme, _, token = auth.partition(" ")
             if scheme.lower() != "bearer" or not secrets.compare_digest(

@@ -1,0 +1,152 @@
+"""`semantic-search`: the pipeline stages (DVC runs them, see dvc.yaml), ingestion, a query from
+the shell, and `serve`. Parameters come from params.yaml, section `semantic_search`."""
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+
+
+def _params() -> dict:
+    from mlstack.params import load_section
+
+    return load_section("semantic_search")
+
+
+def _show(result) -> None:
+    typer.echo(json.dumps(result, indent=2, default=str))
+
+
+@app.callback()
+def _logging() -> None:
+    # ONNX Runtime's quantizer logs every tensor at INFO on the root logger.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("semantic_search").setLevel(logging.INFO)
+    logging.getLogger("mlstack").setLevel(logging.INFO)
+
+
+@app.command()
+def prepare() -> None:
+    """Corpus, held-out queries, calibration and parity sentences from the packaged Wikipedia."""
+    from semantic_search.pipeline import prepare_stage
+
+    report = prepare_stage(_params())
+    _show({k: v for k, v in report.items() if k != "topics"})
+
+
+@app.command()
+def export() -> None:
+    """The sentence-transformers encoder as ONNX (pooling in the graph, attention fused)."""
+    from semantic_search.pipeline import export_stage
+
+    _show(export_stage(_params()))
+
+
+@app.command()
+def quantize() -> None:
+    """INT8 with measured mixed precision; parity against sentence-transformers."""
+    from semantic_search.pipeline import quantize_stage
+
+    _show(quantize_stage(_params()))
+
+
+@app.command()
+def embed(variant: Annotated[str, typer.Option(help="fp32 | int8")] = "int8") -> None:
+    """Embed the corpus with one encoder variant (a .npy file)."""
+    from semantic_search.pipeline import embed_stage
+
+    typer.echo(embed_stage(variant, _params()))
+
+
+@app.command()
+def index() -> None:
+    """Build the LanceDB index (vectors, BM25, HNSW) from the corpus and its INT8 embeddings."""
+    from semantic_search.pipeline import index_stage
+
+    _show(index_stage(_params()))
+
+
+@app.command()
+def evaluate() -> None:
+    """Known-item retrieval metrics per system and search latency; logged to MLflow."""
+    from semantic_search.pipeline import evaluate_stage
+
+    report = evaluate_stage(_params())
+    _show({k: report[k] for k in ("systems", "latency_ms", "int8_vs_fp32_ndcg_relative")})
+
+
+@app.command()
+def ingest(
+    path: Annotated[
+        Path, typer.Argument(help=".jsonl, .csv, or a folder of .md/.txt files", exists=True)
+    ],
+    index_uri: Annotated[
+        str, typer.Option("--index", help="LanceDB folder or Milvus URI")
+    ] = "data/semantic_search/index",
+    encoder_dir: Annotated[Path, typer.Option("--encoder")] = Path(
+        "models/semantic_search/encoder"
+    ),
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000)] = 256,
+) -> None:
+    """Upsert documents; each batch is acknowledged once durable (an interruption keeps those)."""
+    from semantic_search.encoder import Encoder
+    from semantic_search.indexing import index_documents
+    from semantic_search.ingest import IngestError, read_documents
+    from semantic_search.stores import open_store
+
+    encoder = Encoder(encoder_dir)
+    store = open_store(index_uri, encoder.dim)
+    try:
+        total = index_documents(
+            store, encoder, read_documents(path), batch_size=batch_size,
+            on_batch=lambda n: typer.echo(f"acknowledged {n}"),
+        )  # fmt: skip
+    except IngestError as e:
+        raise typer.BadParameter(str(e)) from None
+    typer.echo(f"done: {total} documents, index holds {store.count()}")
+
+
+@app.command()
+def search(
+    query: str,
+    k: Annotated[int, typer.Option(min=1, max=100)] = 5,
+    mode: Annotated[str, typer.Option(help="dense | bm25 | hybrid")] = "hybrid",
+    topic: Annotated[list[str] | None, typer.Option(help="filter; repeat for several")] = None,
+    index_uri: Annotated[str, typer.Option("--index")] = "data/semantic_search/index",
+    encoder_dir: Annotated[Path, typer.Option("--encoder")] = Path(
+        "models/semantic_search/encoder"
+    ),
+) -> None:
+    """One query from the shell, through the Python API."""
+    from semantic_search import Encoder, Filters, Retriever
+    from semantic_search.stores import open_store
+
+    encoder = Encoder(encoder_dir)
+    retriever = Retriever(encoder, open_store(index_uri, encoder.dim))
+    result = retriever.search(
+        query, k=k, mode=mode, filters=Filters(topic=topic) if topic else None
+    )
+    _show(
+        [
+            {"id": h.document.id, "score": round(h.score, 4), "topic": h.document.topic}
+            for h in result.hits
+        ]
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+    workers: Annotated[int | None, typer.Option(min=1)] = None,
+) -> None:
+    """Run the HTTP service (settings from SEMANTIC_SEARCH_* environment variables)."""
+    from mlstack.serve.runner import run
+    from semantic_search.service import Settings
+
+    overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v}
+    run("semantic_search.service:app_factory", Settings(**overrides))

@@ -1,0 +1,82 @@
+"""Snippets around the query's terms, with the matched spans, for the result list."""
+
+import re
+
+WORD = re.compile(r"\w+", re.UNICODE)
+STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "was",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "how",
+        "do",
+        "does",
+        "did",
+        "not",
+        "no",
+    ]
+)
+
+
+def query_terms(query: str) -> list[str]:
+    """Lower-cased content words; a trailing plural `s` is dropped so `cats` also marks `cat`."""
+    terms = []
+    for word in WORD.findall(query.lower()):
+        if word in STOPWORDS or len(word) < 2:
+            continue
+        stem = word[:-1] if len(word) > 3 and word.endswith("s") else word
+        if stem not in terms:
+            terms.append(stem)
+    return terms
+
+
+def highlight(
+    text: str, terms: list[str], *, width: int = 240
+) -> tuple[str, list[tuple[int, int]]]:
+    """A window of about `width` characters around the first match, and the [start, end) spans of
+    words that start with a query term, in snippet coordinates."""
+    matches = [
+        m.span() for m in WORD.finditer(text) if any(m.group().lower().startswith(t) for t in terms)
+    ]
+    start = 0
+    if matches and matches[0][0] > width // 3:
+        start = text.rfind(" ", 0, matches[0][0] - width // 3) + 1
+    end = min(len(text), start + width)
+    if end < len(text):
+        end = max(text.rfind(" ", start, end), start + width // 2)
+    snippet = text[start:end]
+    prefix = "…" if start > 0 else ""
+    suffix = "…" if end < len(text) else ""
+    offset = len(prefix) - start
+    spans = [(s + offset, e + offset) for s, e in matches if s >= start and e <= end]
+    return prefix + snippet + suffix, spans

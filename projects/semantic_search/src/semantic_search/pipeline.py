@@ -1,0 +1,164 @@
+"""The DVC stages: prepare -> export encoder -> quantize -> embed -> index -> evaluate.
+Paths are the repository's conventions; parameters come from params.yaml `semantic_search`."""
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from semantic_search.corpus import prepare
+from semantic_search.encoder import Encoder
+from semantic_search.evaluate import evaluate_system, latency_summary
+from semantic_search.indexing import batched, embed_documents, index_documents
+from semantic_search.ingest import read_jsonl
+from semantic_search.retrieval import Retriever, SearchMode
+
+log = logging.getLogger(__name__)
+DATA = Path("data/semantic_search")
+ENCODER = Path("models/semantic_search/encoder")
+INDEX = DATA / "index"
+REPORTS = Path("reports/semantic_search")
+
+
+def _write(path: Path, report: dict[str, Any]) -> dict[str, Any]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
+    return report
+
+
+def prepare_stage(p: dict[str, Any]) -> dict[str, Any]:
+    return _write(REPORTS / "data_report.json", prepare(DATA, **p["data"]))
+
+
+def export_stage(p: dict[str, Any]) -> dict[str, Any]:
+    from semantic_search.export import build_encoder
+
+    build_encoder(p["encoder"]["model"], ENCODER)
+    return json.loads((ENCODER / "encoder.json").read_text())
+
+
+def quantize_stage(p: dict[str, Any]) -> dict[str, Any]:
+    """Guided INT8 on the calibration sentences, then parity of both variants against
+    sentence-transformers on the held-out sentences; fails the stage below the floor."""
+    from semantic_search.export import embedding_parity, quantize_encoder
+
+    q = p["quantize"]
+    calibration = json.loads((DATA / "calibration.json").read_text())
+    report = {
+        "int8": quantize_encoder(
+            ENCODER, calibration, min_cosine=q["calibration_min_cosine"], threads=q["threads"]
+        )
+    }
+    parity_texts = json.loads((DATA / "parity.json").read_text())
+    report["parity"] = embedding_parity(
+        p["encoder"]["model"], ENCODER, parity_texts, threads=q["threads"]
+    )
+    report["parity"]["required_min_cosine"] = q["min_cosine"]
+    _write(REPORTS / "encoder.json", report)
+    worst = min(report["parity"][v]["min_cosine"] for v in ("fp32", "int8"))
+    if worst < q["min_cosine"]:
+        raise SystemExit(f"parity failed: worst cosine {worst:.4f} < {q['min_cosine']}")
+    return report["parity"]
+
+
+def embed_stage(variant: str, p: dict[str, Any]) -> Path:
+    encoder = Encoder(ENCODER, variant=variant, threads=p["embed"]["threads"])
+    docs = list(read_jsonl(DATA / "corpus.jsonl"))
+    size = p["embed"]["batch_size"] * 8
+    parts = [
+        embed_documents(encoder, batch)
+        for batch in tqdm(list(batched(docs, size)), desc=f"embed {variant}", unit="batch")
+    ]
+    out = DATA / f"embeddings.{variant}.npy"
+    np.save(out, np.concatenate(parts))
+    return out
+
+
+def index_stage(p: dict[str, Any]) -> dict[str, Any]:
+    import shutil
+
+    from lancedb.index import HnswSq
+
+    from semantic_search.stores.lance import LanceStore
+
+    shutil.rmtree(INDEX, ignore_errors=True)
+    encoder = Encoder(ENCODER, variant="int8")
+    store = LanceStore(INDEX, encoder.dim)
+    docs = list(read_jsonl(DATA / "corpus.jsonl"))
+    vectors = np.load(DATA / "embeddings.int8.npy")
+    t0 = time.perf_counter()
+    index_documents(store, encoder, docs, vectors=vectors, batch_size=2048)
+    store.build_vector_index(HnswSq(distance_type="cosine", **p["index"]["hnsw"]))
+    return _write(
+        REPORTS / "index.json",
+        {"documents": store.count(), "build_seconds": round(time.perf_counter() - t0, 2)},
+    )
+
+
+def _exact_search(encoder: Encoder, vectors: np.ndarray, ids: list[str], depth: int):
+    def search(query: str) -> list[str]:
+        scores = vectors @ encoder.encode([query])[0]
+        return [ids[i] for i in np.argsort(-scores)[:depth]]
+
+    return search
+
+
+def evaluate_stage(p: dict[str, Any]) -> dict[str, Any]:
+    """nDCG@10, MRR@10, Recall@1/10/100 per system, and search latency through the Python API."""
+    from mlstack.train.tracking import mlflow_run
+    from semantic_search.stores.lance import LanceStore
+
+    e = p["evaluate"]
+    queries = [json.loads(line) for line in (DATA / "queries.jsonl").read_text().splitlines()]
+    ids = [d.id for d in read_jsonl(DATA / "corpus.jsonl")]
+    depth = 100
+    systems: dict[str, Any] = {}
+    for variant in ("fp32", "int8"):
+        enc = Encoder(ENCODER, variant=variant, threads=e["threads"])
+        vectors = np.load(DATA / f"embeddings.{variant}.npy")
+        systems[f"dense_{variant}_exact"] = _exact_search(enc, vectors, ids, depth)
+    encoder = Encoder(ENCODER, variant="int8", threads=e["threads"])
+    retriever = Retriever(encoder, LanceStore(INDEX, encoder.dim), **p["retrieval"])
+    for mode in SearchMode:
+        systems[f"{mode}_index"] = lambda q, m=mode: [
+            h.document.id for h in retriever.search(q, k=depth, mode=m).hits
+        ]
+    results: dict[str, Any] = {"queries": len(queries), "systems": {}}
+    for name, search in systems.items():
+        metrics, _ = evaluate_system(search, tqdm(queries, desc=name, leave=False))
+        results["systems"][name] = metrics
+        log.info("%s %s", name, metrics)
+    fp32, int8 = results["systems"]["dense_fp32_exact"], results["systems"]["dense_int8_exact"]
+    results["int8_vs_fp32_ndcg_relative"] = round(int8["ndcg@10"] / fp32["ndcg@10"] - 1, 4)
+
+    latency: dict[str, Any] = {}
+    sample = [q["query"] for q in queries[: e["latency_queries"]]]
+    for mode in SearchMode:
+        for q in sample[:20]:
+            retriever.search(q, k=10, mode=mode)  # warm-up
+        times = []
+        for q in sample:
+            t0 = time.perf_counter()
+            retriever.search(q, k=10, mode=mode)
+            times.append((time.perf_counter() - t0) * 1000)
+        latency[str(mode)] = latency_summary(times)
+    results["latency_ms"] = {"k": 10, "threads": e["threads"], **latency}
+
+    with mlflow_run(
+        "semantic-search",
+        run_name="evaluate",
+        params={"retrieval": p["retrieval"], "encoder": p["encoder"]["model"]},
+    ) as run:
+        import mlflow
+
+        for name, metrics in results["systems"].items():
+            mlflow.log_metrics({f"{name}.{k.replace('@', '_at_')}": v for k, v in metrics.items()})
+        for mode, lat in latency.items():
+            mlflow.log_metrics({f"latency_{mode}_{k}_ms": v for k, v in lat.items()})
+        mlflow.log_artifact(str(REPORTS / "encoder.json"))
+        results["mlflow_run_id"] = run.info.run_id
+    return _write(REPORTS / "retrieval.json", results)

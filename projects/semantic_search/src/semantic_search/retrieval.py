@@ -1,0 +1,148 @@
+"""Dense, BM25 and hybrid (reciprocal rank fusion) search over any `VectorStore`, with filters,
+maximal-marginal-relevance diversification and an optional reranker.
+
+    retriever = Retriever(Encoder("models/semantic_search/encoder"), open_store("data/index", 384))
+    result = retriever.search("who painted the Mona Lisa", k=5, mode="hybrid")
+"""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+from semantic_search.documents import Filters, Hit
+from semantic_search.encoder import Encoder
+from semantic_search.rerank import Reranker
+from semantic_search.stores.base import VectorStore
+
+
+class SearchMode(StrEnum):
+    dense = "dense"
+    bm25 = "bm25"
+    hybrid = "hybrid"
+
+
+@dataclass
+class SearchResult:
+    hits: list[Hit]
+    query_tokens: int
+    truncated: bool
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def reciprocal_rank_fusion(
+    rankings: list[list[Hit]], weights: list[float], k: int = 60
+) -> list[Hit]:
+    """score(d) = sum_i w_i / (k + rank_i(d)); rank from 1. Keeps the first Hit seen per id."""
+    fused: dict[str, float] = {}
+    first: dict[str, Hit] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        for rank, hit in enumerate(ranking, start=1):
+            fused[hit.document.id] = fused.get(hit.document.id, 0.0) + weight / (k + rank)
+            if first.get(hit.document.id) is None or first[hit.document.id].vector is None:
+                first[hit.document.id] = hit
+    order = sorted(fused, key=fused.__getitem__, reverse=True)
+    return [Hit(first[i].document, fused[i], first[i].vector) for i in order]
+
+
+def mmr(query: np.ndarray, hits: list[Hit], k: int, lambda_: float) -> list[Hit]:
+    """Maximal marginal relevance: pick, one at a time, the hit that maximises
+    lambda * sim(query, d) - (1 - lambda) * max sim(d, already picked). Needs hit vectors."""
+    if len(hits) <= 1:
+        return hits[:k]
+    vectors = np.stack([h.vector for h in hits])
+    relevance = vectors @ query
+    similarity = vectors @ vectors.T
+    picked: list[int] = []
+    left = list(range(len(hits)))
+    while left and len(picked) < k:
+        redundancy = similarity[np.ix_(left, picked)].max(1) if picked else np.zeros(len(left))
+        scores = lambda_ * relevance[left] - (1 - lambda_) * redundancy
+        picked.append(left.pop(int(np.argmax(scores))))
+    return [hits[i] for i in picked]
+
+
+class Retriever:
+    def __init__(
+        self,
+        encoder: Encoder,
+        store: VectorStore,
+        *,
+        reranker: Reranker | None = None,
+        rrf_k: int = 60,
+        dense_weight: float = 1.0,
+        bm25_weight: float = 1.0,
+        candidates: int = 50,
+    ) -> None:
+        self.encoder = encoder
+        self.store = store
+        self.reranker = reranker
+        self.rrf_k = rrf_k
+        self.weights = {"dense": dense_weight, "bm25": bm25_weight}
+        self.candidates = candidates
+        # Dense and BM25 run side by side in hybrid mode (both backends release the GIL).
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="retrieval")
+
+    def embed_query(self, query: str) -> tuple[np.ndarray, int, bool]:
+        tokens = self.encoder.tokenize([query])
+        return (
+            self.encoder.encode_tokenized(tokens)[0],
+            int(tokens.token_counts[0]),
+            bool(tokens.truncated[0]),
+        )
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        mode: SearchMode | str = SearchMode.hybrid,
+        filters: Filters | None = None,
+        diversify: float | None = None,
+        rerank: bool = False,
+        query_vector: np.ndarray | None = None,
+    ) -> SearchResult:
+        """`diversify` is MMR's lambda (1.0 = pure relevance); `rerank` needs a reranker.
+        `query_vector` skips encoding (the service encodes through its micro-batcher)."""
+        mode = SearchMode(mode)
+        if rerank and self.reranker is None:
+            raise ValueError("rerank=True but this retriever has no reranker")
+        timings: dict[str, float] = {}
+        tokens, truncated = 0, False
+        pool = (
+            max(k, self.candidates) if (diversify is not None or rerank or mode == "hybrid") else k
+        )
+        need_vectors = diversify is not None
+        if mode != SearchMode.bm25 and query_vector is None:
+            t0 = time.perf_counter()
+            query_vector, tokens, truncated = self.embed_query(query)
+            timings["encode"] = (time.perf_counter() - t0) * 1000
+
+        t0 = time.perf_counter()
+        if mode == SearchMode.dense:
+            hits = self.store.dense(query_vector, pool, filters, with_vectors=need_vectors)
+        elif mode == SearchMode.bm25:
+            hits = self.store.text(query, pool, filters, with_vectors=need_vectors)
+        else:
+            dense = self._pool.submit(
+                self.store.dense, query_vector, pool, filters, with_vectors=need_vectors
+            )
+            text = self.store.text(query, pool, filters, with_vectors=need_vectors)
+            hits = reciprocal_rank_fusion(
+                [dense.result(), text], [self.weights["dense"], self.weights["bm25"]], self.rrf_k
+            )
+        timings["search"] = (time.perf_counter() - t0) * 1000
+
+        if rerank:
+            t0 = time.perf_counter()
+            scores = self.reranker.score(query, [h.document.text for h in hits])
+            hits = [Hit(h.document, float(s), h.vector) for h, s in zip(hits, scores, strict=True)]
+            hits.sort(key=lambda h: h.score, reverse=True)
+            timings["rerank"] = (time.perf_counter() - t0) * 1000
+        if diversify is not None:
+            if query_vector is None:  # BM25 mode: MMR still needs the query's embedding
+                query_vector, tokens, truncated = self.embed_query(query)
+            hits = mmr(query_vector, hits, k, diversify)
+        return SearchResult(hits[:k], tokens, truncated, timings)

@@ -1,0 +1,191 @@
+"""LanceDB on local disk: the embedded default. Versioned, so a write either lands whole or not at
+all, and every uvicorn worker can open the same folder (reads check for newer versions)."""
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from semantic_search.documents import Document, Filters, Hit
+
+TEXT_COLUMNS = ["id", "text", "title", "topic", "source", "date", "metadata"]
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def where_clause(filters: Filters | None) -> str | None:
+    """Filters as a LanceDB (DataFusion SQL) predicate; values are quoted, never interpolated raw."""
+    if filters is None or filters.is_empty():
+        return None
+    parts = []
+    for field in ("topic", "source"):
+        values = getattr(filters, field)
+        if values:
+            parts.append(f"{field} IN ({', '.join(_quote(v) for v in values)})")
+    low, high = filters.date_range()
+    if low is not None:
+        parts.append(f"date >= {low}")
+    if high is not None:
+        parts.append(f"date <= {high} AND date > 0")
+    return " AND ".join(parts)
+
+
+class LanceStore:
+    backend = "lancedb"
+
+    def __init__(
+        self,
+        path: str | Path,
+        dim: int,
+        *,
+        table: str = "documents",
+        consistency_s: float = 0.0,
+        refine_factor: int = 4,
+    ) -> None:
+        import lancedb
+
+        self.dim = dim
+        self.refine_factor = refine_factor
+        self.db = lancedb.connect(
+            str(path), read_consistency_interval=dt.timedelta(seconds=consistency_s)
+        )
+        schema = pa.schema(
+            [
+                ("id", pa.string()),
+                ("text", pa.string()),
+                ("title", pa.string()),
+                ("topic", pa.string()),
+                ("source", pa.string()),
+                ("date", pa.int32()),
+                ("metadata", pa.string()),
+                ("vector", pa.list_(pa.float32(), dim)),
+            ]
+        )
+        if table in self.db.table_names():
+            self.table = self.db.open_table(table)
+        else:
+            self.table = self.db.create_table(table, schema=schema)
+        stored_dim = self.table.schema.field("vector").type.list_size
+        if stored_dim != dim:
+            raise ValueError(f"index at {path} holds {stored_dim}-d vectors, encoder gives {dim}")
+
+    # writes ------------------------------------------------------------------------------
+    def upsert(self, documents: Sequence[Document], vectors: np.ndarray) -> int:
+        if not documents:
+            return 0
+        rows = pa.table(
+            {
+                "id": [d.id for d in documents],
+                "text": [d.text for d in documents],
+                "title": [d.title for d in documents],
+                "topic": [d.topic for d in documents],
+                "source": [d.source for d in documents],
+                "date": pa.array([d.date_key() for d in documents], pa.int32()),
+                "metadata": [json.dumps(d.metadata) for d in documents],
+                "vector": pa.FixedSizeListArray.from_arrays(
+                    pa.array(np.asarray(vectors, np.float32).ravel()), self.dim
+                ),
+            },
+            schema=self.table.schema,
+        )
+        # One merge = one new table version: all of the batch or none of it.
+        (
+            self.table.merge_insert("id")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute(rows)
+        )
+        return len(documents)
+
+    def delete(self, ids: Sequence[str]) -> int:
+        if not ids:
+            return 0
+        before = self.table.count_rows()
+        self.table.delete(f"id IN ({', '.join(_quote(i) for i in ids)})")
+        return before - self.table.count_rows()
+
+    def optimize(self) -> None:
+        """(Re)builds the BM25 index and folds new rows into the vector index."""
+        from lancedb.index import FTS
+
+        names = {i.name for i in self.table.list_indices()}
+        if "text_idx" not in names:
+            self.table.create_index("text", config=FTS(with_position=False))
+        self.table.optimize()
+
+    def build_vector_index(self, config) -> None:
+        """An approximate index (e.g. `lancedb.index.HnswSq(distance_type="cosine")`)."""
+        self.table.create_index("vector", config=config, replace=True)
+
+    # reads -------------------------------------------------------------------------------
+    def count(self) -> int:
+        return self.table.count_rows()
+
+    def get(self, ids: Sequence[str]) -> list[Document]:
+        if not ids:
+            return []
+        query = self.table.search().where(f"id IN ({', '.join(_quote(i) for i in ids)})")
+        rows = {r["id"]: r for r in query.select(TEXT_COLUMNS).limit(len(ids)).to_list()}
+        return [_document(rows[i]) for i in ids if i in rows]
+
+    def dense(
+        self,
+        vector: np.ndarray,
+        k: int,
+        filters: Filters | None = None,
+        *,
+        with_vectors: bool = False,
+    ) -> list[Hit]:
+        columns = [*TEXT_COLUMNS, "_distance"] + (["vector"] if with_vectors else [])
+        query = self.table.search(np.asarray(vector, np.float32)).distance_type("cosine").limit(k)
+        if self.refine_factor:
+            query = query.refine_factor(self.refine_factor)  # exact re-scoring of ANN candidates
+        where = where_clause(filters)
+        if where:
+            query = query.where(where, prefilter=True)
+        return [
+            Hit(
+                _document(row),
+                1.0 - float(row["_distance"]),
+                np.asarray(row["vector"], np.float32) if with_vectors else None,
+            )
+            for row in query.select(columns).to_list()
+        ]
+
+    def text(
+        self, query: str, k: int, filters: Filters | None = None, *, with_vectors: bool = False
+    ) -> list[Hit]:
+        search = self.table.search(query, query_type="fts", fts_columns="text").limit(k)
+        where = where_clause(filters)
+        if where:
+            search = search.where(where, prefilter=True)
+        columns = [*TEXT_COLUMNS, "_score"] + (["vector"] if with_vectors else [])
+        return [
+            Hit(
+                _document(row),
+                float(row["_score"]),
+                np.asarray(row["vector"], np.float32) if with_vectors else None,
+            )
+            for row in search.select(columns).to_list()
+        ]
+
+    def topics(self) -> dict[str, int]:
+        counts = self.table.to_lance().to_table(columns=["topic"])["topic"].value_counts()
+        return {str(c["values"]): int(c["counts"]) for c in counts.to_pylist()}
+
+
+def _document(row: dict) -> Document:
+    return Document(
+        id=row["id"],
+        text=row["text"],
+        title=row["title"] or "",
+        topic=row["topic"] or "",
+        source=row["source"] or "",
+        date=Document.date_from_key(row["date"]),
+        metadata=json.loads(row["metadata"] or "{}"),
+    )

@@ -1,0 +1,108 @@
+"""The `VectorStore` contract, run against every backend: LanceDB and Milvus Lite."""
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from semantic_search.documents import Document, Filters
+from semantic_search.stores import open_store
+from semantic_search.stores.lance import where_clause
+from semantic_search.stores.milvus import filter_expression
+
+from .conftest import unit_vectors
+
+DIM = 16
+
+
+@pytest.fixture(params=["lancedb", "milvus"])
+def store(request, tmp_path, corpus):
+    uri = str(tmp_path / "index") if request.param == "lancedb" else str(tmp_path / "milvus.db")
+    if request.param == "milvus":
+        pytest.importorskip("milvus_lite")
+    s = open_store(uri, DIM)
+    s.upsert(corpus, unit_vectors(len(corpus), DIM))
+    s.optimize()
+    yield s
+    if request.param == "milvus":
+        s.client.close()
+
+
+def test_upsert_get_count_and_replace(store, corpus):
+    assert store.count() == len(corpus)
+    first = corpus[0]
+    assert store.get([first.id])[0] == first
+    changed = first.model_copy(
+        update={"text": "Replaced text about volcanoes.", "metadata": {"v": 2}}
+    )
+    store.upsert([changed], unit_vectors(1, DIM, seed=9))
+    store.optimize()
+    assert store.count() == len(corpus)  # replaced, not duplicated
+    assert store.get([first.id])[0].metadata == {"v": 2}
+    assert store.text("volcanoes", 3)[0].document.id == first.id
+
+
+def test_delete(store, corpus):
+    ids = [corpus[0].id, corpus[1].id, "no-such-id"]
+    assert store.delete(ids) == 2
+    assert store.count() == len(corpus) - 2
+    assert store.get(ids) == []
+
+
+def test_dense_search_ranks_by_cosine(store, corpus):
+    vectors = unit_vectors(len(corpus), DIM)
+    hits = store.dense(vectors[7], 5, with_vectors=True)
+    assert hits[0].document.id == corpus[7].id
+    assert hits[0].score == pytest.approx(1.0, abs=1e-3)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    np.testing.assert_allclose(hits[0].vector, vectors[7], atol=1e-5)
+
+
+def test_bm25_finds_the_keyword(store, corpus):
+    word = max(corpus[0].text.split()[:30], key=len).strip(".,;()")
+    hits = store.text(word, 10)
+    assert hits and all(h.score > 0 for h in hits)
+    assert any(word.lower() in h.document.text.lower() for h in hits[:3])
+
+
+@pytest.mark.parametrize("search", ["dense", "text"])
+def test_filters_apply_in_every_mode(store, corpus, search):
+    def run(filters):
+        if search == "dense":
+            return store.dense(unit_vectors(1, DIM, seed=3)[0], 60, filters)
+        return store.text("city music number history world century people", 60, filters)
+
+    maths = run(Filters(topic="Mathematics"))
+    assert maths and {h.document.topic for h in maths} == {"Mathematics"}
+    both = run(Filters(topic=["Mathematics", "Arts"]))
+    assert {h.document.topic for h in both} == {"Mathematics", "Arts"}
+    dated = run(Filters(date_from=dt.date(2015, 1, 1), date_to=dt.date(2019, 12, 31)))
+    assert dated and all(
+        dt.date(2015, 1, 1) <= h.document.date <= dt.date(2019, 12, 31) for h in dated
+    )
+    assert run(Filters(source="elsewhere")) == []
+
+
+def test_hostile_ids_and_filter_values_are_quoted(store):
+    doc = Document(
+        id='it\'s "quoted") OR 1=1 --', text="An id built to break a query.", topic="x'y"
+    )
+    store.upsert([doc], unit_vectors(1, DIM, seed=5))
+    assert store.get([doc.id]) == [doc]
+    assert [
+        h.document.id for h in store.dense(unit_vectors(1, DIM, seed=5)[0], 5, Filters(topic="x'y"))
+    ] == [doc.id]
+    assert store.delete([doc.id]) == 1
+
+
+def test_filter_translation():
+    f = Filters(topic=["Arts", "O'Neill"], date_from="2020-01-01")
+    assert where_clause(f) == "topic IN ('Arts', 'O''Neill') AND date >= 20200101"
+    assert filter_expression(f) == 'topic in ["Arts", "O\'Neill"] and date >= 20200101'
+    assert where_clause(Filters()) is None and filter_expression(None) == ""
+
+
+def test_lance_refuses_a_different_dimension(tmp_path):
+    open_store(str(tmp_path / "i"), DIM)
+    with pytest.raises(ValueError, match="16-d"):
+        open_store(str(tmp_path / "i"), 32)
