@@ -150,3 +150,7 @@ def serve(
 
     overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v}
     run("semantic_search.service:app_factory", Settings(**overrides))
+
+
+if __name__ == "__main__":
+    app()

@@ -175,7 +175,8 @@ class LanceStore:
         ]
 
     def topics(self) -> dict[str, int]:
-        counts = self.table.to_lance().to_table(columns=["topic"])["topic"].value_counts()
+        column = self.table.search().select(["topic"]).limit(None).to_arrow()["topic"]
+        counts = column.value_counts()
         return {str(c["values"]): int(c["counts"]) for c in counts.to_pylist()}
 
 
