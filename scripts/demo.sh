@@ -59,16 +59,21 @@ dvc repro
 echo "== starting services"
 IMAGE_CLASSIFIER_MONITOR_DIR="$RUN/monitor/image_classifier" \
   start image-classifier 8001 image-classifier serve --host 127.0.0.1 --port 8001
+SEMANTIC_SEARCH_MONITOR_DIR="$RUN/monitor/semantic_search" \
+  start semantic-search 8002 semantic-search serve --host 127.0.0.1 --port 8002
 start mlflow 5000 mlflow server --backend-store-uri sqlite:///mlflow.db \
   --default-artifact-root ./mlruns --host 127.0.0.1 --port 5000 --workers 1
 wait_ready image-classifier http://127.0.0.1:8001/readyz 120
+wait_ready semantic-search http://127.0.0.1:8002/readyz 120
 wait_ready mlflow http://127.0.0.1:5000/health 180
 cat <<TXT
 
 Ready:
   Image classifier demo  http://127.0.0.1:8001/
   Image classifier API   http://127.0.0.1:8001/docs   (POST /v1/classify, /v1/classify/imagenet)
-  Metrics                http://127.0.0.1:8001/metrics
+  Semantic search demo   http://127.0.0.1:8002/
+  Semantic search API    http://127.0.0.1:8002/docs   (POST /v1/search, /v1/embeddings, /v1/documents)
+  Metrics                http://127.0.0.1:8001/metrics, http://127.0.0.1:8002/metrics
   MLflow                 http://127.0.0.1:5000/
 Logs in $RUN/*.log; stop with: make stop
 TXT

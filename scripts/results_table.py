@@ -58,11 +58,80 @@ def image_classifier() -> str:
     return "\n".join(lines)
 
 
+def semantic_search() -> str:
+    reports = Path("reports/semantic_search")
+    if not (reports / "retrieval.json").exists():
+        return "**Semantic search**: run `dvc repro` to produce its figures."
+    r, enc = load(reports / "retrieval.json"), load(reports / "encoder.json")
+    names = {
+        "bm25_index": "BM25 (LanceDB FTS)",
+        "dense_fp32_exact": "dense fp32 (exact)",
+        "dense_int8_exact": "dense INT8 (exact)",
+        "dense_index": "dense INT8 (LanceDB HNSW)",
+        "hybrid_index": "hybrid RRF (LanceDB)",
+    }
+    lines = [
+        f"**Semantic search** (known-item: {r['queries']} held-out article descriptions as queries "
+        "over 10,033 Wikipedia summaries; `reports/semantic_search/retrieval.json`)",
+        "",
+        "| system | nDCG@10 | MRR@10 | R@1 | R@10 | R@100 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, label in names.items():
+        m = r["systems"][key]
+        lines.append(
+            f"| {label} | {m['ndcg@10']:.4f} | {m['mrr@10']:.4f} | {m['recall@1']:.3f} "
+            f"| {m['recall@10']:.3f} | {m['recall@100']:.3f} |"
+        )
+    p = enc["parity"]
+    lat = r["latency_ms"]
+    lines += [
+        "",
+        f"INT8 vs fp32 nDCG@10: {r['int8_vs_fp32_ndcg_relative']:+.2%}. Cosine to "
+        f"sentence-transformers on {p['sentences']} held-out sentences: fp32 min "
+        f"{p['fp32']['min_cosine']:.5f}, INT8 min {p['int8']['min_cosine']:.4f} "
+        f"(mean {p['int8']['mean_cosine']:.4f}; {enc['int8']['quantized_nodes']} of "
+        f"{enc['int8']['quantized_nodes'] + len(enc['int8']['kept_fp32'])} layers INT8).",
+        "",
+        f"Search latency through the Python API, k={lat['k']}, {lat['threads']} threads, "
+        "query encoding included: "
+        + ", ".join(
+            f"{m} p50 {lat[m]['p50']} ms / p99 {lat[m]['p99']} ms"
+            for m in ("dense", "bm25", "hybrid")
+        )
+        + ".",
+    ]
+    bench = reports / "benchmark.json"
+    if bench.exists():
+        b = load(bench)
+        if "encoder" in b:
+            e = b["encoder"]
+            lines += ["", f"`make bench` encoder ({e['sentences']} sentences, {e['threads']} threads):", "",
+                      "| encoder | sentences/s b32 | single query p50 | vs torch b32 | vs torch b1 |",
+                      "|---|---|---|---|---|"]  # fmt: skip
+            for key in ("sentence_transformers_torch", "onnx_fp32", "onnx_int8"):
+                v = e[key]
+                lines.append(f"| {key} | {v['sentences_per_s_b32']} | {v['single_ms_p50']} ms "
+                             f"| {v.get('throughput_x', 1.0)}x | {v.get('latency_x', 1.0)}x |")  # fmt: skip
+        if "service" in b:
+            s = b["service"]
+            lines += ["", f"Service load (`semantic-search serve`, {s['workers']} workers, {s['clients']} "
+                      f"concurrent clients, mixed modes, {s['seconds']} s): {s['requests_per_s']} requests/s, "
+                      f"{s['errors']} errors of {s['requests']}, p50 {s['latency_ms']['p50']} ms, "
+                      f"p99 {s['latency_ms']['p99']} ms."]  # fmt: skip
+        if "indexes" in b:
+            lines += ["", "| vectors | index | recall@10 vs exact | p50 ms | p99 ms | build s |",
+                      "|---|---|---|---|---|---|"]  # fmt: skip
+            lines += [f"| {x['vectors']:,} | {x['index']} | {x['recall@10']} | {x['p50_ms']} | "
+                      f"{x['p99_ms']} | {x['build_s']} |" for x in b["indexes"]]  # fmt: skip
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write", type=Path, help="a README with the results markers")
     args = parser.parse_args()
-    block = image_classifier()
+    block = image_classifier() + "\n\n" + semantic_search()
     if not args.write:
         print(block)
         return
