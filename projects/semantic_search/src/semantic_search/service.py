@@ -53,7 +53,10 @@ class Settings(ServeSettings):
     index_uri: str = Field(
         "data/semantic_search/index", description="LanceDB folder or Milvus URI."
     )
-    reranker_dir: Path | None = Field(None, description="A cross-encoder from `export-reranker`.")
+    reranker_dir: Path | None = Field(
+        None,
+        description="A cross-encoder exported to ONNX: model.onnx, tokenizer.json, encoder.json.",
+    )
     onnx_threads: int = Field(0, ge=0)
     max_documents: int = Field(256, ge=1, description="Documents per upsert request.")
     max_document_chars: int = Field(100_000, ge=1)
