@@ -155,11 +155,6 @@ def build_app(settings: Settings) -> FastAPI:
         load_models=lambda: load_models(settings),
         demo_dir=STATIC,
     )
-    app.state.inference_log = (
-        InferenceLog(settings.monitor_dir, sample_rate=settings.inference_log_sample_rate)
-        if settings.monitor_dir
-        else None
-    )
     app.include_router(router)
     return app
 

@@ -65,6 +65,18 @@ class Filters(BaseModel):
         key = lambda d: int(d.strftime("%Y%m%d")) if d else None  # noqa: E731
         return key(self.date_from), key(self.date_to)
 
+    def conditions(self, one_of) -> list[str]:
+        """The filters as predicates in a backend's dialect; `one_of(field, values)` writes the
+        membership test (with that dialect's quoting). Unknown dates (0) never match a range."""
+        parts = [one_of(f, getattr(self, f)) for f in ("topic", "source") if getattr(self, f)]
+        low, high = self.date_range()
+        if low is not None:
+            parts.append(f"date >= {low}")
+        if high is not None:
+            parts.append(f"date <= {high}")
+            parts.append("date > 0")
+        return parts
+
 
 @dataclass
 class Hit:

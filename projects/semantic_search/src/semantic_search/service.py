@@ -237,11 +237,6 @@ def build_app(settings: Settings) -> FastAPI:
     app = create_app(title="semantic-search", settings=settings, demo_dir=STATIC,
                      load_models=lambda: load(app, settings), public_routes=READ_ROUTES)  # fmt: skip
     app.state.write_lock = asyncio.Lock()  # one writer per process; LanceDB versions the rest
-    app.state.inference_log = (
-        InferenceLog(settings.monitor_dir, sample_rate=settings.inference_log_sample_rate)
-        if settings.monitor_dir
-        else None
-    )
     app.include_router(router)
     return app
 

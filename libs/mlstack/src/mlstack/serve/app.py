@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from mlstack.monitor import metrics
+from mlstack.monitor.inference_log import InferenceLog
 from mlstack.serve.batching import MicroBatcher
 from mlstack.serve.errors import APIError, error_body, install_error_handlers
 from mlstack.serve.middleware import GuardMiddleware, RequestContextMiddleware
@@ -103,6 +104,12 @@ def create_app(
     app.state.settings = settings
     app.state.readiness = Readiness()
     app.state.hub = ModelHub()
+    # Routes log sampled inputs/outputs here for drift reports; None when monitoring is off.
+    app.state.inference_log = (
+        InferenceLog(settings.monitor_dir, sample_rate=settings.inference_log_sample_rate)
+        if settings.monitor_dir
+        else None
+    )
     install_error_handlers(app)
 
     if settings.cors_origins:

@@ -22,17 +22,8 @@ def where_clause(filters: Filters | None) -> str | None:
     """Filters as a LanceDB (DataFusion SQL) predicate; values are quoted, never interpolated raw."""
     if filters is None or filters.is_empty():
         return None
-    parts = []
-    for field in ("topic", "source"):
-        values = getattr(filters, field)
-        if values:
-            parts.append(f"{field} IN ({', '.join(_quote(v) for v in values)})")
-    low, high = filters.date_range()
-    if low is not None:
-        parts.append(f"date >= {low}")
-    if high is not None:
-        parts.append(f"date <= {high} AND date > 0")
-    return " AND ".join(parts)
+    one_of = lambda field, values: f"{field} IN ({', '.join(_quote(v) for v in values)})"  # noqa: E731
+    return " AND ".join(filters.conditions(one_of))
 
 
 class LanceStore:

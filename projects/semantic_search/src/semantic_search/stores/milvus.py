@@ -19,17 +19,9 @@ def filter_expression(filters: Filters | None) -> str:
     """Filters as a Milvus boolean expression; strings are JSON-quoted (escapes included)."""
     if filters is None or filters.is_empty():
         return ""
-    parts = []
-    for field in ("topic", "source"):
-        values = getattr(filters, field)
-        if values:
-            parts.append(f"{field} in {json.dumps(values)}")
-    low, high = filters.date_range()
-    if low is not None:
-        parts.append(f"date >= {low}")
-    if high is not None:
-        parts.append(f"(date <= {high} and date > 0)")
-    return " and ".join(parts)
+    return " and ".join(
+        filters.conditions(lambda field, values: f"{field} in {json.dumps(values)}")
+    )
 
 
 class MilvusStore:
