@@ -93,14 +93,15 @@ def semantic_search() -> str:
         f"(mean {p['int8']['mean_cosine']:.4f}; {enc['int8']['quantized_nodes']} of "
         f"{enc['int8']['quantized_nodes'] + len(enc['int8']['kept_fp32'])} layers INT8).",
         "",
-        f"Search latency through the Python API, k={lat['k']}, {lat['threads']} threads, "
-        "query encoding included: "
-        + ", ".join(
-            f"{m} p50 {lat[m]['p50']} ms / p99 {lat[m]['p99']} ms"
-            for m in ("dense", "bm25", "hybrid")
-        )
-        + ".",
+        f"Latency through the Python API (`Retriever.search`, k={lat['k']}, {lat['threads']} "
+        "threads, ms):",
+        "",
+        "| mode | search p50 | search p99 | with query encoding p50 | with query encoding p99 |",
+        "|---|---|---|---|---|",
     ]
+    for m in ("dense", "bm25", "hybrid"):
+        s, t = lat[m]["search"], lat[m]["total"]
+        lines.append(f"| {m} | {s['p50']} | {s['p99']} | {t['p50']} | {t['p99']} |")
     bench = reports / "benchmark.json"
     if bench.exists():
         b = load(bench)

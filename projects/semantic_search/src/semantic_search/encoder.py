@@ -71,6 +71,9 @@ class Encoder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
         options.inter_op_num_threads = 1
+        # Idle ORT threads otherwise spin for a while after each run, starving the index search
+        # that follows the query encoding on the same cores.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
             str(onnx_file or self.model_dir / VARIANTS[variant]),
             options,

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from semantic_search.documents import Document, Filters, Hit
+from semantic_search.stores.memory import MemoryMirror, exact_dense
 
 TEXT_COLUMNS = ["id", "text", "title", "topic", "source", "date", "metadata"]
 
@@ -37,7 +38,11 @@ class LanceStore:
         table: str = "documents",
         consistency_s: float = 0.0,
         refine_factor: int = 4,
+        memory_rows: int = 100_000,
     ) -> None:
+        """Tables up to `memory_rows` rows are also held in memory (see stores/memory.py): exact
+        dense search and no second query to fetch documents. Larger ones use the ANN index,
+        whose candidates are re-scored exactly on `refine_factor` times k rows."""
         import lancedb
 
         self.dim = dim
@@ -64,6 +69,10 @@ class LanceStore:
         stored_dim = self.table.schema.field("vector").type.list_size
         if stored_dim != dim:
             raise ValueError(f"index at {path} holds {stored_dim}-d vectors, encoder gives {dim}")
+        self._mirror = MemoryMirror(self.table, memory_rows) if memory_rows else None
+
+    def _snapshot(self):
+        return self._mirror.current() if self._mirror else None
 
     # writes ------------------------------------------------------------------------------
     def upsert(self, documents: Sequence[Document], vectors: np.ndarray) -> int:
@@ -120,6 +129,8 @@ class LanceStore:
     def get(self, ids: Sequence[str]) -> list[Document]:
         if not ids:
             return []
+        if snapshot := self._snapshot():
+            return [snapshot.document(snapshot.position[i]) for i in ids if i in snapshot.position]
         query = self.table.search().where(f"id IN ({', '.join(_quote(i) for i in ids)})")
         rows = {r["id"]: r for r in query.select(TEXT_COLUMNS).limit(len(ids)).to_list()}
         return [_document(rows[i]) for i in ids if i in rows]
@@ -132,6 +143,8 @@ class LanceStore:
         *,
         with_vectors: bool = False,
     ) -> list[Hit]:
+        if snapshot := self._snapshot():
+            return exact_dense(snapshot, vector, k, filters, with_vectors=with_vectors)
         columns = [*TEXT_COLUMNS, "_distance"] + (["vector"] if with_vectors else [])
         query = self.table.search(np.asarray(vector, np.float32)).distance_type("cosine").limit(k)
         if self.refine_factor:
@@ -155,6 +168,21 @@ class LanceStore:
         where = where_clause(filters)
         if where:
             search = search.where(where, prefilter=True)
+        if self._mirror is not None:
+            rows = search.select(["id", "_score"]).to_arrow()
+            if snapshot := self._snapshot():  # taken after the query: it holds every id found
+                position = snapshot.position
+                return [
+                    Hit(
+                        snapshot.document(position[i]),
+                        float(score),
+                        snapshot.vectors[position[i]].copy() if with_vectors else None,
+                    )
+                    for i, score in zip(
+                        rows["id"].to_pylist(), rows["_score"].to_pylist(), strict=True
+                    )
+                    if i in position  # unless deleted in between
+                ]
         columns = [*TEXT_COLUMNS, "_score"] + (["vector"] if with_vectors else [])
         return [
             Hit(
