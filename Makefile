@@ -51,6 +51,7 @@ stop:  ## stop the services `make demo` started
 
 lock:  ## recompile requirements*.lock from requirements*.in
 	$(BIN)/uv pip compile requirements.in -o requirements.lock --python-version 3.11 --no-header \
+	  --excludes requirements-exclude.txt \
 	  $(if $(FIND_LINKS),--find-links $(FIND_LINKS))
 	sed -i 's/^torch==\(.*\)+cpu$$/torch==\1/' requirements.lock
 	$(BIN)/uv pip compile requirements-serve.in -o requirements-serve.lock --python-version 3.11 --no-header

@@ -54,6 +54,21 @@ def quantize() -> None:
     _show(quantize_stage(_params()))
 
 
+@app.command("export-reranker")
+def export_reranker(
+    source: Annotated[
+        str, typer.Argument(help="a cross-encoder folder or Hugging Face id (online)")
+    ] = "cross-encoder/ms-marco-MiniLM-L-6-v2",
+    out: Annotated[Path, typer.Option(help="then serve with SEMANTIC_SEARCH_RERANKER_DIR")] = Path(
+        "models/semantic_search/reranker"
+    ),
+) -> None:
+    """A cross-encoder reranker as ONNX (for `rerank: true` searches)."""
+    from semantic_search.export import build_cross_encoder
+
+    _show(json.loads((build_cross_encoder(source, out) / "encoder.json").read_text()))
+
+
 @app.command()
 def embed(variant: Annotated[str, typer.Option(help="fp32 | int8")] = "int8") -> None:
     """Embed the corpus with one encoder variant (a .npy file)."""

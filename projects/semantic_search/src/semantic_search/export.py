@@ -117,6 +117,54 @@ def build_encoder(source: str, out_dir: Path, *, opset: int = 17) -> Path:
     return out_dir
 
 
+def _logits_module(model, names: list[str]):
+    import torch
+
+    class Logits(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs):
+            return self.model(**dict(zip(names, inputs, strict=True))).logits
+
+    return Logits()
+
+
+def build_cross_encoder(
+    source: str, out_dir: Path, *, max_seq_length: int = 512, opset: int = 17
+) -> Path:
+    """A Hugging Face cross-encoder (sequence classification over (query, passage) pairs, e.g.
+    cross-encoder/ms-marco-MiniLM-L-6-v2) -> model.onnx + tokenizer.json + encoder.json, the
+    folder `rerank.CrossEncoderReranker` loads."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model_dir = resolve_model(source)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, use_fast=True)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    pairs = tokenizer(["a query", "another query"], ["a passage", "a longer passage"],
+                      padding=True, return_tensors="pt")  # fmt: skip
+    # In forward()'s order; RoBERTa-style rerankers (bge-reranker) have no token types.
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in pairs]
+    example = {n: pairs[n] for n in names}
+    axes = {k: {0: "pairs", 1: "tokens"} for k in example} | {"logits": {0: "pairs"}}
+    config = {
+        "source": str(source),
+        "name": Path(str(source)).name,
+        "labels": int(model.config.num_labels),
+        "max_seq_length": int(min(tokenizer.model_max_length, max_seq_length)),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    raw = out_dir / "model.raw.onnx"
+    export_onnx(_logits_module(model, names), example, raw, output_names=["logits"], dynamic_axes=axes,
+                metadata=provenance(str(source), config), opset=opset)  # fmt: skip
+    optimize_transformer(raw, out_dir / "model.onnx", model_type="bert")
+    raw.unlink()
+    tokenizer.backend_tokenizer.save(str(out_dir / TOKENIZER_FILE))
+    (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+    return out_dir
+
+
 def _min_cosine(reference: np.ndarray, encoder_dir: Path, texts: list[str], threads: int):
     def score(candidate: Path) -> float:
         encoder = Encoder(encoder_dir, onnx_file=candidate, threads=threads)

@@ -49,15 +49,17 @@ async def _load(app: FastAPI, load_models: Callable[[], list[ServedModel]]) -> N
         for model in models:
             state.reason = f"warming up {model.card.name}"
             await asyncio.to_thread(model.warmup)
-            batcher = MicroBatcher(
-                model.predict_batch,
-                name=model.card.name,
-                max_batch_size=settings.max_batch_size,
-                max_wait_ms=settings.max_wait_ms,
-                queue_size=settings.queue_size,
-                timeout_s=settings.request_timeout_s,
-            )
-            await batcher.start()
+            batcher = None
+            if getattr(model, "predict_batch", None) is not None:
+                batcher = MicroBatcher(
+                    model.predict_batch,
+                    name=model.card.name,
+                    max_batch_size=settings.max_batch_size,
+                    max_wait_ms=settings.max_wait_ms,
+                    queue_size=settings.queue_size,
+                    timeout_s=settings.request_timeout_s,
+                )
+                await batcher.start()
             app.state.hub.add(Deployment(model, batcher))
             card = model.card
             metrics.MODEL_INFO.labels(card.name, card.version, card.sha256 or "").set(1)
@@ -98,7 +100,7 @@ def create_app(
         if loader is not None and not loader.done():
             loader.cancel()
         for deployment in app.state.hub:
-            await deployment.batcher.stop()
+            await deployment.stop()
 
     app = FastAPI(title=title, version=version, lifespan=lifespan)
     app.state.settings = settings

@@ -1,5 +1,6 @@
 """What a service serves: models with a card (name, version, checksum, load time) and a batcher."""
 
+import asyncio
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -36,7 +37,9 @@ class ModelCard:
 
 
 class ServedModel(Protocol):
-    """A loaded model. `predict_batch` takes a plain list and returns a list of the same length."""
+    """A loaded model. `predict_batch` takes a plain list and returns a list of the same length;
+    a model that schedules its own work (an LLM engine's continuous batching) sets it to None
+    and gets no micro-batcher. `close()`, where defined, runs at shutdown."""
 
     card: ModelCard
 
@@ -56,10 +59,20 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
 @dataclass
 class Deployment:
     model: ServedModel
-    batcher: MicroBatcher
+    batcher: MicroBatcher | None
 
     async def predict(self, items: list[Any]) -> list[Any]:
+        if self.batcher is None:
+            raise TypeError(f"{self.model.card.name} has no predict_batch")
         return await self.batcher.submit_many(items)
+
+    async def stop(self) -> None:
+        """Drains the batcher, then lets the model release what it holds."""
+        if self.batcher is not None:
+            await self.batcher.stop()
+        close = getattr(self.model, "close", None)
+        if close is not None:
+            await asyncio.to_thread(close)
 
 
 class ModelHub:

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from semantic_search.documents import Document, Filters, Hit
-from semantic_search.stores.memory import MemoryMirror, exact_dense
+from semantic_search.stores.memory import MemoryMirror, bm25_text, exact_dense
 
 TEXT_COLUMNS = ["id", "text", "title", "topic", "source", "date", "metadata"]
 
@@ -164,25 +164,13 @@ class LanceStore:
     def text(
         self, query: str, k: int, filters: Filters | None = None, *, with_vectors: bool = False
     ) -> list[Hit]:
+        if snapshot := self._snapshot():
+            index = self._mirror.bm25(snapshot)
+            return bm25_text(snapshot, index, query, k, filters, with_vectors=with_vectors)
         search = self.table.search(query, query_type="fts", fts_columns="text").limit(k)
         where = where_clause(filters)
         if where:
             search = search.where(where, prefilter=True)
-        if self._mirror is not None:
-            rows = search.select(["id", "_score"]).to_arrow()
-            if snapshot := self._snapshot():  # taken after the query: it holds every id found
-                position = snapshot.position
-                return [
-                    Hit(
-                        snapshot.document(position[i]),
-                        float(score),
-                        snapshot.vectors[position[i]].copy() if with_vectors else None,
-                    )
-                    for i, score in zip(
-                        rows["id"].to_pylist(), rows["_score"].to_pylist(), strict=True
-                    )
-                    if i in position  # unless deleted in between
-                ]
         columns = [*TEXT_COLUMNS, "_score"] + (["vector"] if with_vectors else [])
         return [
             Hit(

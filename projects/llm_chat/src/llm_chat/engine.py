@@ -1,0 +1,199 @@
+"""Continuous batching: one thread owns the model and loops over
+admit waiting requests into free cache slots (prefill) -> one batched decode step for all of them,
+so a request joins or leaves the batch between any two tokens. Requests wait in a bounded queue;
+a full queue refuses new ones at once (the service answers 503 with Retry-After).
+
+Each request gets its output as `Delta`s on an asyncio queue: text pieces, then a finish reason.
+"""
+
+import asyncio
+import collections
+import itertools
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from llm_chat.backends import Backend
+from llm_chat.detokenize import TextStream
+from llm_chat.sampling import Sampler, SamplingParams
+
+
+class QueueFullError(Exception):
+    pass
+
+
+@dataclass
+class Delta:
+    text: str = ""
+    tokens: int = 0  # output tokens so far
+    finish_reason: str | None = None  # stop | length | cancelled | error
+
+
+@dataclass
+class Request:
+    prompt: list[int]
+    params: SamplingParams
+    emit: Callable[[Delta], None]
+    id: int = 0
+    created: float = field(default_factory=time.perf_counter)
+    cancelled: bool = False
+
+
+@dataclass
+class _Running:
+    request: Request
+    sampler: Sampler
+    text: TextStream
+    position: int  # where the next token goes
+    token: int  # the last sampled token, fed at the next step
+    output: int = 0
+    last_emit: float = 0.0
+
+
+class Observer:
+    """Hooks for metrics; the defaults do nothing (see metrics.py)."""
+
+    def queued(self, waiting: int, running: int) -> None: ...
+    def first_token(self, seconds: float) -> None: ...
+    def inter_token(self, seconds: float) -> None: ...
+    def finished(self, prompt: int, output: int, seconds: float, reason: str) -> None: ...
+
+
+class Engine:
+    def __init__(self, backend: Backend, tokenizer, *, eos: set[int], max_queue: int = 64,
+                 observer: Observer | None = None) -> None:  # fmt: skip
+        self.backend, self.tokenizer, self.eos = backend, tokenizer, eos
+        self.max_queue = max_queue
+        self.observer = observer or Observer()
+        self._waiting: collections.deque[Request] = collections.deque()
+        self._slots: list[_Running | None] = [None] * backend.slots
+        self._wake = threading.Condition()
+        self._ids = itertools.count(1)
+        self._stop = False
+        self._thread = threading.Thread(target=self._loop, name="llm-engine", daemon=True)
+        self._thread.start()
+
+    # --- called from the event loop -------------------------------------------------------
+    def submit(self, prompt: list[int], params: SamplingParams, emit: Callable[[Delta], None]):
+        with self._wake:
+            if len(self._waiting) >= self.max_queue:
+                raise QueueFullError(f"{len(self._waiting)} requests are already waiting")
+            request = Request(prompt, params, emit, id=next(self._ids))
+            self._waiting.append(request)
+            self._report()
+            self._wake.notify()
+        return request
+
+    async def stream(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[Delta]:
+        """Deltas until the finishing one; leaving early (client gone) cancels the request."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Delta] = asyncio.Queue()
+        request = self.submit(
+            prompt, params, lambda d: loop.call_soon_threadsafe(queue.put_nowait, d)
+        )
+        try:
+            while True:
+                delta = await queue.get()
+                yield delta
+                if delta.finish_reason:
+                    return
+        finally:
+            request.cancelled = True
+
+    def load(self) -> tuple[int, int]:
+        """(waiting, running) requests."""
+        return len(self._waiting), sum(s is not None for s in self._slots)
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stop = True
+            self._wake.notify()
+        self._thread.join(timeout=10)
+
+    # --- the engine thread ----------------------------------------------------------------
+    def _report(self) -> None:
+        self.observer.queued(*self.load())
+
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self._stop and not self._waiting and not any(self._slots):
+                    self._wake.wait()
+                if self._stop:
+                    break
+            try:
+                self._admit()
+                self._step()
+            except Exception:  # a model failure ends the running requests, not the engine
+                for slot, running in enumerate(self._slots):
+                    if running:
+                        self._finish(slot, "error")
+        for slot, running in enumerate(self._slots):
+            if running:
+                self._finish(slot, "cancelled")
+
+    def _admit(self) -> None:
+        while None in self._slots:
+            with self._wake:
+                if not self._waiting:
+                    return
+                request = self._waiting.popleft()
+                self._report()
+            if request.cancelled:
+                continue
+            slot = self._slots.index(None)
+            logits = self.backend.prefill(slot, request.prompt)
+            sampler = Sampler(request.params, request.prompt, self.backend.vocab_size)
+            running = _Running(request, sampler, TextStream(self.tokenizer, request.params.stop),
+                               position=len(request.prompt), token=sampler(logits))  # fmt: skip
+            self._slots[slot] = running
+            now = time.perf_counter()
+            self.observer.first_token(now - request.created)
+            running.last_emit = now
+            self._accept(slot, running)
+
+    def _step(self) -> None:
+        active = [i for i, s in enumerate(self._slots) if s is not None]
+        if not active:
+            return
+        width = active[-1] + 1  # slots 0..width-1 decode together; idle ones are ignored
+        tokens, positions = [0] * width, [0] * width
+        for i in active:
+            tokens[i], positions[i] = self._slots[i].token, self._slots[i].position
+        logits = self.backend.decode(tokens, positions)
+        now = time.perf_counter()
+        for i in active:
+            running = self._slots[i]
+            running.position += 1
+            running.token = running.sampler(logits[i])
+            self.observer.inter_token(now - running.last_emit)
+            running.last_emit = now
+            self._accept(i, running)
+
+    def _accept(self, slot: int, running: _Running) -> None:
+        """Emits the token just sampled (`running.token`) and ends the request when it is done."""
+        request, params = running.request, running.request.params
+        if request.cancelled:
+            return self._finish(slot, "cancelled")
+        if running.token in self.eos:
+            return self._finish(slot, "stop")
+        running.output += 1
+        piece, stopped = running.text.push(running.token)
+        if piece:
+            request.emit(Delta(piece, running.output))
+        if stopped:
+            return self._finish(slot, "stop")
+        if running.output >= params.max_tokens or running.position >= self.backend.max_len:
+            return self._finish(slot, "length")
+        return None
+
+    def _finish(self, slot: int, reason: str) -> None:
+        running = self._slots[slot]
+        self._slots[slot] = None
+        tail = running.text.flush() if reason in ("stop", "length") else ""
+        running.request.emit(Delta(tail, running.output, finish_reason=reason))
+        self.observer.finished(len(running.request.prompt), running.output,
+                               time.perf_counter() - running.request.created, reason)  # fmt: skip
+        with self._wake:
+            self._report()
