@@ -55,6 +55,9 @@ lock:  ## recompile requirements*.lock from requirements*.in
 	  $(if $(FIND_LINKS),--find-links $(FIND_LINKS))
 	sed -i 's/^torch==\(.*\)+cpu$$/torch==\1/' requirements.lock
 	$(BIN)/uv pip compile requirements-serve.in -o requirements-serve.lock --python-version 3.11 --no-header
+	$(BIN)/uv pip compile requirements-llm.in -o requirements-llm.lock --python-version 3.11 --no-header \
+	  $(if $(FIND_LINKS),--find-links $(FIND_LINKS))
+	sed -i 's/^torch==\(.*\)+cpu$$/torch==\1/' requirements-llm.lock
 
 clean: stop
 	rm -rf $(VENV) .run

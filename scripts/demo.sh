@@ -61,10 +61,13 @@ IMAGE_CLASSIFIER_MONITOR_DIR="$RUN/monitor/image_classifier" \
   start image-classifier 8001 image-classifier serve --host 127.0.0.1 --port 8001
 SEMANTIC_SEARCH_MONITOR_DIR="$RUN/monitor/semantic_search" \
   start semantic-search 8002 semantic-search serve --host 127.0.0.1 --port 8002
+LLM_CHAT_MONITOR_DIR="$RUN/monitor/llm_chat" \
+  start llm-chat 8003 llm-chat serve --host 127.0.0.1 --port 8003
 start mlflow 5000 mlflow server --backend-store-uri sqlite:///mlflow.db \
   --default-artifact-root ./mlruns --host 127.0.0.1 --port 5000 --workers 1
 wait_ready image-classifier http://127.0.0.1:8001/readyz 120
 wait_ready semantic-search http://127.0.0.1:8002/readyz 120
+wait_ready llm-chat http://127.0.0.1:8003/readyz 120
 wait_ready mlflow http://127.0.0.1:5000/health 180
 cat <<TXT
 
@@ -73,6 +76,8 @@ Ready:
   Image classifier API   http://127.0.0.1:8001/docs   (POST /v1/classify, /v1/classify/imagenet)
   Semantic search demo   http://127.0.0.1:8002/
   Semantic search API    http://127.0.0.1:8002/docs   (POST /v1/search, /v1/embeddings, /v1/documents)
+  LLM chat demo          http://127.0.0.1:8003/
+  LLM chat API           http://127.0.0.1:8003/docs   (OpenAI: POST /v1/chat/completions, /v1/completions)
   Metrics                http://127.0.0.1:8001/metrics, http://127.0.0.1:8002/metrics
   MLflow                 http://127.0.0.1:5000/
 Logs in $RUN/*.log; stop with: make stop

@@ -164,7 +164,7 @@ def serve(
     from semantic_search.service import Settings
 
     overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v}
-    run("semantic_search.service:app_factory", Settings(**overrides))
+    run("semantic_search.service:app_factory", Settings(**overrides), blas_threads=1)
 
 
 if __name__ == "__main__":
