@@ -70,6 +70,15 @@ def test_batched_decoding_matches_one_at_a_time(tiny_llama, backend):
     assert greedy(batch, PROMPTS, 10, stagger=True) == alone  # slots reused, joined mid-flight
 
 
+def test_int8_backend_decodes_close_to_fp32(tiny_llama):
+    fp32 = NativeBackend(tiny_llama, slots=1, max_len=64)
+    int8 = NativeBackend(tiny_llama, slots=1, max_len=64, int8=True)
+    assert int8.name == "native-int8"
+    a, b = fp32.prefill(0, PROMPTS[1]), int8.prefill(0, PROMPTS[1])
+    assert torch.nn.functional.cosine_similarity(a, b, dim=0) > 0.99
+    assert int(a.argmax()) == int(b.argmax())
+
+
 def test_auto_backend_and_unsupported_configs(tiny_llama, tmp_path):
     assert load_backend("auto", tiny_llama, slots=1, max_len=32).name == "native"
     config = (tiny_llama / "config.json").read_text()

@@ -31,6 +31,50 @@ def convert(
     typer.echo(json.dumps(run(source, out), indent=2))
 
 
+def _params() -> dict:
+    from mlstack.params import load_section
+
+    return load_section("llm_chat")
+
+
+def _show(report: dict) -> None:
+    typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
+
+
+@app.command()
+def data() -> None:
+    """SFT and preference sets from the packaged Wikipedia, split by article."""
+    from llm_chat.pipeline import data_stage
+
+    _show(data_stage(_params()))
+
+
+@app.command()
+def sft() -> None:
+    """LoRA supervised fine-tuning of the base model; writes the merged model."""
+    from llm_chat.pipeline import sft_stage
+
+    _show(sft_stage(_params()))
+
+
+@app.command()
+def dpo() -> None:
+    """DPO on the SFT model; writes the merged model."""
+    from llm_chat.pipeline import dpo_stage
+
+    _show(dpo_stage(_params()))
+
+
+@app.command()
+def evaluate() -> None:
+    """Perplexity, answer overlap and preference win rate of base, SFT and DPO; to MLflow."""
+    from llm_chat.pipeline import evaluate_stage
+
+    report = evaluate_stage(_params())
+    _show({name: {k: v for k, v in m.items() if k != "sample_answer"}
+           for name, m in report["models"].items()})  # fmt: skip
+
+
 @app.command()
 def chat(
     prompt: Annotated[str, typer.Argument(help="the user message")],

@@ -32,7 +32,12 @@ class Settings(ServeSettings):
     workers: int = Field(1, ge=1, le=1, description="One process holds the model and its cache.")
     model_dir: Path = Field(Path("models/llm_chat/base"), description="A Hugging Face folder.")
     model_name: str = Field("smollm2-135m-instruct", description="The id clients pass as `model`.")
-    backend: str = Field("auto", description="auto | native | transformers")
+    backend: str = Field(
+        "auto",
+        description="auto (native for Llama-family models, else "
+        "transformers) | native | native-int8 | transformers | llama.cpp",
+    )
+    gguf: Path | None = Field(None, description="llama.cpp's model file; default: the packaged one")
     slots: int = Field(8, ge=1, le=256, description="Requests decoded together.")
     context_tokens: int = Field(2048, ge=16, description="Prompt + output per request.")
     max_queue: int = Field(64, ge=0, description="Waiting requests before 503 + Retry-After.")
@@ -56,7 +61,8 @@ class ChatModel:
         started = time.perf_counter()
         self.tokenizer = AutoTokenizer.from_pretrained(settings.model_dir)
         backend = load_backend(settings.backend, settings.model_dir, slots=settings.slots,
-                               max_len=settings.context_tokens, threads=settings.threads)  # fmt: skip
+                               max_len=settings.context_tokens, threads=settings.threads,
+                               gguf=settings.gguf)  # fmt: skip
         eos = {self.tokenizer.eos_token_id}
         try:
             configured = GenerationConfig.from_pretrained(settings.model_dir).eos_token_id

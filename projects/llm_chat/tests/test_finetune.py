@@ -1,0 +1,84 @@
+"""The fine-tuning stages on the tiny model: data splits, SFT that learns, DPO that moves the
+preference the right way, merged folders the server loads, and the evaluation metrics."""
+
+import pytest
+
+from llm_chat.backends import NativeBackend
+from llm_chat.finetune.data import build, read_jsonl
+from llm_chat.finetune.evaluate import evaluate_model, rouge_l, token_f1
+
+LORA = {
+    "r": 8,
+    "alpha": 16,
+    "dropout": 0.0,
+    "targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("llm-data")
+    report = build(out, train_articles=24, eval_articles=8, seed=1)
+    assert report["examples"] == {"sft_train": 24, "dpo_train": 24, "sft_eval": 8, "dpo_eval": 8}
+    return out
+
+
+def test_data_is_split_by_article_and_well_formed(data_dir):
+    train, held_out = (
+        read_jsonl(data_dir / "sft_train.jsonl"),
+        read_jsonl(data_dir / "sft_eval.jsonl"),
+    )
+    assert not {r["title"] for r in train} & {r["title"] for r in held_out}
+    for row in read_jsonl(data_dir / "dpo_train.jsonl"):
+        assert row["prompt"][-1]["role"] == "user" and row["title"] in row["prompt"][-1]["content"]
+        assert row["chosen"] and row["rejected"] and row["chosen"] != row["rejected"]
+
+
+@pytest.fixture(scope="module")
+def sft_dir(tiny_llama, data_dir, tmp_path_factory):
+    from llm_chat.finetune.sft import train_sft
+
+    rows = read_jsonl(data_dir / "sft_train.jsonl")
+    out = tmp_path_factory.mktemp("sft")
+    params = {"lora": LORA, "lr": 3e-3, "epochs": 5, "batch_size": 4, "max_tokens": 64, "seed": 0}
+    report = train_sft(tiny_llama, rows, rows[:8], out, params)
+    losses = [h["eval_loss"] for h in report["history"]]
+    # A random 64-wide model learns language slowly; the real one is measured in dvc repro.
+    assert losses == sorted(losses, reverse=True) and losses[-1] < losses[0] - 0.02, losses
+    assert 0 < report["trainable_parameters"] < 50_000
+    return out
+
+
+def test_merged_sft_model_serves(sft_dir):
+    backend = NativeBackend(sft_dir, slots=1, max_len=64)  # a plain folder, no peft needed
+    assert backend.prefill(0, [5, 6, 7]).shape == (backend.vocab_size,)
+    assert (sft_dir / "adapter" / "adapter_config.json").exists()
+
+
+def test_dpo_prefers_the_grounded_answer(sft_dir, data_dir, tmp_path):
+    from llm_chat.finetune.dpo import train_dpo
+
+    pairs = read_jsonl(data_dir / "dpo_train.jsonl")[:16]
+    params = {"lora": LORA, "beta": 0.5, "lr": 1e-2, "epochs": 3, "batch_size": 4,
+              "max_tokens": 64, "seed": 0}  # fmt: skip
+    report = train_dpo(sft_dir, pairs, pairs, tmp_path / "dpo", params)
+    first, last = report["history"][0], report["history"][-1]
+    assert last["eval_reward_accuracy"] >= 0.75 and last["eval_dpo_loss"] < 0.6931, report
+    assert first["eval_dpo_loss"] >= last["eval_dpo_loss"]
+    assert (tmp_path / "dpo" / "config.json").exists()
+
+
+def test_evaluation_reports_every_metric(sft_dir, data_dir):
+    sft_eval = read_jsonl(data_dir / "sft_eval.jsonl")
+    dpo_eval = read_jsonl(data_dir / "dpo_eval.jsonl")
+    params = {"batch_size": 4, "max_tokens": 64, "generate": 4, "answer_tokens": 8}
+    m = evaluate_model(sft_dir, sft_eval, dpo_eval, params)
+    assert m["perplexity"] > 1 and 0 <= m["token_f1"] <= 1 and 0 <= m["rouge_l"] <= 1
+    assert 0 <= m["preference_win_rate"] <= 1 and m["examples"]["generated"] == 4
+
+
+def test_overlap_metrics():
+    assert token_f1("Paris is the capital", "the capital is Paris") == 1.0
+    assert token_f1("", "anything") == 0.0
+    assert rouge_l("a b c d", "a c d") == pytest.approx(2 * (3 / 4) * 1 / (3 / 4 + 1))
+    assert rouge_l("x y", "a b") == 0.0
