@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 MODEL = Path("models/llm_chat/base")
+ONNX = Path("models/llm_chat/onnx")  # `dvc repro llm_export`
 OUT = Path("reports/llm_chat/benchmark.json")
 PROMPTS = [
     "What is the capital of France?",
@@ -33,7 +34,9 @@ PROMPTS = [
 
 
 def chat_ids(tokenizer, text: str) -> list[int]:
-    return tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True)
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": text}], add_generation_prompt=True
+    )
 
 
 def bench_hf(tokenizer, prompts: list[list[int]], tokens: int) -> dict:
@@ -70,14 +73,14 @@ def bench_engine(kind: str, tokenizer, prompts: list[list[int]], tokens: int) ->
     from llm_chat.engine import Engine
     from llm_chat.sampling import SamplingParams
 
-    backend = load_backend(kind, MODEL, slots=len(prompts), max_len=512)
+    backend = load_backend(kind, MODEL, slots=len(prompts), max_len=512, onnx_dir=ONNX)
     engine = Engine(backend, tokenizer, eos=set())  # end-of-turn ignored: exactly `tokens` each
     params = SamplingParams(max_tokens=tokens, temperature=0)
 
     async def one(prompt: list[int]) -> tuple[float, float, float]:
         t0 = time.perf_counter()
         first = None
-        async for delta in engine.stream(prompt, params):
+        async for _ in engine.stream(prompt, params):
             if first is None:
                 first = time.perf_counter()
         return t0, first, time.perf_counter()
@@ -119,7 +122,9 @@ def bench_llama_cpp(prompts: list[str], tokens: int, threads: int) -> dict | Non
         t0 = time.perf_counter()
         first = None
         count = 0
-        for _ in llm.create_chat_completion(messages, max_tokens=tokens, temperature=0, stream=True):
+        for _ in llm.create_chat_completion(
+            messages, max_tokens=tokens, temperature=0, stream=True
+        ):
             first = first or time.perf_counter()
             count += 1
         ttft.append(first - t0)
@@ -129,10 +134,13 @@ def bench_llama_cpp(prompts: list[str], tokens: int, threads: int) -> dict | Non
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tokens", type=int, default=64, help="tokens generated per prompt")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--backends", nargs="*", default=["native", "transformers"])
+    parser.add_argument("--backends", nargs="*", default=["native", "native-int8", "onnx-int8"],
+                        help="also: transformers, onnx")  # fmt: skip
     args = parser.parse_args()
 
     from transformers import AutoTokenizer

@@ -64,11 +64,11 @@ def semantic_search() -> str:
         return "**Semantic search**: run `dvc repro` to produce its figures."
     r, enc = load(reports / "retrieval.json"), load(reports / "encoder.json")
     names = {
-        "bm25_index": "BM25 (LanceDB FTS)",
+        "bm25_index": "BM25 (store: bm25s on the in-memory copy)",
         "dense_fp32_exact": "dense fp32 (exact)",
         "dense_int8_exact": "dense INT8 (exact)",
-        "dense_index": "dense INT8 (LanceDB HNSW)",
-        "hybrid_index": "hybrid RRF (LanceDB)",
+        "dense_index": "dense INT8 (store)",
+        "hybrid_index": "hybrid RRF (store)",
     }
     lines = [
         f"**Semantic search** (known-item: {r['queries']} held-out article descriptions as queries "
@@ -131,11 +131,45 @@ def semantic_search() -> str:
     return "\n".join(lines)
 
 
+def llm_chat() -> str:
+    reports = Path("reports/llm_chat")
+    lines = []
+    if (reports / "finetune.json").exists():
+        f = load(reports / "finetune.json")
+        n = next(iter(f["models"].values()))["examples"]
+        lines += [f"**LLM chat** fine-tuning, held-out articles ({n['perplexity']} questions for "
+                  f"perplexity, {n['generated']} answered greedily, {n['pairs']} preference pairs; "
+                  "`reports/llm_chat/finetune.json`)", "",
+                  "| model | answer perplexity | token F1 | ROUGE-L | preference win rate |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        lines += [f"| {name} | {m['perplexity']} | {m['token_f1']} | {m['rouge_l']} | "
+                  f"{m['preference_win_rate']} |" for name, m in f["models"].items()]  # fmt: skip
+    if (reports / "benchmark.json").exists():
+        b = load(reports / "benchmark.json")
+        base = b["hf_generate"]
+        lines += ["", f"Decoding (`benchmarks/bench_llm_chat.py`, {b['prompts']} prompts x "
+                  f"{b['tokens']} tokens, greedy, {b['threads']} threads; HF `generate` for 8 "
+                  f"streams: {base['aggregate_tokens_per_s_8_sequential']} tokens/s one after "
+                  f"another, {base['aggregate_tokens_per_s_8_static_batch']} as one static batch):", "",
+                  "| contender | first token p50 | tokens/s b1 | x HF b1 | tokens/s 8 streams "
+                  "| x HF sequential | x HF static batch |", "|---|---|---|---|---|---|---|",
+                  f"| HF generate | {base['ttft_ms_p50']} ms | {base['decode_tokens_per_s_b1']} | 1.0 "
+                  "| | | |"]  # fmt: skip
+        for key, v in b.items():
+            if key.startswith(("engine_", "llama_cpp")):
+                lines.append(f"| {key.removeprefix('engine_')} | {v['ttft_ms_p50']} ms | "
+                             f"{v['decode_tokens_per_s_b1']} | {v['b1_x']} | "
+                             f"{v.get('aggregate_tokens_per_s_8_streams', '')} | "
+                             f"{v.get('aggregate_x_vs_sequential', '')} | "
+                             f"{v.get('aggregate_x_vs_static_batch', '')} |")  # fmt: skip
+    return "\n".join(lines) if lines else "**LLM chat**: run `dvc repro` to produce its figures."
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write", type=Path, help="a README with the results markers")
     args = parser.parse_args()
-    block = image_classifier() + "\n\n" + semantic_search()
+    block = "\n\n".join([image_classifier(), semantic_search(), llm_chat()])
     if not args.write:
         print(block)
         return

@@ -87,3 +87,22 @@ def test_auto_backend_and_unsupported_configs(tiny_llama, tmp_path):
         LlamaConfig.from_folder(tmp_path)
     with pytest.raises(ValueError, match="backend must be"):
         load_backend("vllm", tiny_llama, slots=1, max_len=32)
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(tiny_llama, tmp_path_factory):
+    from llm_chat.onnx_export import export
+
+    out = tmp_path_factory.mktemp("onnx")
+    report = export(tiny_llama, out)
+    assert set(report["files"]) == {"fp32", "int8"}
+    return out
+
+
+def test_onnx_greedy_tokens_match_pytorch(tiny_llama, onnx_dir):
+    torch_backend = NativeBackend(tiny_llama, slots=len(PROMPTS), max_len=64)
+    onnx = load_backend("onnx", tiny_llama, slots=len(PROMPTS), max_len=64, onnx_dir=onnx_dir)
+    assert greedy(onnx, PROMPTS, 10, stagger=True) == greedy(torch_backend, PROMPTS, 10)
+    int8 = load_backend("onnx-int8", tiny_llama, slots=1, max_len=64, onnx_dir=onnx_dir)
+    a, b = torch_backend.prefill(0, PROMPTS[1]), int8.prefill(0, PROMPTS[1])
+    assert torch.nn.functional.cosine_similarity(a, b, dim=0) > 0.99

@@ -42,6 +42,17 @@ def _show(report: dict) -> None:
 
 
 @app.command()
+def export(
+    model_dir: Annotated[Path, typer.Option("--model")] = BASE,
+    out: Annotated[Path, typer.Option()] = Path("models/llm_chat/onnx"),
+) -> None:
+    """The model as ONNX with past key values (fp32 and INT8), for the onnx backends."""
+    from llm_chat.onnx_export import export as run
+
+    _show(run(model_dir, out))
+
+
+@app.command()
 def data() -> None:
     """SFT and preference sets from the packaged Wikipedia, split by article."""
     from llm_chat.pipeline import data_stage

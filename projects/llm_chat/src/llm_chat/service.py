@@ -38,6 +38,7 @@ class Settings(ServeSettings):
         "transformers) | native | native-int8 | transformers | llama.cpp",
     )
     gguf: Path | None = Field(None, description="llama.cpp's model file; default: the packaged one")
+    onnx_dir: Path = Field(Path("models/llm_chat/onnx"), description="for the onnx backends")
     slots: int = Field(8, ge=1, le=256, description="Requests decoded together.")
     context_tokens: int = Field(2048, ge=16, description="Prompt + output per request.")
     max_queue: int = Field(64, ge=0, description="Waiting requests before 503 + Retry-After.")
@@ -62,7 +63,7 @@ class ChatModel:
         self.tokenizer = AutoTokenizer.from_pretrained(settings.model_dir)
         backend = load_backend(settings.backend, settings.model_dir, slots=settings.slots,
                                max_len=settings.context_tokens, threads=settings.threads,
-                               gguf=settings.gguf)  # fmt: skip
+                               gguf=settings.gguf, onnx_dir=settings.onnx_dir)  # fmt: skip
         eos = {self.tokenizer.eos_token_id}
         try:
             configured = GenerationConfig.from_pretrained(settings.model_dir).eos_token_id

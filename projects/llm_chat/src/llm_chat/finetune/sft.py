@@ -18,8 +18,12 @@ def lora_model(model_dir: Path, lora: dict[str, Any]):
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    # `top_layers`: adapters on the last n layers only, so backward stops there (CPU budget).
+    layers = model.config.num_hidden_layers
+    top = lora.get("top_layers") or layers
     config = LoraConfig(task_type="CAUSAL_LM", r=lora["r"], lora_alpha=lora["alpha"],
-                        lora_dropout=lora["dropout"], target_modules=lora["targets"])  # fmt: skip
+                        lora_dropout=lora["dropout"], target_modules=lora["targets"],
+                        layers_to_transform=list(range(layers - top, layers)))  # fmt: skip
     return get_peft_model(model, config), tokenizer
 
 
