@@ -22,7 +22,9 @@ def test_dockerfiles_pass_hadolint_and_follow_the_pattern():
         assert text.count("FROM ") >= 2, "multi-stage"
         assert "-slim" in text and "USER 10001" in text and "HEALTHCHECK" in text
         instructions = "\n".join(ln for ln in text.splitlines() if not ln.startswith("#"))
-        assert "/healthz" in instructions and "torch" not in instructions.lower()
+        assert "/healthz" in instructions
+        if dockerfile.parent.name != "llm_chat":  # generation needs torch; the others must not
+            assert "torch" not in instructions.lower(), dockerfile
 
 
 def test_compose_config_is_valid_and_complete():
@@ -35,8 +37,10 @@ def test_compose_config_is_valid_and_complete():
     )
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
-    assert {"image-classifier", "prometheus", "grafana", "mlflow"} <= set(services)
-    assert "healthz" in " ".join(services["image-classifier"]["healthcheck"]["test"])
+    apps = {"image-classifier", "semantic-search", "llm-chat"}
+    assert apps | {"prometheus", "grafana", "mlflow"} <= set(services)
+    for app in apps:
+        assert "healthz" in " ".join(services[app]["healthcheck"]["test"])
 
 
 def test_prometheus_config_and_rules_pass_promtool(tmp_path):
@@ -67,8 +71,11 @@ def test_grafana_dashboard_queries_metrics_the_services_export():
 
 
 def test_kubernetes_manifests_probe_the_health_routes():
-    docs = list(yaml.safe_load_all((ROOT / "infra/k8s/image-classifier.yaml").read_text()))
-    deployment = next(d for d in docs if d["kind"] == "Deployment")
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    manifests = sorted((ROOT / "infra/k8s").glob("*.yaml"))
+    assert len(manifests) >= 3
+    for manifest in manifests:
+        docs = list(yaml.safe_load_all(manifest.read_text()))
+        deployment = next(d for d in docs if d["kind"] == "Deployment")
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz", manifest
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz", manifest

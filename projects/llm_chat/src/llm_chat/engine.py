@@ -8,6 +8,7 @@ Each request gets its output as `Delta`s on an asyncio queue: text pieces, then 
 
 import asyncio
 import collections
+import contextlib
 import itertools
 import threading
 import time
@@ -21,6 +22,11 @@ from llm_chat.sampling import Sampler, SamplingParams
 
 class QueueFullError(Exception):
     pass
+
+
+def _deliver(items: list[tuple[asyncio.Queue, "Delta"]]) -> None:
+    for queue, delta in items:
+        queue.put_nowait(delta)
 
 
 @dataclass
@@ -71,6 +77,9 @@ class Engine:
         self._wake = threading.Condition()
         self._ids = itertools.count(1)
         self._stop = False
+        # Deltas for asyncio consumers go out once per step, one wake-up per event loop: a
+        # wake-up per token per request made the event loop fight the decode for the 2 cores.
+        self._outbox: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue, Delta]] = []
         self._thread = threading.Thread(target=self._loop, name="llm-engine", daemon=True)
         self._thread.start()
 
@@ -129,9 +138,20 @@ class Engine:
                 for slot, running in enumerate(self._slots):
                     if running:
                         self._finish(slot, "error")
+            self._flush()
         for slot, running in enumerate(self._slots):
             if running:
                 self._finish(slot, "cancelled")
+        self._flush()
+
+    def _flush(self) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Queue, Delta]]] = {}
+        for loop, queue, delta in self._outbox:
+            by_loop.setdefault(loop, []).append((queue, delta))
+        self._outbox.clear()
+        for loop, items in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # that event loop has closed
+                loop.call_soon_threadsafe(_deliver, items)
 
     def _admit(self) -> None:
         while None in self._slots:
@@ -152,6 +172,7 @@ class Engine:
             self.observer.first_token(now - request.created)
             running.last_emit = now
             self._accept(slot, running)
+            self._flush()  # the first token goes out now, not after the next step
 
     def _step(self) -> None:
         active = [i for i, s in enumerate(self._slots) if s is not None]

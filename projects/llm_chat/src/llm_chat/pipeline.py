@@ -55,7 +55,9 @@ def evaluate_stage(p: dict[str, Any]) -> dict[str, Any]:
     e = p["evaluate"]
     sft_eval, dpo_eval = _rows("sft_eval", e["examples"]), _rows("dpo_eval", e["examples"])
     report: dict[str, Any] = {"models": {}}
-    for name in ("base", "sft", "dpo"):
+    from tqdm import tqdm
+
+    for name in tqdm(("base", "sft", "dpo"), desc="evaluate models"):
         report["models"][name] = evaluate_model(MODELS / name, sft_eval, dpo_eval, e)
     with mlflow_run("llm-chat", run_name="evaluate", params={"model": p["model"], **e}) as run:
         import mlflow
