@@ -192,3 +192,9 @@ def test_saturation_answers_503_with_retry_after(tiny_llama, tmp_path):
     assert 200 in statuses and 503 in statuses and set(statuses) <= {200, 503}
     refused = next(r for r in responses if r.status_code == 503)
     assert refused.headers["Retry-After"] and refused.json()["error"]["code"] == "overloaded"
+
+
+def test_demo_page_is_served(base_url):
+    r = httpx.get(base_url + "/", follow_redirects=True)
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    assert "/v1/chat/completions" in r.text and "getReader" in r.text  # it streams
