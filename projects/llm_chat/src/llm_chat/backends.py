@@ -5,6 +5,7 @@ runs any Hugging Face causal LM, one slot at a time, for architectures model.py 
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import torch
 
 
@@ -111,7 +112,6 @@ class OnnxBackend:
                  int8: bool = False) -> None:  # fmt: skip
         import json
 
-        import numpy as np
         import onnxruntime as ort
 
         from llm_chat.onnx_export import FP32, INT8
@@ -126,11 +126,9 @@ class OnnxBackend:
         self.slots, self.vocab_size = slots, config["vocab_size"]
         self._cache_inputs = [i for i in self.session.get_inputs() if i.name.startswith("past_")]
         self._outputs = [o.name for o in self.session.get_outputs()]
-        self._np = np
         self._past: list[list | None] = [None] * slots
 
     def _run(self, slot: int, tokens: list[int], start: int) -> torch.Tensor:
-        np = self._np
         past = self._past[slot]
         if past is None:  # an empty cache: (1, kv_heads, 0, head_dim) per input
             past = [
@@ -165,8 +163,9 @@ class LlamaCppBackend:
     name = "llama.cpp"
 
     def __init__(self, gguf: str | Path, *, slots: int, max_len: int, threads: int = 0):
-        from llama_cpp import Llama
+        from llama_cpp import Llama, llama_get_logits_ith
 
+        self._logits_ith = llama_get_logits_ith
         self._contexts = [Llama(str(gguf), n_ctx=max_len, n_threads=threads or None,
                                 n_batch=min(512, max_len), verbose=False) for _ in range(slots)]  # fmt: skip
         self.slots, self.max_len = slots, max_len
@@ -175,10 +174,7 @@ class LlamaCppBackend:
     def _last_logits(self, slot: int) -> torch.Tensor:
         # `Llama.scores` only keeps logits with logits_all=True (a vocab-wide row per context
         # position); the C API gives the last evaluated token's row, which is all we need.
-        import numpy as np
-        from llama_cpp import llama_get_logits_ith
-
-        row = llama_get_logits_ith(self._contexts[slot].ctx, -1)
+        row = self._logits_ith(self._contexts[slot].ctx, -1)
         return torch.from_numpy(np.ctypeslib.as_array(row, shape=(self.vocab_size,)).copy())
 
     def prefill(self, slot: int, tokens: list[int]) -> torch.Tensor:

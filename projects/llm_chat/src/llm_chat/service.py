@@ -80,13 +80,16 @@ class ChatModel:
         )  # fmt: skip
 
     def warmup(self) -> None:
-        prompt = self.tokenizer("Hello")["input_ids"]
-        done = []
+        import threading
+
         from llm_chat.sampling import SamplingParams
 
-        self.engine.submit(prompt, SamplingParams(max_tokens=2, temperature=0), done.append)
-        while not done or not done[-1].finish_reason:
-            time.sleep(0.01)
+        finished = threading.Event()
+        prompt = self.tokenizer("Hello")["input_ids"]
+        params = SamplingParams(max_tokens=2, temperature=0)
+        self.engine.submit(prompt, params, lambda d: d.finish_reason and finished.set())
+        if not finished.wait(timeout=300):
+            raise TimeoutError("warm-up generation did not finish in 300 s")
 
     def close(self) -> None:
         self.engine.stop()
