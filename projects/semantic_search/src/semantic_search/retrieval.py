@@ -102,9 +102,11 @@ class Retriever:
         diversify: float | None = None,
         rerank: bool = False,
         query_vector: np.ndarray | None = None,
+        with_vectors: bool = False,
     ) -> SearchResult:
         """`diversify` is MMR's lambda (1.0 = pure relevance); `rerank` needs a reranker.
-        `query_vector` skips encoding (the service encodes through its micro-batcher)."""
+        `query_vector` skips encoding (the service encodes through its micro-batcher).
+        `with_vectors` returns each hit's embedding (MMR asks for them anyway)."""
         mode = SearchMode(mode)
         if rerank and self.reranker is None:
             raise ValueError("rerank=True but this retriever has no reranker")
@@ -113,7 +115,7 @@ class Retriever:
         pool = (
             max(k, self.candidates) if (diversify is not None or rerank or mode == "hybrid") else k
         )
-        need_vectors = diversify is not None
+        need_vectors = with_vectors or diversify is not None
         t0 = time.perf_counter()
         # Hybrid: BM25 needs no embedding, so it runs while the query is encoded (both release
         # the GIL); the dense part is short next to either.

@@ -1,0 +1,194 @@
+"""Question -> retrieval -> numbered sources within a token budget -> generation -> citations.
+
+    rag = Rag(retriever, generator, tokenizer, RagConfig())
+    async for event in rag.stream(messages): ...   # retrieval, delta..., answer
+
+Nothing relevant retrieved (every source under `min_relevance`, the cosine of query and chunk)
+means the plain no-answer, without calling the generator.
+"""
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from tokenizers import Tokenizer
+
+from rag_chatbot import prompts
+from rag_chatbot.generator import Generator
+from rag_chatbot.support import best_support
+from semantic_search.documents import Filters, Hit
+from semantic_search.retrieval import Retriever
+
+
+@dataclass(frozen=True)
+class RagConfig:
+    k: int = 5  # sources at most
+    mode: str = "hybrid"  # dense | bm25 | hybrid
+    diversify: float | None = 0.7  # MMR lambda; None: plain relevance order
+    min_relevance: float = 0.35  # cosine(query, chunk) below which a chunk is not used
+    context_tokens: int = 1024  # the sources' budget, in the generator's tokens
+    answer_tokens: int = 256
+    temperature: float = 0.0
+    rewrite: bool = True  # follow-ups rewritten into standalone queries with the history
+    attribute: bool = True  # cite unsupported-by-marker sentences by their best source
+    support_threshold: float = 0.5
+
+
+@dataclass
+class Source:
+    n: int
+    id: str
+    doc_id: str
+    title: str
+    file: str
+    page: int | None
+    section: str
+    text: str
+    relevance: float
+    tokens: int = 0
+
+    def ref(self) -> prompts.SourceRef:
+        return prompts.SourceRef(self.title, self.text, self.page, self.section)
+
+
+@dataclass
+class Retrieval:
+    query: str
+    sources: list[Source]
+    candidates: int  # hits above the relevance floor, before the token budget
+    top_relevance: float | None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Citation:
+    n: int
+    source: Source
+    attributed: bool  # added by support matching, not written by the model
+
+
+def _source(hit: Hit, relevance: float) -> Source:
+    d, meta = hit.document, hit.document.metadata
+    page = meta.get("page")
+    return Source(0, d.id, str(meta.get("doc_id", d.source)), d.title, str(meta.get("file", "")),
+                  int(page) if page else None, str(meta.get("section", "")), d.text,
+                  round(relevance, 4))  # fmt: skip
+
+
+class Rag:
+    def __init__(self, retriever: Retriever, generator: Generator, tokenizer: Tokenizer,
+                 config: RagConfig = RagConfig()) -> None:  # fmt: skip
+        self.retriever, self.generator, self.tokenizer = retriever, generator, tokenizer
+        self.config = config
+
+    # -- retrieval --------------------------------------------------------------------------------
+
+    def retrieve(self, query: str, config: RagConfig, filters: Filters | None = None) -> Retrieval:
+        t0 = time.perf_counter()
+        vector, _, _ = self.retriever.embed_query(query)
+        result = self.retriever.search(
+            query, k=config.k, mode=config.mode, filters=filters, diversify=config.diversify,
+            query_vector=vector, with_vectors=True,
+        )  # fmt: skip
+        scored = [(float(h.vector @ vector), h) for h in result.hits]  # in retrieval order
+        top = max((score for score, _ in scored), default=None)
+        candidates = [_source(h, score) for score, h in scored if score >= config.min_relevance]
+        blocks = [prompts.source_block(n, s.ref()) for n, s in enumerate(candidates, start=1)]
+        counts = [len(e.ids) for e in self.tokenizer.encode_batch(blocks, add_special_tokens=False)]
+        sources: list[Source] = []
+        used = 0
+        for source, tokens in zip(candidates, counts, strict=True):
+            if used + tokens > config.context_tokens:
+                break  # keep the best sources whole rather than cut one
+            sources.append(replace(source, n=len(sources) + 1, tokens=tokens))
+            used += tokens
+        timings = {"retrieval": (time.perf_counter() - t0) * 1000}
+        return Retrieval(query, sources, len(candidates), top, timings)
+
+    # -- conversation -----------------------------------------------------------------------------
+
+    async def standalone_query(self, messages: Sequence[dict[str, str]], config: RagConfig) -> str:
+        """The last user message, rewritten with the history when there is one. A rewrite that
+        comes back empty, multi-line or a refusal falls back to history + question."""
+        question = messages[-1]["content"].strip()
+        history = [m for m in messages[:-1] if m["role"] in ("user", "assistant")]
+        if not history or not config.rewrite:
+            return question
+        try:
+            text = await self.generator.complete(
+                prompts.rewrite_messages(history[-6:], question), max_tokens=48, temperature=0.0
+            )
+        except Exception:  # a failed rewrite must not fail the answer
+            text = ""
+        line = text.strip().strip('"').splitlines()[0].strip() if text.strip() else ""
+        if 3 <= len(line) <= 300 and not prompts.is_no_answer(line):
+            return line
+        previous = [m["content"] for m in history if m["role"] == "user"][-1:]
+        return " ".join([*previous, question])
+
+    # -- answering --------------------------------------------------------------------------------
+
+    def cite(
+        self, answer: str, sources: list[Source], config: RagConfig
+    ) -> tuple[str, list[Citation], int]:
+        """-> (answer with attributed markers, citations in order, invalid markers dropped)."""
+        numbers = prompts.cited_numbers(answer)
+        valid = [n for n in numbers if 1 <= n <= len(sources)]
+        citations = [Citation(n, sources[n - 1], False) for n in valid]
+        if config.attribute and sources and not prompts.is_no_answer(answer):
+            passages = [s.text for s in sources]
+            out = []
+            for sentence in prompts.split_sentences(answer):
+                if not prompts.cited_numbers(sentence):
+                    best, score = best_support(sentence, passages)
+                    if score >= config.support_threshold:
+                        sentence = f"{sentence} [{best + 1}]"
+                        if best + 1 not in {c.n for c in citations}:
+                            citations.append(Citation(best + 1, sources[best], True))
+                out.append(sentence)
+            answer = " ".join(out)
+        return answer, sorted(citations, key=lambda c: c.n), len(numbers) - len(valid)
+
+    async def stream(
+        self, messages: Sequence[dict[str, str]], config: RagConfig, filters: Filters | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Events: `retrieval` (query, sources), `delta` (text) ..., `answer` (the final answer,
+        citations, no_answer, timings)."""
+        from starlette.concurrency import run_in_threadpool
+
+        t0 = time.perf_counter()
+        query = await self.standalone_query(messages, config)
+        rewrite_ms = (time.perf_counter() - t0) * 1000
+        retrieval = await run_in_threadpool(self.retrieve, query, config, filters)
+        timings = {"rewrite": rewrite_ms, **retrieval.timings_ms}
+        yield {"type": "retrieval", "query": query, "sources": [asdict(s) for s in retrieval.sources],
+               "top_relevance": retrieval.top_relevance}  # fmt: skip
+        text = ""
+        if retrieval.sources:
+            t1 = time.perf_counter()
+            question = messages[-1]["content"].strip()
+            chat = prompts.answer_messages(question, [s.ref() for s in retrieval.sources])
+            async for delta in self.generator.stream(
+                chat, max_tokens=config.answer_tokens, temperature=config.temperature
+            ):
+                if not text:
+                    timings["first_token"] = (time.perf_counter() - t1) * 1000
+                text += delta
+                yield {"type": "delta", "text": delta}
+            timings["generation"] = (time.perf_counter() - t1) * 1000
+        no_answer = not retrieval.sources or prompts.is_no_answer(text)
+        if no_answer:
+            text, citations, invalid = prompts.NO_ANSWER, [], 0
+        else:
+            text, citations, invalid = self.cite(text.strip(), retrieval.sources, config)
+        yield {"type": "answer", "answer": text, "no_answer": no_answer, "query": query,
+               "citations": citations, "invalid_citations": invalid, "retrieval": retrieval,
+               "timings_ms": {k: round(v, 2) for k, v in timings.items()}}  # fmt: skip
+
+    async def answer(self, messages: Sequence[dict[str, str]], config: RagConfig,
+                     filters: Filters | None = None) -> dict[str, Any]:  # fmt: skip
+        async for event in self.stream(messages, config, filters):
+            if event["type"] == "answer":
+                return event
+        raise RuntimeError("the answer stream ended without an answer")

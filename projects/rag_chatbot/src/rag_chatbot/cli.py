@@ -1,0 +1,124 @@
+"""`rag-chatbot`: the pipeline stages (DVC runs them, see dvc.yaml), ingesting files from the
+shell, one question from the shell, and `serve`. Parameters come from params.yaml, section
+`rag_chatbot`."""
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+
+
+def _params() -> dict:
+    from mlstack.params import load_section
+
+    return load_section("rag_chatbot")
+
+
+def _show(result) -> None:
+    typer.echo(json.dumps(result, indent=2, default=str))
+
+
+@app.callback()
+def _logging() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("rag_chatbot").setLevel(logging.INFO)
+
+
+@app.command()
+def index() -> None:
+    """Chunk and embed the packaged Wikipedia summaries, one index per chunk size."""
+    from rag_chatbot.pipeline import index_stage
+
+    _show(index_stage(_params()))
+
+
+@app.command()
+def questions() -> None:
+    """The evaluation questions: tune and test splits, and unanswerable ones."""
+    from rag_chatbot.pipeline import questions_stage
+
+    _show(questions_stage(_params()))
+
+
+@app.command()
+def evaluate() -> None:
+    """Retrieval, faithfulness, citations and no-answer accuracy per configuration (MLflow)."""
+    from rag_chatbot.pipeline import evaluate_stage
+
+    report = evaluate_stage(_params())
+    _show({k: v for k, v in report.items() if k != "threshold_sweep"})
+
+
+@app.command()
+def ingest(
+    files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="files to add")],
+    index_uri: Annotated[
+        str, typer.Option(help="the index the service reads")
+    ] = "data/rag_chatbot/index",
+    chunk_tokens: Annotated[int, typer.Option(min=16)] = 160,
+    overlap_tokens: Annotated[int, typer.Option(min=0)] = 24,
+) -> None:
+    """Add or replace PDF, Markdown, HTML or text files in an index (by file name)."""
+    from rag_chatbot.extract import ExtractError
+    from rag_chatbot.library import Library
+    from rag_chatbot.pipeline import ENCODER
+    from semantic_search.encoder import Encoder
+    from semantic_search.stores import open_store
+
+    encoder = Encoder(ENCODER)
+    library = Library(open_store(index_uri, encoder.dim), encoder, Path(index_uri) / "manifest.json",
+                      chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens)  # fmt: skip
+    for f in files:
+        try:
+            result = library.add_file(f.name, f.read_bytes())
+        except ExtractError as e:
+            typer.secho(f"{f}: {e.code}: {e}", fg="red", err=True)
+            continue
+        typer.echo(f"{f}: {result.status}, {result.document.chunks} chunks")
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument()],
+    generator_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL")] = None,
+) -> None:
+    """Answer one question from the index, as the service would (settings from RAG_CHATBOT_*)."""
+    from rag_chatbot.service import Settings, build_rag
+
+    settings = Settings(**({"generator_url": generator_url} if generator_url else {}))
+    rag, _ = build_rag(settings)
+
+    async def go():
+        async for event in rag.stream([{"role": "user", "content": question}], rag.config):
+            if event["type"] == "delta":
+                typer.echo(event["text"], nl=False)
+            elif event["type"] == "answer":
+                typer.echo("\n\n" + event["answer"])
+                for c in event["citations"]:
+                    page = f", page {c.source.page}" if c.source.page else ""
+                    typer.echo(f"[{c.n}] {c.source.title}{page} ({c.source.doc_id})")
+
+    asyncio.run(go())
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+    workers: Annotated[int | None, typer.Option(min=1)] = None,
+) -> None:
+    """Run the HTTP service (settings from RAG_CHATBOT_* environment variables)."""
+    from mlstack.serve.runner import run
+    from rag_chatbot.service import Settings
+
+    overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v}
+    run("rag_chatbot.service:app_factory", Settings(**overrides), blas_threads=1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,247 @@
+"""The RAG evaluation: retrieval for every configuration, generation for a few, on the test split.
+
+Retrieval (all test questions): recall@k and MRR by source article; context precision (share of
+the sources actually put in the prompt, after the relevance floor and the token budget, that come
+from the source article); how often the floor leaves nothing (right for unanswerable questions).
+
+Generation (a sample, through the OpenAI-compatible endpoint): faithfulness (share of answer
+sentences supported by the sources, `support.py`), citation correctness (a model-written [n] whose
+source supports its sentence), answer relevance (cosine of question and answer embeddings),
+answer correctness (share of the reference's content words in the answer), no-answer accuracy.
+
+The relevance floor is swept on the tune split only; the report says which value it would pick.
+"""
+
+import asyncio
+import contextlib
+import time
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from rag_chatbot import prompts
+from rag_chatbot.answer import Rag, RagConfig
+from rag_chatbot.support import best_support, support
+
+
+def configs(p: dict[str, Any]) -> dict[str, tuple[int, RagConfig]]:
+    """Every mode x MMR x chunk size; the name says which."""
+    r, g = p["retrieval"], p["generation"]
+    base = RagConfig(k=r["k"], mode=r["mode"], diversify=r["diversify"], min_relevance=r["min_relevance"],
+                     context_tokens=r["context_tokens"], answer_tokens=g["answer_tokens"],
+                     temperature=g["temperature"], rewrite=False, attribute=False)  # fmt: skip
+    out = {}
+    for size in p["chunking"]["sizes"]:
+        for mode in ("dense", "hybrid"):
+            for mmr in (True, False):
+                name = f"{mode}{'+mmr' if mmr else ''}/{size}"
+                out[name] = (
+                    size,
+                    replace(base, mode=mode, diversify=r["diversify"] if mmr else None),
+                )
+    return out
+
+
+def default_config_name(p: dict[str, Any]) -> str:
+    r = p["retrieval"]
+    return f"{r['mode']}{'+mmr' if r['diversify'] is not None else ''}/{p['chunking']['default']}"
+
+
+def _used(sources, config: RagConfig, min_relevance: float) -> list:
+    """The sources the prompt would hold: above the floor, within the token budget."""
+    kept, used = [], 0
+    for s in sources:
+        if s.relevance < min_relevance:
+            continue
+        if used + s.tokens > config.context_tokens:
+            break
+        kept.append(s)
+        used += s.tokens
+    return kept
+
+
+def retrieval_metrics(rag: Rag, config: RagConfig, questions: list[dict]) -> tuple[dict, list]:
+    raw_config = replace(config, min_relevance=-1.0, context_tokens=10**9)
+    rows = []
+    for q in questions:
+        sources = rag.retrieve(q["question"], raw_config).sources
+        rows.append((q, sources))
+    answerable = [(q, s) for q, s in rows if q["answerable"]]
+    unanswerable = [(q, s) for q, s in rows if not q["answerable"]]
+    recall, rr, precision, answered = [], [], [], []
+    for q, sources in answerable:
+        ranks = [i for i, s in enumerate(sources, start=1) if s.doc_id == q["source"]]
+        recall.append(bool(ranks))
+        rr.append(1 / ranks[0] if ranks else 0.0)
+        used = _used(sources, config, config.min_relevance)
+        answered.append(bool(used))
+        if used:
+            precision.append(np.mean([s.doc_id == q["source"] for s in used]))
+    refused = [not _used(s, config, config.min_relevance) for _, s in unanswerable]
+    metrics = {
+        f"recall@{config.k}": float(np.mean(recall)), "mrr": float(np.mean(rr)),
+        "context_precision": float(np.mean(precision)) if precision else 0.0,
+        "answerable_with_context": float(np.mean(answered)),
+        "unanswerable_without_context": float(np.mean(refused)) if refused else 0.0,
+    }  # fmt: skip
+    return {k: round(v, 4) for k, v in metrics.items()}, rows
+
+
+def threshold_sweep(rows: list, config: RagConfig) -> dict[str, Any]:
+    """On the tune split: how the floor trades answerable questions kept for unanswerable ones
+    refused; picks the best balanced accuracy."""
+    sweep = []
+    for floor in np.round(np.arange(0.2, 0.71, 0.05), 2):
+        keep = [bool(_used(s, config, floor)) for q, s in rows if q["answerable"]]
+        refuse = [not _used(s, config, floor) for q, s in rows if not q["answerable"]]
+        sweep.append({"min_relevance": float(floor), "answerable_kept": round(float(np.mean(keep)), 4),
+                      "unanswerable_refused": round(float(np.mean(refuse)), 4) if refuse else 0.0})  # fmt: skip
+    best = max(sweep, key=lambda r: r["answerable_kept"] + r["unanswerable_refused"])
+    return {"sweep": sweep, "best_balanced": best}
+
+
+def score_answer(q: dict, event: dict, encoder, threshold: float) -> dict[str, Any]:
+    """Metrics of one generated answer (its citations as the model wrote them)."""
+    sources = event["retrieval"].sources
+    row: dict[str, Any] = {"id": q["id"], "answerable": q["answerable"],
+                           "no_answer": event["no_answer"], "answer": event["answer"]}  # fmt: skip
+    if event["no_answer"]:
+        return row
+    texts = [s.text for s in sources]
+    sentences = prompts.split_sentences(event["answer"])
+    supported = [best_support(s, texts)[1] >= threshold for s in sentences]
+    cited = correct = 0
+    for sentence in sentences:
+        for n in prompts.cited_numbers(sentence):
+            cited += 1
+            correct += 1 <= n <= len(sources) and support(sentence, texts[n - 1]) >= threshold
+    plain = prompts.strip_citations(event["answer"])
+    q_vec, a_vec = encoder.encode([q["question"], plain])
+    row |= {"faithfulness": float(np.mean(supported)) if supported else 0.0, "citations": cited,
+            "correct_citations": int(correct), "answer_relevance": float(q_vec @ a_vec),
+            "answer_correctness": support(q["reference"], plain)}  # fmt: skip
+    return row
+
+
+def generation_metrics(rows: list[dict]) -> dict[str, float]:
+    answered = [r for r in rows if not r["no_answer"]]
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
+    cited = sum(r["citations"] for r in answered)
+    mean = lambda key, rs: float(np.mean([r[key] for r in rs])) if rs else 0.0  # noqa: E731
+    metrics = {
+        "faithfulness": mean("faithfulness", answered),
+        "citation_correctness": sum(r["correct_citations"] for r in answered) / cited if cited else 0.0,
+        "answers_with_citations": float(np.mean([r["citations"] > 0 for r in answered])) if answered else 0.0,
+        "answer_relevance": mean("answer_relevance", answered),
+        "answer_correctness": mean("answer_correctness", [r for r in answered if r["answerable"]]),
+        "no_answer_accuracy": float(np.mean([r["no_answer"] for r in unanswerable])) if unanswerable else 0.0,
+        "answered_rate": float(np.mean([not r["no_answer"] for r in answerable])) if answerable else 0.0,
+    }  # fmt: skip
+    return {k: round(v, 4) for k, v in metrics.items()}
+
+
+async def generate_all(rag: Rag, config: RagConfig, questions: list[dict], concurrency: int):
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(q: dict) -> dict:
+        async with gate:
+            return await rag.answer([{"role": "user", "content": q["question"]}], config)
+
+    return await asyncio.gather(*(one(q) for q in questions))
+
+
+@contextlib.contextmanager
+def generator_endpoint(g: dict[str, Any]):
+    """`g["url"]` if set; else the LLM chat app on a local port, in this process."""
+    if g.get("url"):
+        yield g["url"]
+        return
+    from llm_chat.service import Settings, build_app
+    from mlstack.testing import live_server
+
+    settings = Settings(model_dir=g["model_dir"], backend=g["backend"], slots=g["concurrency"],
+                        redact_pii=False, refuse_prompt_injection=False)  # fmt: skip
+    with live_server(build_app(settings), timeout_s=300) as base:
+        yield base + "/v1"
+
+
+def _sample(test: list[dict], per_kind: int, unanswerable: int) -> list[dict]:
+    """The first questions of each kind, in file order (the question stage shuffled them)."""
+    out: list[dict] = []
+    for kind in ("overview", "identify", "detail"):
+        out += [q for q in test if q["kind"] == kind][:per_kind]
+    return out + [q for q in test if not q["answerable"]][:unanswerable]
+
+
+def run_evaluation(p: dict[str, Any], questions: list[dict]) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from rag_chatbot.chunking import load_tokenizer
+    from rag_chatbot.generator import OpenAIGenerator
+    from rag_chatbot.pipeline import open_library
+    from semantic_search.retrieval import Retriever
+
+    e, g = p["evaluate"], p["generation"]
+    test = [q for q in questions if q["split"] == "test"]
+    tune = [q for q in questions if q["split"] == "tune"]
+    default = default_config_name(p)
+    report: dict[str, Any] = {"questions": {"test": len(test), "tune": len(tune)},
+                              "default": default, "configs": {}}  # fmt: skip
+    tokenizer = load_tokenizer(g["tokenizer"])
+    libraries = {size: open_library(size, p["chunking"]["overlap_tokens"], threads=e["threads"])
+                 for size in p["chunking"]["sizes"]}  # fmt: skip
+    sample = _sample(test, e["generate_per_kind"], e["generate_unanswerable"])
+    with generator_endpoint(g) as url:
+        for name, (size, config) in tqdm(configs(p).items(), desc="configurations"):
+            config = replace(config, support_threshold=e["support_threshold"])
+            library = libraries[size]
+            retriever = Retriever(library.encoder, library.store)
+            rag = Rag(retriever, None, tokenizer, config)
+            metrics, _ = retrieval_metrics(rag, config, test)
+            report["configs"][name] = {"chunk_tokens": size, "retrieval": metrics}
+            if name == default:
+                report["threshold"] = threshold_sweep(
+                    retrieval_metrics(rag, config, tune)[1], config
+                )
+            if name not in e["generate_configs"]:
+                continue
+
+            async def answers(rag=rag, config=config):
+                rag.generator = OpenAIGenerator(url, model=g.get("model", ""), timeout_s=900)
+                try:
+                    return await generate_all(rag, config, sample, g["concurrency"])
+                finally:
+                    await rag.generator.close()
+
+            t0 = time.perf_counter()
+            events = asyncio.run(answers())
+            scored = [score_answer(q, ev, library.encoder, config.support_threshold)
+                      for q, ev in zip(sample, events, strict=True)]  # fmt: skip
+            gen = generation_metrics(scored)
+            gen |= {"questions": len(sample), "seconds": round(time.perf_counter() - t0, 1)}
+            report["configs"][name]["generation"] = gen
+            if name == default:
+                report["examples"] = [{**r, "question": q["question"], "reference": q["reference"]}
+                                      for q, r in zip(sample, scored, strict=True)][:: max(1, len(sample) // 12)]  # fmt: skip
+    _log_to_mlflow(p, report)
+    return report
+
+
+def _log_to_mlflow(p: dict[str, Any], report: dict[str, Any]) -> None:
+    import mlflow
+
+    from mlstack.train.tracking import mlflow_run
+
+    params = {"default": report["default"], **{f"retrieval.{k}": v for k, v in p["retrieval"].items()},
+              **{f"generation.{k}": v for k, v in p["generation"].items()}}  # fmt: skip
+    with mlflow_run("rag-chatbot", run_name="evaluate", params=params) as run:
+        for name, result in report["configs"].items():
+            key = name.replace("+", "_").replace("/", "_")
+            for part in ("retrieval", "generation"):
+                values = result.get(part, {})
+                mlflow.log_metrics(
+                    {f"{key}.{k.replace('@', '_at_')}": v for k, v in values.items()}
+                )
+        report["mlflow_run_id"] = run.info.run_id
