@@ -1,0 +1,121 @@
+"""The answering pipeline against the fake OpenAI-compatible generator: budget, citations,
+no-answer without a generator call, follow-up rewriting."""
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+
+from rag_chatbot import prompts
+from rag_chatbot.answer import Rag, RagConfig
+from rag_chatbot.chunking import load_tokenizer
+from rag_chatbot.generator import OpenAIGenerator
+from rag_chatbot.library import Library
+from semantic_search.encoder import Encoder
+from semantic_search.retrieval import Retriever
+from semantic_search.stores import open_store
+
+from .conftest import ZEBRA
+
+# The tiny encoder has random weights: retrieval here is BM25, and the floor is off unless a
+# test is about it.
+CONFIG = RagConfig(k=3, mode="bm25", diversify=None, min_relevance=-1.0, context_tokens=400)
+
+
+@pytest.fixture
+def rag(encoder_dir, tmp_path, reset_llm):
+    encoder = Encoder(encoder_dir)
+    store = open_store(str(tmp_path / "index"), encoder.dim)
+    library = Library(store, encoder, tmp_path / "manifest.json", chunk_tokens=40, overlap_tokens=0)
+    library.add_file("zebra.md", ZEBRA.encode())
+    library.add_file("cats.txt", b"Cats sleep for twelve to sixteen hours a day. Cats purr.")
+    return Rag(Retriever(encoder, store), OpenAIGenerator(reset_llm.url),
+               load_tokenizer(str(encoder_dir)), CONFIG)  # fmt: skip
+
+
+def ask(rag: Rag, messages, config: RagConfig = CONFIG):
+    if isinstance(messages, str):
+        messages = [{"role": "user", "content": messages}]
+    return asyncio.run(rag.answer(messages, config))
+
+
+def test_sources_are_numbered_and_fit_the_budget(rag):
+    for budget in (30, 80, 400):
+        sources = rag.retrieve("zebra migration", replace(CONFIG, context_tokens=budget)).sources
+        assert sum(s.tokens for s in sources) <= budget
+        assert [s.n for s in sources] == list(range(1, len(sources) + 1))
+    assert rag.retrieve("zebra migration", CONFIG).sources[0].section.endswith("Migration")
+
+
+def test_answer_cites_its_source_with_page_and_section(rag, reset_llm):
+    result = ask(rag, "How many zebras migrate across the Serengeti?")
+    assert not result["no_answer"]
+    assert "[1]" in result["answer"]
+    citation = result["citations"][0]
+    assert (citation.n, citation.source.doc_id, citation.attributed) == (1, "zebra.md", False)
+    prompt = reset_llm.requests[-1]["messages"]
+    assert prompt[0]["content"] == prompts.SYSTEM
+    assert "[1] Zebra field guide (Zebra field guide > Migration)" in prompt[1]["content"]
+
+
+def test_nothing_relevant_means_no_answer_and_no_generator_call(rag, reset_llm):
+    result = ask(rag, "How many zebras migrate?", replace(CONFIG, min_relevance=1.0))
+    assert result["no_answer"] and result["answer"] == prompts.NO_ANSWER
+    assert result["citations"] == [] and reset_llm.requests == []
+
+
+def test_a_model_that_says_it_does_not_know_is_a_no_answer(rag, reset_llm):
+    reset_llm.reply = "I don't know from these documents."
+    result = ask(rag, "What do zebras think about?")
+    assert result["no_answer"] and result["citations"] == []
+
+
+def test_citations_out_of_range_are_dropped_and_counted(rag, reset_llm):
+    reset_llm.reply = "Zebras migrate with the wildebeest [1][7]."
+    result = ask(rag, "zebra migration")
+    assert [c.n for c in result["citations"]] == [1]
+    assert result["invalid_citations"] == 1
+
+
+def test_uncited_sentences_are_attributed_to_the_source_that_supports_them(rag, reset_llm):
+    reset_llm.reply = "About 250,000 zebras migrate across the Serengeti. Purple is nice."
+    config = replace(CONFIG, attribute=True)
+    result = ask(rag, "zebra migration", config)
+    assert result["answer"].startswith("About 250,000 zebras migrate across the Serengeti. [")
+    assert result["answer"].endswith("Purple is nice.")  # no source supports it: no citation
+    assert [c.attributed for c in result["citations"]] == [True]
+    assert "Serengeti" in result["citations"][0].source.text
+
+
+def test_a_follow_up_is_rewritten_with_the_history(rag, reset_llm):
+    messages = [
+        {"role": "user", "content": "Tell me about zebras."},
+        {"role": "assistant", "content": "Zebras are striped African equines [1]."},
+        {"role": "user", "content": "What do they eat?"},
+    ]
+    result = ask(rag, messages, replace(CONFIG, rewrite=True))
+    assert result["query"] == "Tell me about zebras. What do they eat?"
+    assert reset_llm.requests[0]["messages"][0]["content"] == prompts.REWRITE
+    assert result["citations"][0].source.section.endswith("Diet")
+    # the answer prompt asks the user's own question, not the rewrite
+    assert reset_llm.requests[1]["messages"][1]["content"].endswith("Question: What do they eat?")
+
+
+def test_an_unusable_rewrite_falls_back_to_history_plus_question(rag, reset_llm):
+    reset_llm.reply = ""
+
+    async def blank(*args, **kwargs):
+        return "I don't know from these documents."
+
+    rag.generator.complete = blank
+    messages = [{"role": "user", "content": "zebras"}, {"role": "assistant", "content": "ok"},
+                {"role": "user", "content": "and their diet?"}]  # fmt: skip
+    query = asyncio.run(rag.standalone_query(messages, replace(CONFIG, rewrite=True)))
+    assert query == "zebras and their diet?"
+
+
+def test_citation_parsing():
+    assert prompts.cited_numbers("A [2]. B [1, 3] and [2][4].") == [2, 1, 3, 4]
+    assert prompts.strip_citations("A [2]. B [1, 3].") == "A. B."
+    assert prompts.split_sentences("Written by J. D. Salinger in 1951 [1]. It sold well.") == [
+        "Written by J. D. Salinger in 1951 [1].", "It sold well."]  # fmt: skip

@@ -1,0 +1,192 @@
+"""The RAG API over real HTTP, generating through the fake OpenAI-compatible server."""
+
+import json
+
+import httpx
+import pytest
+
+from mlstack.testing import live_server
+from rag_chatbot.service import Settings, build_app
+
+from .conftest import ZEBRA, make_pdf
+
+KEY = "test-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+# Random-weight encoder: BM25 ranks, and no relevance floor (see test_answer.py).
+RETRIEVAL = {"mode": "bm25", "min_relevance": -1, "diversify": None}
+
+
+def settings_for(encoder_dir, tmp_path, generator_url: str, **overrides) -> Settings:
+    return Settings(encoder_dir=encoder_dir, index_uri=str(tmp_path / "index"),
+                    generator_url=generator_url, generator_tokenizer=str(encoder_dir),
+                    chunk_tokens=40, overlap_tokens=0, api_key=KEY, max_upload_bytes=200_000,
+                    max_pages=5, **overrides)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def base_url(encoder_dir, tmp_path_factory, fake_llm):
+    settings = settings_for(encoder_dir, tmp_path_factory.mktemp("rag"), fake_llm.url)
+    with live_server(build_app(settings)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(base_url):
+    with httpx.Client(base_url=base_url, headers=AUTH, timeout=60) as c:
+        c.post("/v1/documents", files={"file": ("zebra.md", ZEBRA.encode(), "text/markdown")})
+        pdf = make_pdf(["Cats sleep for twelve to sixteen hours a day.",
+                        "Cats purr when content and sometimes when hurt."], title="Cat facts")  # fmt: skip
+        c.post("/v1/documents", files={"file": ("cats.pdf", pdf, "application/pdf")},
+               data={"id": "cats", "topic": "pets"})  # fmt: skip
+        yield c
+
+
+def chat(client, question: str, **body):
+    return client.post("/v1/chat", json={"messages": [{"role": "user", "content": question}],
+                                         **RETRIEVAL, **body})  # fmt: skip
+
+
+def test_documents_are_listed_and_described(client):
+    listing = client.get("/v1/documents").json()
+    assert listing["total"] == 2
+    cats = client.get("/v1/documents/cats").json()
+    assert (cats["title"], cats["pages"], cats["format"], cats["topic"]) == (
+        "Cat facts",
+        2,
+        "pdf",
+        "pets",
+    )
+
+
+def test_chat_answers_with_citations_that_carry_page_and_snippet(client):
+    r = chat(client, "Why do cats purr?", filters={"source": ["cats"]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert "[1]" in body["answer"] and not body["no_answer"]
+    citation = body["citations"][0]
+    assert (citation["doc_id"], citation["page"], citation["file"]) == ("cats", 2, "cats.pdf")
+    assert "purr" in citation["snippet"]
+    assert body["sources"][0]["n"] == 1 and "retrieval" in body["timings_ms"]
+
+
+def test_stream_sends_retrieval_then_deltas_then_the_answer(client):
+    with client.stream("POST", "/v1/chat", json={
+        "messages": [{"role": "user", "content": "How far do zebras migrate?"}],
+        "stream": True, **RETRIEVAL}) as r:  # fmt: skip
+        assert r.headers["content-type"].startswith("text/event-stream")
+        events = [(block.split("\n")[0][7:], json.loads(block.split("\n")[1][6:]))
+                  for block in r.read().decode().strip().split("\n\n")]  # fmt: skip
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "retrieval" and kinds[-1] == "answer"
+    assert set(kinds[1:-1]) == {"delta"} and len(kinds) > 3
+    final = events[-1][1]
+    assert "".join(d["text"] for k, d in events if k == "delta").strip() in final["answer"]
+    assert final["citations"][0]["doc_id"] == "zebra.md"
+
+
+def test_retrieve_returns_sources_without_generating(client, fake_llm):
+    before = len(fake_llm.requests)
+    r = client.post("/v1/retrieve", json={"query": "zebra diet grasses", "k": 2, **RETRIEVAL})
+    body = r.json()
+    assert r.status_code == 200 and len(body["sources"]) == 2
+    assert body["sources"][0]["section"].endswith("Diet")
+    assert len(fake_llm.requests) == before
+
+
+def test_replace_and_delete_over_http(client):
+    r = client.post(
+        "/v1/documents", files={"file": ("tmp.txt", b"Owls hunt at night.", "text/plain")}
+    )
+    assert (r.status_code, r.json()["status"]) == (201, "created")
+    same = client.post(
+        "/v1/documents", files={"file": ("tmp.txt", b"Owls hunt at night.", "text/plain")}
+    )
+    assert same.json()["status"] == "unchanged"
+    new = client.post(
+        "/v1/documents", files={"file": ("tmp.txt", b"Owls can turn their heads.", "text/plain")}
+    )
+    assert new.json()["status"] == "replaced"
+    hit = client.post(
+        "/v1/retrieve", json={"query": "owls", "filters": {"source": "tmp.txt"}, **RETRIEVAL}
+    )
+    assert [s["text"] for s in hit.json()["sources"]] == ["Owls can turn their heads."]
+    assert client.delete("/v1/documents/tmp.txt").json() == {"id": "tmp.txt", "deleted": True}
+    assert client.get("/v1/documents/tmp.txt").status_code == 404
+    gone = client.post(
+        "/v1/retrieve", json={"query": "owls", "filters": {"source": "tmp.txt"}, **RETRIEVAL}
+    )
+    assert gone.json()["sources"] == []
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "media", "status", "code"),
+    [
+        ("secret.pdf", make_pdf(["x"], password="pw"), "application/pdf", 422, "encrypted_pdf"),
+        ("broken.pdf", b"%PDF-1.7\n%garbage", "application/pdf", 422, "corrupt_file"),
+        ("sheet.xlsx", b"PK\x03\x04", "application/vnd.ms-excel", 415, "unsupported_type"),
+        ("big.txt", b"a " * 150_000, "text/plain", 413, "file_too_large"),
+        ("long.pdf", make_pdf(["p"] * 6), "application/pdf", 413, "too_many_pages"),
+        ("empty.txt", b"", "text/plain", 422, "empty_file"),
+    ],
+)
+def test_bad_uploads_get_clear_errors(client, name, data, media, status, code):
+    before = client.get("/v1/documents").json()["total"]
+    r = client.post("/v1/documents", files={"file": (name, data, media)})
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert error["code"] == code and error["param"] == "file"
+    assert client.get("/v1/documents").json()["total"] == before
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"messages": []}, "messages"),
+        ({"messages": [{"role": "user", "content": "x" * 4001}]}, "messages.0.content"),
+        ({"messages": [{"role": "system", "content": "hi"}]}, "messages.0.role"),
+        ({"messages": [{"role": "user", "content": "hi"}], "k": 50}, "k"),
+        ({"messages": [{"role": "user", "content": "hi"}], "filters": {"colour": "red"}}, "filters.colour"),
+        ({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
+         "messages[1].role"),
+        ({"messages": [{"role": "user", "content": "   "}]}, "messages[0].content"),
+    ],
+)  # fmt: skip
+def test_bad_chat_requests_name_the_field(client, body, param):
+    r = client.post("/v1/chat", json=body)
+    assert r.status_code == 422, r.text
+    assert param in r.json()["error"]["param"]
+
+
+def test_auth_is_required_for_writes_and_chat(base_url):
+    assert httpx.post(base_url + "/v1/chat", json={"messages": []}).status_code == 401
+    assert httpx.delete(base_url + "/v1/documents/cats").status_code == 401
+    assert httpx.get(base_url + "/v1/documents").status_code == 200  # reads are public
+
+
+def test_an_unreachable_generator_is_a_502_not_a_500(encoder_dir, tmp_path):
+    from mlstack.testing import free_port
+
+    settings = settings_for(encoder_dir, tmp_path, f"http://127.0.0.1:{free_port()}/v1")
+    with live_server(build_app(settings)) as url:
+        httpx.post(url + "/v1/documents", headers=AUTH,
+                   files={"file": ("z.md", ZEBRA.encode(), "text/markdown")})  # fmt: skip
+        for stream in (False, True):
+            r = httpx.post(url + "/v1/chat", headers=AUTH, timeout=60, json={
+                "messages": [{"role": "user", "content": "zebras"}], "stream": stream, **RETRIEVAL})  # fmt: skip
+            assert r.status_code == 502, r.text
+            assert r.json()["error"]["code"] == "generator_unavailable"
+
+
+def test_metrics_count_answers_and_time_both_stages(client, base_url):
+    chat(client, "zebra stripes")
+    chat(client, "zebra stripes", min_relevance=1.0)
+    text = httpx.get(base_url + "/metrics", follow_redirects=True).text
+    for name in ("rag_retrieval_duration_seconds_count", "rag_generation_duration_seconds_count",
+                 'rag_answers_total{outcome="no_answer"}', 'rag_answers_total{outcome="answered"}',
+                 "rag_chunks_used_bucket", "rag_top_retrieval_score_bucket"):  # fmt: skip
+        assert name in text, name
+
+
+def test_demo_page_is_served(base_url):
+    page = httpx.get(base_url + "/", follow_redirects=True)
+    assert page.status_code == 200 and "/v1/chat" in page.text and "/v1/documents" in page.text
