@@ -11,6 +11,7 @@ from rag_chatbot.answer import Rag, RagConfig
 from rag_chatbot.chunking import load_tokenizer
 from rag_chatbot.generator import OpenAIGenerator
 from rag_chatbot.library import Library
+from rag_chatbot.support import support
 from semantic_search.encoder import Encoder
 from semantic_search.retrieval import Retriever
 from semantic_search.stores import open_store
@@ -119,3 +120,11 @@ def test_citation_parsing():
     assert prompts.strip_citations("A [2]. B [1, 3].") == "A. B."
     assert prompts.split_sentences("Written by J. D. Salinger in 1951 [1]. It sold well.") == [
         "Written by J. D. Salinger in 1951 [1].", "It sold well."]  # fmt: skip
+
+
+def test_support_refuses_invented_names_and_numbers():
+    passage = "Kosovo is a country in Southeast Europe. Its capital is Pristina."
+    assert support("Kosovo is a country in Southeast Europe [1].", passage) == 1.0
+    assert support("The country in Southeast Europe is Portugal.", passage) == 0.0
+    assert support("It became independent in 2008.", passage) == 0.0
+    assert 0 < support("Kosovo has mountains and a capital.", passage) < 1

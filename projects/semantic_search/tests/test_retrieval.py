@@ -6,7 +6,7 @@ import pytest
 from semantic_search.documents import Document, Filters, Hit
 from semantic_search.highlight import highlight, query_terms
 from semantic_search.indexing import index_documents
-from semantic_search.retrieval import Retriever, mmr, reciprocal_rank_fusion
+from semantic_search.retrieval import Retriever, mmr, reciprocal_rank_fusion, unit_scale
 from semantic_search.stores import open_store
 
 
@@ -32,6 +32,18 @@ def test_mmr_skips_near_duplicates():
             hit("other", vector=np.array([0.6, 0.8], np.float32))]  # fmt: skip
     assert [h.document.id for h in mmr(q, hits, 2, lambda_=1.0)] == ["a", "a-copy"]
     assert [h.document.id for h in mmr(q, hits, 2, lambda_=0.3)] == ["a", "other"]
+
+
+def test_mmr_keeps_a_fused_order_when_given_its_scores():
+    """Hybrid + MMR must diversify the fused ranking, not fall back to cosine order."""
+    q = np.array([1.0, 0.0], np.float32)
+    close, far = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)
+    hits = [
+        hit("bm25-first", score=0.03, vector=far),
+        hit("cosine-first", score=0.01, vector=close),
+    ]
+    assert mmr(q, hits, 1, lambda_=1.0)[0].document.id == "cosine-first"
+    assert mmr(q, hits, 1, lambda_=1.0, relevance=unit_scale(hits))[0].document.id == "bm25-first"
 
 
 def test_highlight_marks_query_words():

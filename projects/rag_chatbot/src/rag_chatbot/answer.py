@@ -76,6 +76,28 @@ def _source(hit: Hit, relevance: float) -> Source:
                   round(relevance, 4))  # fmt: skip
 
 
+def cite(answer: str, sources: list[Source], *, attribute: bool, threshold: float
+         ) -> tuple[str, list[Citation], int]:  # fmt: skip
+    """-> (answer, citations in order, invalid markers dropped). With `attribute`, a sentence
+    without a marker is cited to the source that supports it best, if that reaches `threshold`."""
+    numbers = prompts.cited_numbers(answer)
+    valid = [n for n in numbers if 1 <= n <= len(sources)]
+    citations = [Citation(n, sources[n - 1], False) for n in valid]
+    if attribute and sources and not prompts.is_no_answer(answer):
+        passages = [s.text for s in sources]
+        out = []
+        for sentence in prompts.split_sentences(answer):
+            if not prompts.cited_numbers(sentence):
+                best, score = best_support(sentence, passages)
+                if score >= threshold:
+                    sentence = f"{sentence} [{best + 1}]"
+                    if best + 1 not in {c.n for c in citations}:
+                        citations.append(Citation(best + 1, sources[best], True))
+            out.append(sentence)
+        answer = " ".join(out)
+    return answer, sorted(citations, key=lambda c: c.n), len(numbers) - len(valid)
+
+
 class Rag:
     def __init__(self, retriever: Retriever, generator: Generator, tokenizer: Tokenizer,
                  config: RagConfig = RagConfig()) -> None:  # fmt: skip
@@ -129,27 +151,6 @@ class Rag:
 
     # -- answering --------------------------------------------------------------------------------
 
-    def cite(
-        self, answer: str, sources: list[Source], config: RagConfig
-    ) -> tuple[str, list[Citation], int]:
-        """-> (answer with attributed markers, citations in order, invalid markers dropped)."""
-        numbers = prompts.cited_numbers(answer)
-        valid = [n for n in numbers if 1 <= n <= len(sources)]
-        citations = [Citation(n, sources[n - 1], False) for n in valid]
-        if config.attribute and sources and not prompts.is_no_answer(answer):
-            passages = [s.text for s in sources]
-            out = []
-            for sentence in prompts.split_sentences(answer):
-                if not prompts.cited_numbers(sentence):
-                    best, score = best_support(sentence, passages)
-                    if score >= config.support_threshold:
-                        sentence = f"{sentence} [{best + 1}]"
-                        if best + 1 not in {c.n for c in citations}:
-                            citations.append(Citation(best + 1, sources[best], True))
-                out.append(sentence)
-            answer = " ".join(out)
-        return answer, sorted(citations, key=lambda c: c.n), len(numbers) - len(valid)
-
     async def stream(
         self, messages: Sequence[dict[str, str]], config: RagConfig, filters: Filters | None = None
     ) -> AsyncIterator[dict[str, Any]]:
@@ -181,7 +182,9 @@ class Rag:
         if no_answer:
             text, citations, invalid = prompts.NO_ANSWER, [], 0
         else:
-            text, citations, invalid = self.cite(text.strip(), retrieval.sources, config)
+            text, citations, invalid = cite(text.strip(), retrieval.sources,
+                                            attribute=config.attribute,
+                                            threshold=config.support_threshold)  # fmt: skip
         yield {"type": "answer", "answer": text, "no_answer": no_answer, "query": query,
                "citations": citations, "invalid_citations": invalid, "retrieval": retrieval,
                "timings_ms": {k: round(v, 2) for k, v in timings.items()}}  # fmt: skip

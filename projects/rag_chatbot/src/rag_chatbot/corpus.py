@@ -63,7 +63,13 @@ def _identify(a: dict[str, str]) -> str | None:
 def _detail(a: dict[str, str]) -> tuple[str, str] | None:
     for s in sentences(a["extract"])[1:]:
         if (m := YEAR.search(s)) and len(s.split()) >= 8:
-            return f"What happened in {m.group(1)} in the history of {a['title']}?", s
+            subject = a["title"]
+            topic = (
+                subject[0].lower() + subject[1:]
+                if subject.startswith("History of")
+                else f"history of {subject}"
+            )
+            return f"What happened in {m.group(1)} in the {topic}?", s
     return None
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from rag_chatbot import prompts
-from rag_chatbot.answer import Rag, RagConfig
+from rag_chatbot.answer import Rag, RagConfig, cite
 from rag_chatbot.support import best_support, support
 
 
@@ -116,10 +116,12 @@ def score_answer(q: dict, event: dict, encoder, threshold: float) -> dict[str, A
         for n in prompts.cited_numbers(sentence):
             cited += 1
             correct += 1 <= n <= len(sources) and support(sentence, texts[n - 1]) >= threshold
+    _, attributed, _ = cite(event["answer"], sources, attribute=True, threshold=threshold)
     plain = prompts.strip_citations(event["answer"])
     q_vec, a_vec = encoder.encode([q["question"], plain])
     row |= {"faithfulness": float(np.mean(supported)) if supported else 0.0, "citations": cited,
-            "correct_citations": int(correct), "answer_relevance": float(q_vec @ a_vec),
+            "correct_citations": int(correct), "cited_after_attribution": bool(attributed),
+            "answer_relevance": float(q_vec @ a_vec),
             "answer_correctness": support(q["reference"], plain)}  # fmt: skip
     return row
 
@@ -134,6 +136,7 @@ def generation_metrics(rows: list[dict]) -> dict[str, float]:
         "faithfulness": mean("faithfulness", answered),
         "citation_correctness": sum(r["correct_citations"] for r in answered) / cited if cited else 0.0,
         "answers_with_citations": float(np.mean([r["citations"] > 0 for r in answered])) if answered else 0.0,
+        "answers_with_citations_after_attribution": mean("cited_after_attribution", answered),
         "answer_relevance": mean("answer_relevance", answered),
         "answer_correctness": mean("answer_correctness", [r for r in answered if r["answerable"]]),
         "no_answer_accuracy": float(np.mean([r["no_answer"] for r in unanswerable])) if unanswerable else 0.0,

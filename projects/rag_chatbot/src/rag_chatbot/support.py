@@ -1,5 +1,7 @@
 """Does a passage support a sentence? A lexical measure, shared by citation attribution and the
-evaluation: the share of the sentence's content words (numbers included) that the passage holds.
+evaluation: the share of the sentence's content words that the passage holds, and 0 when the
+sentence names a number or a proper noun (a capitalised word after the first) the passage lacks,
+which is how a small model's hallucinations usually show.
 
 It is a proxy, not an entailment judge: a sentence that reuses a passage's words to say the
 opposite still scores high. It is deterministic, explainable and needs no second model.
@@ -36,12 +38,22 @@ def content_words(text: str) -> frozenset[str]:
     return frozenset(_stem(w) for w in words if w not in STOP_WORDS and (len(w) > 2 or w.isdigit()))
 
 
+@lru_cache(maxsize=4096)
+def key_terms(sentence: str) -> frozenset[str]:
+    words = re.findall(r"[A-Za-z0-9]+", strip_citations(sentence))
+    keys = (w.lower() for i, w in enumerate(words) if w[0].isdigit() or (i and w[0].isupper()))
+    return frozenset(_stem(w) for w in keys if w not in STOP_WORDS)
+
+
 def support(sentence: str, passage: str) -> float:
     """In [0, 1]; 1.0 for a sentence with no content words (nothing to support)."""
     wanted = content_words(sentence)
     if not wanted:
         return 1.0
-    return len(wanted & content_words(passage)) / len(wanted)
+    found = content_words(passage)
+    if key_terms(sentence) - found:
+        return 0.0
+    return len(wanted & found) / len(wanted)
 
 
 def best_support(sentence: str, passages: Sequence[str]) -> tuple[int, float]:

@@ -47,13 +47,17 @@ def reciprocal_rank_fusion(
     return [Hit(first[i].document, fused[i], first[i].vector) for i in order]
 
 
-def mmr(query: np.ndarray, hits: list[Hit], k: int, lambda_: float) -> list[Hit]:
+def mmr(
+    query: np.ndarray, hits: list[Hit], k: int, lambda_: float, relevance: np.ndarray | None = None
+) -> list[Hit]:
     """Maximal marginal relevance: pick, one at a time, the hit that maximises
-    lambda * sim(query, d) - (1 - lambda) * max sim(d, already picked). Needs hit vectors."""
+    lambda * relevance(d) - (1 - lambda) * max sim(d, already picked). Needs hit vectors.
+    `relevance` defaults to the cosine with the query; pass the ranking's own scores (scaled to
+    [0, 1]) to diversify a BM25, hybrid or reranked order without replacing it."""
     if len(hits) <= 1:
         return hits[:k]
     vectors = np.stack([h.vector for h in hits])
-    relevance = vectors @ query
+    relevance = vectors @ query if relevance is None else relevance
     similarity = vectors @ vectors.T
     picked: list[int] = []
     left = list(range(len(hits)))
@@ -62,6 +66,13 @@ def mmr(query: np.ndarray, hits: list[Hit], k: int, lambda_: float) -> list[Hit]
         scores = lambda_ * relevance[left] - (1 - lambda_) * redundancy
         picked.append(left.pop(int(np.argmax(scores))))
     return [hits[i] for i in picked]
+
+
+def unit_scale(hits: list[Hit]) -> np.ndarray:
+    """Scores min-max scaled to [0, 1] (all 1 when they are equal)."""
+    scores = np.array([h.score for h in hits], dtype=np.float32)
+    span = scores.max() - scores.min() if len(scores) else 0.0
+    return (scores - scores.min()) / span if span > 0 else np.ones_like(scores)
 
 
 class Retriever:
@@ -152,5 +163,7 @@ class Retriever:
         if diversify is not None:
             if query_vector is None:  # BM25 mode: MMR still needs the query's embedding
                 query_vector, tokens, truncated = self.embed_query(query)
-            hits = mmr(query_vector, hits, k, diversify)
+            # Dense scores are cosines already; other rankings keep their order through MMR.
+            relevance = None if mode == SearchMode.dense and not rerank else unit_scale(hits)
+            hits = mmr(query_vector, hits, k, diversify, relevance)
         return SearchResult(hits[:k], tokens, truncated, timings)
