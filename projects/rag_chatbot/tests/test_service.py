@@ -20,7 +20,7 @@ def settings_for(encoder_dir, tmp_path, generator_url: str, **overrides) -> Sett
     return Settings(encoder_dir=encoder_dir, index_uri=str(tmp_path / "index"),
                     generator_url=generator_url, generator_tokenizer=str(encoder_dir),
                     chunk_tokens=40, overlap_tokens=0, api_key=KEY, max_upload_bytes=200_000,
-                    max_pages=5, **overrides)  # fmt: skip
+                    max_pages=5, uploads_dir=tmp_path / "uploads", **{"corpus_index": None, **overrides})  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -190,3 +190,34 @@ def test_metrics_count_answers_and_time_both_stages(client, base_url):
 def test_demo_page_is_served(base_url):
     page = httpx.get(base_url + "/", follow_redirects=True)
     assert page.status_code == 200 and "/v1/chat" in page.text and "/v1/documents" in page.text
+
+
+def test_a_deleted_index_is_rebuilt_from_the_corpus_and_the_uploads(
+    encoder_dir, tmp_path, fake_llm
+):
+    import shutil
+
+    from rag_chatbot.library import Library
+    from semantic_search.encoder import Encoder
+    from semantic_search.stores import open_store
+
+    encoder = Encoder(encoder_dir)
+    corpus = tmp_path / "corpus-index"
+    Library(open_store(str(corpus), encoder.dim), encoder, corpus / "manifest.json").add_file(
+        "corpus.txt", b"The corpus article about rivers and lakes."
+    )
+    settings = settings_for(encoder_dir, tmp_path, fake_llm.url, corpus_index=corpus)
+    upload = {"file": ("owls.txt", b"Owls hunt at night.", "text/plain")}
+    with live_server(build_app(settings)) as url:
+        assert httpx.post(url + "/v1/documents", headers=AUTH, files=upload).status_code == 201
+        ids = {d["id"] for d in httpx.get(url + "/v1/documents").json()["documents"]}
+        assert ids == {"corpus.txt", "owls.txt"}
+    shutil.rmtree(settings.index_uri)  # e.g. to pick up a rebuilt corpus
+    with live_server(build_app(settings)) as url:
+        ids = {d["id"] for d in httpx.get(url + "/v1/documents").json()["documents"]}
+        assert ids == {"corpus.txt", "owls.txt"}
+        hit = httpx.post(url + "/v1/retrieve", headers=AUTH, json={"query": "owls", **RETRIEVAL,
+                         "filters": {"source": "owls.txt"}}).json()  # fmt: skip
+        assert hit["sources"][0]["text"] == "Owls hunt at night."
+        httpx.delete(url + "/v1/documents/owls.txt", headers=AUTH)
+    assert list((tmp_path / "uploads").iterdir()) == [tmp_path / "uploads" / "uploads.json"]

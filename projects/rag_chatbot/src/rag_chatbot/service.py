@@ -39,6 +39,7 @@ from rag_chatbot.schemas import (
     SourceOut,
     UploadResponse,
 )
+from rag_chatbot.uploads import Uploads, seed_index
 from semantic_search.encoder import VARIANTS, Encoder
 from semantic_search.retrieval import Retriever
 from semantic_search.stores import open_store
@@ -56,6 +57,12 @@ class Settings(ServeSettings):
     encoder_dir: Path = Path("models/semantic_search/encoder")
     encoder_variant: str = Field("int8", pattern="^(fp32|int8)$")
     index_uri: str = Field("data/rag_chatbot/index", description="LanceDB folder or Milvus URI.")
+    corpus_index: Path | None = Field(
+        Path("data/rag_chatbot/index-160"), description="Seeds a missing index (`dvc repro`)."
+    )
+    uploads_dir: Path = Field(
+        Path("data/rag_chatbot/uploads"), description="Uploaded files, kept to rebuild the index."
+    )
     manifest: Path | None = Field(None, description="Default: <index_uri>/manifest.json.")
     generator_url: str = Field(
         "http://127.0.0.1:8003/v1", description="OpenAI-compatible base URL."
@@ -258,6 +265,10 @@ async def upload(
         except ExtractError as exc:
             raise APIError(exc.status, exc.code, str(exc), param="file",
                            limit=settings.max_pages if exc.code == "too_many_pages" else None) from None  # fmt: skip
+    if result.status != "unchanged":
+        doc = result.document
+        await run_in_threadpool(request.app.state.uploads.save, doc.id, doc.file, data, doc.sha256,
+                                title=title, topic=topic, media_type=file.content_type)  # fmt: skip
     metrics.DOCUMENTS.labels(result.status).inc()
     return UploadResponse(document=DocumentOut(**asdict(result.document)), status=result.status)
 
@@ -287,6 +298,7 @@ async def get_document(doc_id: DocId, request: Request) -> DocumentOut:
 async def delete_document(doc_id: DocId, request: Request) -> dict[str, Any]:
     async with request.app.state.write_lock:
         deleted = await run_in_threadpool(request.app.state.library.delete, doc_id)
+        await run_in_threadpool(request.app.state.uploads.remove, doc_id)
     if not deleted:
         raise APIError(404, "document_not_found", f"no document with id {doc_id!r}", param="id")
     metrics.DOCUMENTS.labels("deleted").inc()
@@ -297,6 +309,7 @@ def build_app(settings: Settings) -> FastAPI:
     app = create_app(title="rag-chatbot", settings=settings, demo_dir=STATIC,
                      load_models=lambda: load(app, settings), public_routes=READ_ROUTES)  # fmt: skip
     app.state.write_lock = asyncio.Lock()  # one writer per process
+    app.state.uploads = Uploads(settings.uploads_dir)
     app.include_router(router)
     return app
 
@@ -307,10 +320,16 @@ def build_rag(settings: Settings) -> tuple[Rag, Library]:
         raise FileNotFoundError(f"{settings.encoder_dir} has no encoder: run `dvc repro`")
     encoder = Encoder(settings.encoder_dir, variant=settings.encoder_variant,
                       threads=settings.onnx_threads)  # fmt: skip
+    local = not settings.index_uri.startswith(("milvus://", "http://", "https://"))
+    fresh = local and not Path(settings.index_uri).exists()
+    if fresh:
+        seed_index(Path(settings.index_uri), settings.corpus_index)
     store = open_store(settings.index_uri, encoder.dim)
     manifest = settings.manifest or Path(settings.index_uri) / "manifest.json"
     library = Library(store, encoder, manifest, chunk_tokens=settings.chunk_tokens,
                       overlap_tokens=settings.overlap_tokens)  # fmt: skip
+    if fresh:
+        Uploads(settings.uploads_dir).restore(library)
     key = settings.generator_api_key.get_secret_value() if settings.generator_api_key else "none"
     generator = OpenAIGenerator(settings.generator_url, api_key=key, model=settings.generator_model,
                                 timeout_s=settings.generator_timeout_s)  # fmt: skip
