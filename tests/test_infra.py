@@ -37,7 +37,7 @@ def test_compose_config_is_valid_and_complete():
     )
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
-    apps = {"image-classifier", "semantic-search", "llm-chat"}
+    apps = {"image-classifier", "semantic-search", "llm-chat", "rag-chatbot"}
     assert apps | {"prometheus", "grafana", "mlflow"} <= set(services)
     for app in apps:
         assert "healthz" in " ".join(services[app]["healthcheck"]["test"])
@@ -62,8 +62,10 @@ def test_prometheus_config_and_rules_pass_promtool(tmp_path):
 
 def test_grafana_dashboard_queries_metrics_the_services_export():
     from mlstack.monitor import metrics
+    from rag_chatbot import metrics as rag_metrics
 
-    exported = {m._name for m in vars(metrics).values() if hasattr(m, "_name")}
+    exported = {m._name for module in (metrics, rag_metrics) for m in vars(module).values()
+                if hasattr(m, "_name")}  # fmt: skip
     dashboard = json.loads((ROOT / "infra/grafana/dashboards/services.json").read_text())
     for panel in dashboard["panels"]:
         expr = panel["targets"][0]["expr"]
