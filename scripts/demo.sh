@@ -63,11 +63,14 @@ SEMANTIC_SEARCH_MONITOR_DIR="$RUN/monitor/semantic_search" \
   start semantic-search 8002 semantic-search serve --host 127.0.0.1 --port 8002
 LLM_CHAT_MONITOR_DIR="$RUN/monitor/llm_chat" \
   start llm-chat 8003 llm-chat serve --host 127.0.0.1 --port 8003
+RAG_CHATBOT_MONITOR_DIR="$RUN/monitor/rag_chatbot" \
+  start rag-chatbot 8004 rag-chatbot serve --host 127.0.0.1 --port 8004
 start mlflow 5000 mlflow server --backend-store-uri sqlite:///mlflow.db \
   --default-artifact-root ./mlruns --host 127.0.0.1 --port 5000 --workers 1
 wait_ready image-classifier http://127.0.0.1:8001/readyz 120
 wait_ready semantic-search http://127.0.0.1:8002/readyz 120
 wait_ready llm-chat http://127.0.0.1:8003/readyz 120
+wait_ready rag-chatbot http://127.0.0.1:8004/readyz 120
 wait_ready mlflow http://127.0.0.1:5000/health 180
 cat <<TXT
 
@@ -78,7 +81,9 @@ Ready:
   Semantic search API    http://127.0.0.1:8002/docs   (POST /v1/search, /v1/embeddings, /v1/documents)
   LLM chat demo          http://127.0.0.1:8003/
   LLM chat API           http://127.0.0.1:8003/docs   (OpenAI: POST /v1/chat/completions, /v1/completions)
-  Metrics                http://127.0.0.1:8001/metrics, http://127.0.0.1:8002/metrics
+  RAG chatbot demo       http://127.0.0.1:8004/       (answers with citations; upload documents)
+  RAG chatbot API        http://127.0.0.1:8004/docs   (POST /v1/chat, /v1/retrieve, /v1/documents)
+  Metrics                http://127.0.0.1:800{1,2,3,4}/metrics
   MLflow                 http://127.0.0.1:5000/
 Logs in $RUN/*.log; stop with: make stop
 TXT

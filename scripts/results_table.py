@@ -165,11 +165,46 @@ def llm_chat() -> str:
     return "\n".join(lines) if lines else "**LLM chat**: run `dvc repro` to produce its figures."
 
 
+def rag_chatbot() -> str:
+    path = Path("reports/rag_chatbot/evaluation.json")
+    if not path.exists():
+        return "**RAG chatbot**: run `dvc repro` to produce its figures."
+    e = load(path)
+    k = next(iter(e["configs"].values()))["retrieval"]
+    recall = next(key for key in k if key.startswith("recall@"))
+    lines = [f"**RAG chatbot** retrieval, test split ({e['questions']['test']} questions, "
+             f"default `{e['default']}`; `reports/rag_chatbot/evaluation.json`):", "",
+             f"| configuration | {recall} | MRR | context precision | answerable given context "
+             "| unanswerable left without context |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, c in e["configs"].items():
+        r = c["retrieval"]
+        lines.append(f"| {name} | {r[recall]} | {r['mrr']} | {r['context_precision']} | "
+                     f"{r['answerable_with_context']} | {r['unanswerable_without_context']} |")  # fmt: skip
+    generated = {n: c["generation"] for n, c in e["configs"].items() if "generation" in c}
+    if generated:
+        n = next(iter(generated.values()))["questions"]
+        lines += ["", f"Generation ({n} test questions per configuration, through the LLM chat "
+                  "service):", "",
+                  "| configuration | faithfulness | citation correctness | answers citing (model "
+                  "/ after attribution) | answer relevance | answer correctness | no-answer "
+                  "accuracy | answered rate |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for name, g in generated.items():
+            lines.append(f"| {name} | {g['faithfulness']} | {g['citation_correctness']} | "
+                         f"{g['answers_with_citations']} / {g['answers_with_citations_after_attribution']} | "
+                         f"{g['answer_relevance']} | {g['answer_correctness']} | "
+                         f"{g['no_answer_accuracy']} | {g['answered_rate']} |")  # fmt: skip
+    best = e["threshold"]["best_balanced"]
+    lines += ["", f"Relevance floor, swept on the tune split only: best balanced at "
+              f"`min_relevance` {best['min_relevance']} (answerable kept {best['answerable_kept']}, "
+              f"unanswerable refused {best['unanswerable_refused']})."]  # fmt: skip
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write", type=Path, help="a README with the results markers")
     args = parser.parse_args()
-    block = "\n\n".join([image_classifier(), semantic_search(), llm_chat()])
+    block = "\n\n".join([image_classifier(), semantic_search(), llm_chat(), rag_chatbot()])
     if not args.write:
         print(block)
         return

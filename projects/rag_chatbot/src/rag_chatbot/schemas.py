@@ -5,6 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rag_chatbot.answer import Source
+from rag_chatbot.library import DocumentInfo
 from semantic_search.documents import Filters
 
 MAX_MESSAGE_CHARS = 4000
@@ -40,19 +42,6 @@ class RetrieveRequest(RetrievalOptions):
     query: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
 
 
-class SourceOut(BaseModel):
-    n: int
-    id: str
-    doc_id: str
-    title: str
-    file: str
-    page: int | None
-    section: str
-    text: str
-    relevance: float
-    tokens: int
-
-
 class CitationOut(BaseModel):
     n: int
     doc_id: str
@@ -69,38 +58,24 @@ class ChatResponse(BaseModel):
     no_answer: bool
     query: str = Field(description="The standalone query retrieval used (after rewriting).")
     citations: list[CitationOut]
-    sources: list[SourceOut]
+    sources: list[Source]
     invalid_citations: int
     timings_ms: dict[str, float]
 
 
 class RetrieveResponse(BaseModel):
     query: str
-    sources: list[SourceOut]
+    sources: list[Source]
     candidates: int
     top_relevance: float | None
     timings_ms: dict[str, float]
 
 
-class DocumentOut(BaseModel):
-    id: str
-    title: str
-    file: str
-    format: str
-    sha256: str
-    chunks: int
-    pages: int | None
-    characters: int
-    duplicates_dropped: int
-    topic: str
-    ingested_at: str
-
-
 class UploadResponse(BaseModel):
-    document: DocumentOut
+    document: DocumentInfo
     status: Literal["created", "replaced", "unchanged"]
 
 
 class DocumentList(BaseModel):
     total: int
-    documents: list[DocumentOut]
+    documents: list[DocumentInfo]

@@ -9,7 +9,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,21 +22,19 @@ from starlette.concurrency import run_in_threadpool
 
 from mlstack.serve import APIError, ModelCard, ServeSettings, create_app, file_sha256
 from rag_chatbot import metrics
-from rag_chatbot.answer import Rag, RagConfig
+from rag_chatbot.answer import Rag, RagConfig, Source
 from rag_chatbot.chunking import load_tokenizer
 from rag_chatbot.extract import ExtractError
 from rag_chatbot.generator import GeneratorError, OpenAIGenerator
-from rag_chatbot.library import MAX_DOC_ID_CHARS, Library
+from rag_chatbot.library import MAX_DOC_ID_CHARS, DocumentInfo, Library
 from rag_chatbot.schemas import (
     ChatRequest,
     ChatResponse,
     CitationOut,
     DocumentList,
-    DocumentOut,
     RetrievalOptions,
     RetrieveRequest,
     RetrieveResponse,
-    SourceOut,
     UploadResponse,
 )
 from rag_chatbot.uploads import Uploads, seed_index
@@ -128,8 +126,8 @@ def _config(rag: Rag, body: RetrievalOptions, **extra: Any) -> RagConfig:
     return replace(rag.config, **overrides)
 
 
-def _sources(retrieval) -> list[SourceOut]:
-    return [SourceOut(**asdict(s)) for s in retrieval.sources]
+def _sources(retrieval) -> list[Source]:
+    return retrieval.sources
 
 
 def _record(event: dict[str, Any]) -> ChatResponse:
@@ -270,7 +268,7 @@ async def upload(
         await run_in_threadpool(request.app.state.uploads.save, doc.id, doc.file, data, doc.sha256,
                                 title=title, topic=topic, media_type=file.content_type)  # fmt: skip
     metrics.DOCUMENTS.labels(result.status).inc()
-    return UploadResponse(document=DocumentOut(**asdict(result.document)), status=result.status)
+    return UploadResponse(document=result.document, status=result.status)
 
 
 @router.get("/documents", response_model=DocumentList, tags=["documents"])
@@ -282,16 +280,16 @@ async def list_documents(
     """Newest first."""
     docs = await run_in_threadpool(request.app.state.library.documents)
     docs.sort(key=lambda d: d.ingested_at, reverse=True)
-    page = [DocumentOut(**asdict(d)) for d in docs[offset : offset + limit]]
+    page = docs[offset : offset + limit]
     return DocumentList(total=len(docs), documents=page)
 
 
-@router.get("/documents/{doc_id:path}", response_model=DocumentOut, tags=["documents"])
-async def get_document(doc_id: DocId, request: Request) -> DocumentOut:
+@router.get("/documents/{doc_id:path}", response_model=DocumentInfo, tags=["documents"])
+async def get_document(doc_id: DocId, request: Request) -> DocumentInfo:
     info = await run_in_threadpool(request.app.state.library.get, doc_id)
     if info is None:
         raise APIError(404, "document_not_found", f"no document with id {doc_id!r}", param="id")
-    return DocumentOut(**asdict(info))
+    return info
 
 
 @router.delete("/documents/{doc_id:path}", tags=["documents"])
