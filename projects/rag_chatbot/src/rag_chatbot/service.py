@@ -319,14 +319,16 @@ def build_rag(settings: Settings) -> tuple[Rag, Library]:
     encoder = Encoder(settings.encoder_dir, variant=settings.encoder_variant,
                       threads=settings.onnx_threads)  # fmt: skip
     local = not settings.index_uri.startswith(("milvus://", "http://", "https://"))
+    # A missing index is seeded from the corpus and given back every kept upload, by the one
+    # worker whose copy lands (or by each, idempotently, when there is no corpus to copy).
     fresh = local and not Path(settings.index_uri).exists()
-    if fresh:
-        seed_index(Path(settings.index_uri), settings.corpus_index)
+    no_corpus = settings.corpus_index is None or not settings.corpus_index.exists()
+    restore = fresh and (seed_index(Path(settings.index_uri), settings.corpus_index) or no_corpus)
     store = open_store(settings.index_uri, encoder.dim)
     manifest = settings.manifest or Path(settings.index_uri) / "manifest.json"
     library = Library(store, encoder, manifest, chunk_tokens=settings.chunk_tokens,
                       overlap_tokens=settings.overlap_tokens)  # fmt: skip
-    if fresh:
+    if restore:
         Uploads(settings.uploads_dir).restore(library)
     key = settings.generator_api_key.get_secret_value() if settings.generator_api_key else "none"
     generator = OpenAIGenerator(settings.generator_url, api_key=key, model=settings.generator_model,

@@ -12,6 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
+from rag_chatbot.extract import ExtractError
 from rag_chatbot.library import Library
 
 log = logging.getLogger(__name__)
@@ -52,21 +53,29 @@ class Uploads:
 
     def restore(self, library: Library) -> int:
         """Ingest every kept upload into `library` again; returns how many."""
-        entries = self.entries()
-        for doc_id, e in entries.items():
+        restored = 0
+        for doc_id, e in self.entries().items():
             data = (self.folder / e["sha256"]).read_bytes()
-            library.add_file(e["file"], data, doc_id=doc_id, title=e.get("title"),
-                             topic=e.get("topic") or "", media_type=e.get("media_type"))  # fmt: skip
-        return len(entries)
+            try:
+                library.add_file(e["file"], data, doc_id=doc_id, title=e.get("title"),
+                                 topic=e.get("topic") or "", media_type=e.get("media_type"))  # fmt: skip
+            except ExtractError as exc:  # kept, so a fixed parser can read it next time
+                log.warning("upload %s could not be restored: %s", doc_id, exc)
+                continue
+            restored += 1
+        return restored
 
 
 def seed_index(index_dir: Path, corpus_index: Path | None) -> bool:
     """Copies the corpus index to `index_dir` if that does not exist yet; True if it did."""
     if index_dir.exists() or corpus_index is None or not corpus_index.exists():
         return False
-    tmp = index_dir.with_name(index_dir.name + ".seeding")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = index_dir.with_name(f"{index_dir.name}.seeding-{os.getpid()}")
     shutil.copytree(corpus_index, tmp)
-    tmp.replace(index_dir)  # a half-copied index is never seen under the real name
+    try:
+        tmp.rename(index_dir)  # a half-copied index is never seen under the real name
+    except OSError:  # another worker seeded it first
+        shutil.rmtree(tmp, ignore_errors=True)
+        return False
     log.info("seeded %s from %s", index_dir, corpus_index)
     return True
