@@ -41,6 +41,7 @@ report: install  ## rewrite the README's results block from the pipeline's files
 bench: install  ## speed benchmarks (benchmarks/*.py print and save JSON)
 	python benchmarks/bench_image_classifier.py
 	python benchmarks/bench_semantic_search.py
+	python benchmarks/bench_rag_chatbot.py --llm
 
 drift: install  ## drift report: live inference log vs the training set
 	mlstack drift --reference data/image_classifier/reference.parquet \

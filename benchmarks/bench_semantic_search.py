@@ -13,8 +13,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -82,60 +80,19 @@ def bench_encoder(threads: int) -> dict:
     return results
 
 
-async def _load(url: str, queries: list[str], clients: int, seconds: float) -> dict:
-    import httpx
-
-    latencies: list[float] = []
-    errors = 0
-    stop = time.perf_counter() + seconds
-    modes = ["hybrid", "dense", "bm25"]
-
-    async def client(worker: int) -> None:
-        nonlocal errors
-        async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-            i = worker
-            while time.perf_counter() < stop:
-                body = {"query": queries[i % len(queries)], "k": 10, "mode": modes[i % 3]}
-                t = time.perf_counter()
-                r = await http.post("/v1/search", json=body)
-                latencies.append((time.perf_counter() - t) * 1000)
-                errors += r.status_code != 200
-                i += clients
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(client(w) for w in range(clients)))
-    elapsed = time.perf_counter() - t0
-    a = np.asarray(latencies)
-    return {"clients": clients, "seconds": round(elapsed, 1), "requests": len(a), "errors": errors,
-            "requests_per_s": round(len(a) / elapsed, 1),
-            "latency_ms": {f"p{p}": round(float(np.percentile(a, p)), 1) for p in (50, 95, 99)}}  # fmt: skip
-
-
 def bench_service(workers: int, clients: int, seconds: float, port: int = 8092) -> dict:
-    import httpx
+    from mlstack.loadtest import http_load, serve_process
 
-    env = {**os.environ, "SEMANTIC_SEARCH_PORT": str(port), "SEMANTIC_SEARCH_WORKERS": str(workers),
+    env = {"SEMANTIC_SEARCH_PORT": str(port), "SEMANTIC_SEARCH_WORKERS": str(workers),
            "SEMANTIC_SEARCH_ONNX_THREADS": "1", "SEMANTIC_SEARCH_LOG_LEVEL": "warning"}  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "semantic_search.cli", "serve"], env=env, start_new_session=True
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                if httpx.get(f"{url}/readyz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        queries = [
-            json.loads(q)["query"] for q in (DATA / "queries.jsonl").read_text().splitlines()
-        ]
-        asyncio.run(_load(url, queries, clients, 3))  # warm-up
-        return {"workers": workers, **asyncio.run(_load(url, queries, clients, seconds))}
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+    queries = [json.loads(q)["query"] for q in (DATA / "queries.jsonl").read_text().splitlines()]
+    modes = ["hybrid", "dense", "bm25"]
+    bodies = [{"query": q, "k": 10, "mode": modes[i % 3]} for i, q in enumerate(queries)]
+    cmd = [sys.executable, "-m", "semantic_search.cli", "serve"]
+    with serve_process(cmd, env, f"http://127.0.0.1:{port}") as url:
+        asyncio.run(http_load(url, "/v1/search", bodies, clients=clients, seconds=3))  # warm-up
+        load = asyncio.run(http_load(url, "/v1/search", bodies, clients=clients, seconds=seconds))
+    return {"workers": workers, **load}
 
 
 def _measure(name, search, build_s, queries, truth) -> dict:
