@@ -16,6 +16,11 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 RETRIEVAL = {"mode": "bm25", "min_relevance": -1, "diversify": None}
 
 
+@pytest.fixture(autouse=True)
+def _default_replies(reset_llm):
+    """The fake generator answers normally unless a test says otherwise."""
+
+
 def settings_for(encoder_dir, tmp_path, generator_url: str, **overrides) -> Settings:
     return Settings(encoder_dir=encoder_dir, index_uri=str(tmp_path / "index"),
                     generator_url=generator_url, generator_tokenizer=str(encoder_dir),

@@ -11,32 +11,28 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, FastAPI, File, Form, Query, Request, UploadFile
-from fastapi import Path as PathParam
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import StreamingResponse
-from pydantic import Field, SecretStr
-from pydantic_settings import SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from mlstack.serve import APIError, ModelCard, ServeSettings, create_app, file_sha256
+from mlstack.serve import APIError, ModelCard, create_app, file_sha256
 from rag_chatbot import metrics
 from rag_chatbot.answer import Rag, RagConfig, Source
 from rag_chatbot.chunking import load_tokenizer
-from rag_chatbot.extract import ExtractError
+from rag_chatbot.documents_api import documents
 from rag_chatbot.generator import GeneratorError, OpenAIGenerator
-from rag_chatbot.library import MAX_DOC_ID_CHARS, DocumentInfo, Library
+from rag_chatbot.library import Library
 from rag_chatbot.schemas import (
     ChatRequest,
     ChatResponse,
     CitationOut,
-    DocumentList,
     RetrievalOptions,
     RetrieveRequest,
     RetrieveResponse,
-    UploadResponse,
 )
+from rag_chatbot.settings import Settings
 from rag_chatbot.uploads import Uploads, seed_index
 from semantic_search.encoder import VARIANTS, Encoder
 from semantic_search.retrieval import Retriever
@@ -44,52 +40,6 @@ from semantic_search.stores import open_store
 
 STATIC = Path(__file__).parent / "static"
 READ_ROUTES = (("GET", "/v1/documents"), ("GET", "/v1/documents/"))
-
-
-class Settings(ServeSettings):
-    model_config = SettingsConfigDict(
-        **{**ServeSettings.model_config, "env_prefix": "RAG_CHATBOT_"}
-    )
-
-    port: int = 8004
-    encoder_dir: Path = Path("models/semantic_search/encoder")
-    encoder_variant: str = Field("int8", pattern="^(fp32|int8)$")
-    index_uri: str = Field("data/rag_chatbot/index", description="LanceDB folder or Milvus URI.")
-    corpus_index: Path | None = Field(
-        Path("data/rag_chatbot/index-160"), description="Seeds a missing index (`dvc repro`)."
-    )
-    uploads_dir: Path = Field(
-        Path("data/rag_chatbot/uploads"), description="Uploaded files, kept to rebuild the index."
-    )
-    manifest: Path | None = Field(None, description="Default: <index_uri>/manifest.json.")
-    generator_url: str = Field(
-        "http://127.0.0.1:8003/v1", description="OpenAI-compatible base URL."
-    )
-    generator_api_key: SecretStr | None = None
-    generator_model: str = Field("", description="Empty: the first model the endpoint lists.")
-    generator_tokenizer: str = Field(
-        "models/llm_chat/base", description="tokenizer.json, its folder or a hub id: the budget."
-    )
-    generator_timeout_s: float = Field(120.0, gt=0)
-    chunk_tokens: int = Field(160, ge=16, le=512)
-    overlap_tokens: int = Field(24, ge=0)
-    k: int = Field(5, ge=1, le=20)
-    mode: str = Field("hybrid", pattern="^(dense|bm25|hybrid)$")
-    diversify: float | None = Field(0.7, ge=0, le=1)
-    min_relevance: float = Field(0.35, ge=-1, le=1)
-    context_tokens: int = Field(1024, ge=64)
-    answer_tokens: int = Field(256, ge=1)
-    temperature: float = Field(0.0, ge=0, le=2)
-    rewrite: bool = True
-    attribute: bool = True
-    max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
-    max_pages: int = Field(500, ge=1)
-    onnx_threads: int = Field(0, ge=0)
-    max_body_bytes: int = Field(11 * 1024 * 1024, ge=1024)  # an upload plus its form fields
-
-    def rag_config(self) -> RagConfig:
-        fields = RagConfig.__dataclass_fields__
-        return RagConfig(**{k: v for k, v in self.model_dump().items() if k in fields})
 
 
 class EncoderModel:
@@ -234,81 +184,13 @@ async def retrieve(body: RetrieveRequest, request: Request) -> RetrieveResponse:
                             timings_ms={k: round(v, 2) for k, v in result.timings_ms.items()})  # fmt: skip
 
 
-DocId = Annotated[str, PathParam(min_length=1, max_length=MAX_DOC_ID_CHARS)]
-
-
-@router.post("/documents", response_model=UploadResponse, status_code=201, tags=["documents"])
-async def upload(
-    request: Request,
-    file: Annotated[UploadFile, File(description="PDF, Markdown, HTML or plain text.")],
-    id: Annotated[str | None, Form(min_length=1, max_length=MAX_DOC_ID_CHARS)] = None,
-    title: Annotated[str | None, Form(max_length=500)] = None,
-    topic: Annotated[str, Form(max_length=100)] = "",
-) -> UploadResponse:
-    """Add or replace a document (same id: its chunks are replaced; same bytes: unchanged)."""
-    settings: Settings = request.app.state.settings
-    data = await file.read(settings.max_upload_bytes + 1)
-    if len(data) > settings.max_upload_bytes:
-        raise APIError(413, "file_too_large", f"the file is over the limit of "
-                       f"{settings.max_upload_bytes} bytes", param="file", limit=settings.max_upload_bytes)  # fmt: skip
-    if not data:
-        raise APIError(422, "empty_file", "the file is empty", param="file")
-    library: Library = request.app.state.library
-    async with request.app.state.write_lock:
-        try:
-            result = await run_in_threadpool(
-                library.add_file, file.filename or "upload.txt", data, doc_id=id, title=title,
-                topic=topic, media_type=file.content_type, max_pages=settings.max_pages,
-            )  # fmt: skip
-        except ExtractError as exc:
-            raise APIError(exc.status, exc.code, str(exc), param="file",
-                           limit=settings.max_pages if exc.code == "too_many_pages" else None) from None  # fmt: skip
-    if result.status != "unchanged":
-        doc = result.document
-        await run_in_threadpool(request.app.state.uploads.save, doc.id, doc.file, data, doc.sha256,
-                                title=title, topic=topic, media_type=file.content_type)  # fmt: skip
-    metrics.DOCUMENTS.labels(result.status).inc()
-    return UploadResponse(document=result.document, status=result.status)
-
-
-@router.get("/documents", response_model=DocumentList, tags=["documents"])
-async def list_documents(
-    request: Request,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> DocumentList:
-    """Newest first."""
-    docs = await run_in_threadpool(request.app.state.library.documents)
-    docs.sort(key=lambda d: d.ingested_at, reverse=True)
-    page = docs[offset : offset + limit]
-    return DocumentList(total=len(docs), documents=page)
-
-
-@router.get("/documents/{doc_id:path}", response_model=DocumentInfo, tags=["documents"])
-async def get_document(doc_id: DocId, request: Request) -> DocumentInfo:
-    info = await run_in_threadpool(request.app.state.library.get, doc_id)
-    if info is None:
-        raise APIError(404, "document_not_found", f"no document with id {doc_id!r}", param="id")
-    return info
-
-
-@router.delete("/documents/{doc_id:path}", tags=["documents"])
-async def delete_document(doc_id: DocId, request: Request) -> dict[str, Any]:
-    async with request.app.state.write_lock:
-        deleted = await run_in_threadpool(request.app.state.library.delete, doc_id)
-        await run_in_threadpool(request.app.state.uploads.remove, doc_id)
-    if not deleted:
-        raise APIError(404, "document_not_found", f"no document with id {doc_id!r}", param="id")
-    metrics.DOCUMENTS.labels("deleted").inc()
-    return {"id": doc_id, "deleted": True}
-
-
 def build_app(settings: Settings) -> FastAPI:
     app = create_app(title="rag-chatbot", settings=settings, demo_dir=STATIC,
                      load_models=lambda: load(app, settings), public_routes=READ_ROUTES)  # fmt: skip
     app.state.write_lock = asyncio.Lock()  # one writer per process
     app.state.uploads = Uploads(settings.uploads_dir)
     app.include_router(router)
+    app.include_router(documents)
     return app
 
 

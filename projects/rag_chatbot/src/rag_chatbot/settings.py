@@ -1,0 +1,55 @@
+"""The service's settings: `RAG_CHATBOT_*` environment variables or `.env`."""
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from mlstack.serve import ServeSettings
+from rag_chatbot.answer import RagConfig
+
+
+class Settings(ServeSettings):
+    model_config = SettingsConfigDict(
+        **{**ServeSettings.model_config, "env_prefix": "RAG_CHATBOT_"}
+    )
+
+    port: int = 8004
+    encoder_dir: Path = Path("models/semantic_search/encoder")
+    encoder_variant: str = Field("int8", pattern="^(fp32|int8)$")
+    index_uri: str = Field("data/rag_chatbot/index", description="LanceDB folder or Milvus URI.")
+    corpus_index: Path | None = Field(
+        Path("data/rag_chatbot/index-160"), description="Seeds a missing index (`dvc repro`)."
+    )
+    uploads_dir: Path = Field(
+        Path("data/rag_chatbot/uploads"), description="Uploaded files, kept to rebuild the index."
+    )
+    manifest: Path | None = Field(None, description="Default: <index_uri>/manifest.json.")
+    generator_url: str = Field(
+        "http://127.0.0.1:8003/v1", description="OpenAI-compatible base URL."
+    )
+    generator_api_key: SecretStr | None = None
+    generator_model: str = Field("", description="Empty: the first model the endpoint lists.")
+    generator_tokenizer: str = Field(
+        "models/llm_chat/base", description="tokenizer.json, its folder or a hub id: the budget."
+    )
+    generator_timeout_s: float = Field(120.0, gt=0)
+    chunk_tokens: int = Field(160, ge=16, le=512)
+    overlap_tokens: int = Field(24, ge=0)
+    k: int = Field(5, ge=1, le=20)
+    mode: str = Field("hybrid", pattern="^(dense|bm25|hybrid)$")
+    diversify: float | None = Field(0.7, ge=0, le=1)
+    min_relevance: float = Field(0.35, ge=-1, le=1)
+    context_tokens: int = Field(1024, ge=64)
+    answer_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.0, ge=0, le=2)
+    rewrite: bool = True
+    attribute: bool = True
+    max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    max_pages: int = Field(500, ge=1)
+    onnx_threads: int = Field(0, ge=0)
+    max_body_bytes: int = Field(11 * 1024 * 1024, ge=1024)  # an upload plus its form fields
+
+    def rag_config(self) -> RagConfig:
+        fields = RagConfig.__dataclass_fields__
+        return RagConfig(**{k: v for k, v in self.model_dump().items() if k in fields})
