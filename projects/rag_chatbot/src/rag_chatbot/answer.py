@@ -26,7 +26,7 @@ class RagConfig:
     k: int = 5  # sources at most
     mode: str = "hybrid"  # dense | bm25 | hybrid
     diversify: float | None = 0.7  # MMR lambda; None: plain relevance order
-    min_relevance: float = 0.35  # cosine(query, chunk) below which a chunk is not used
+    min_relevance: float = 0.55  # cosine(query, chunk) below which a chunk is not used
     context_tokens: int = 1024  # the sources' budget, in the generator's tokens
     answer_tokens: int = 256
     temperature: float = 0.0

@@ -51,7 +51,7 @@ def evaluate() -> None:
     from rag_chatbot.pipeline import evaluate_stage
 
     report = evaluate_stage(_params())
-    _show({k: v for k, v in report.items() if k != "threshold_sweep"})
+    _show({k: v for k, v in report.items() if k not in ("threshold", "examples")})
 
 
 @app.command()

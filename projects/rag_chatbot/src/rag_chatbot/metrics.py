@@ -25,7 +25,7 @@ CHUNKS_USED = Histogram(
 )  # fmt: skip
 TOP_RELEVANCE = Histogram(
     "rag_top_retrieval_score", "Cosine of the query and its best retrieved chunk.",
-    buckets=(-0.2, 0, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    buckets=(-0.2, 0, 0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9, 1.0),
 )  # fmt: skip
 ANSWERS = Counter(
     "rag_answers_total", "Answers by outcome; no-answer rate = no_answer / all.", ["outcome"]

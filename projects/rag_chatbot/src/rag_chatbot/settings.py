@@ -39,7 +39,7 @@ class Settings(ServeSettings):
     k: int = Field(5, ge=1, le=20)
     mode: str = Field("hybrid", pattern="^(dense|bm25|hybrid)$")
     diversify: float | None = Field(0.7, ge=0, le=1)
-    min_relevance: float = Field(0.35, ge=-1, le=1)
+    min_relevance: float = Field(0.55, ge=-1, le=1, description="See params.yaml.")
     context_tokens: int = Field(1024, ge=64)
     answer_tokens: int = Field(256, ge=1)
     temperature: float = Field(0.0, ge=0, le=2)
