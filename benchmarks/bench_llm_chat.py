@@ -56,6 +56,10 @@ def bench_hf(tokenizer, prompts: list[list[int]], tokens: int) -> dict:
         return time.perf_counter() - t0
 
     generate(prompts[:1], 4)  # warm-up
+    with torch.inference_mode():  # greedy openings: the reference the backends must write too
+        openings = [tokenizer.decode(model.generate(torch.tensor([p]), max_new_tokens=12,
+                                                    do_sample=False, pad_token_id=pad)[0, len(p):])
+                    for p in prompts]  # fmt: skip
     ttft = [generate([p], 1) for p in prompts]
     total = sum(generate([p], tokens) for p in prompts)
     batch8 = generate(prompts, tokens)
@@ -65,10 +69,12 @@ def bench_hf(tokenizer, prompts: list[list[int]], tokens: int) -> dict:
         "decode_tokens_per_s_b1": round(len(prompts) * (tokens - 1) / decode_s, 1),
         "aggregate_tokens_per_s_8_sequential": round(len(prompts) * tokens / total, 1),
         "aggregate_tokens_per_s_8_static_batch": round(len(prompts) * tokens / batch8, 1),
+        "openings": openings,
     }
 
 
-def bench_engine(kind: str, tokenizer, prompts: list[list[int]], tokens: int) -> dict:
+def bench_engine(kind: str, tokenizer, prompts: list[list[int]], tokens: int,
+                 openings: list[str]) -> dict:  # fmt: skip
     from llm_chat.backends import load_backend
     from llm_chat.engine import Engine
     from llm_chat.sampling import SamplingParams
@@ -77,12 +83,16 @@ def bench_engine(kind: str, tokenizer, prompts: list[list[int]], tokens: int) ->
     engine = Engine(backend, tokenizer, eos=set())  # end-of-turn ignored: exactly `tokens` each
     params = SamplingParams(max_tokens=tokens, temperature=0)
 
+    texts: dict[int, str] = {}
+
     async def one(prompt: list[int]) -> tuple[float, float, float]:
         t0 = time.perf_counter()
-        first = None
-        async for _ in engine.stream(prompt, params):
+        first, text = None, ""
+        async for delta in engine.stream(prompt, params):
             if first is None:
                 first = time.perf_counter()
+            text += delta.text
+        texts[id(prompt)] = text
         return t0, first, time.perf_counter()
 
     async def run(batch: list[list[int]]) -> list[tuple[float, float, float]]:
@@ -97,9 +107,15 @@ def bench_engine(kind: str, tokenizer, prompts: list[list[int]], tokens: int) ->
     finally:
         engine.stop()
     decode_s = sum(end - first for _, first, end in alone)
+    # A speed figure means nothing if the text is wrong: the share of prompts whose first 24
+    # characters are HF's greedy ones (INT8 may drift later; a broken export differs at once).
+    same = [
+        texts[id(p)].strip()[:24] == o.strip()[:24] for p, o in zip(prompts, openings, strict=True)
+    ]
     ttft = sorted(first - start for start, first, _ in alone)
     return {
         "ttft_ms_p50": round(1000 * ttft[len(ttft) // 2], 1),
+        "opening_matches_hf": round(sum(same) / len(same), 2),
         "decode_tokens_per_s_b1": round(len(prompts) * (tokens - 1) / decode_s, 1),
         "aggregate_tokens_per_s_8_streams": round(len(prompts) * tokens / wall, 1),
         "ttft_ms_p50_8_streams": round(
@@ -152,7 +168,7 @@ def main() -> None:
                "prompts": len(prompts), "hf_generate": bench_hf(tokenizer, prompts, args.tokens)}  # fmt: skip
     base = results["hf_generate"]
     for kind in args.backends:
-        r = bench_engine(kind, tokenizer, prompts, args.tokens)
+        r = bench_engine(kind, tokenizer, prompts, args.tokens, base["openings"])
         r["b1_x"] = round(r["decode_tokens_per_s_b1"] / base["decode_tokens_per_s_b1"], 2)
         r["aggregate_x_vs_sequential"] = round(
             r["aggregate_tokens_per_s_8_streams"] / base["aggregate_tokens_per_s_8_sequential"], 2
