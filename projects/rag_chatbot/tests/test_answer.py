@@ -98,21 +98,26 @@ def test_a_follow_up_is_rewritten_with_the_history(rag, reset_llm):
     assert result["query"] == "Tell me about zebras. What do they eat?"
     assert reset_llm.requests[0]["messages"][0]["content"] == prompts.REWRITE
     assert result["citations"][0].source.section.endswith("Diet")
-    # the answer prompt asks the user's own question, not the rewrite
-    assert reset_llm.requests[1]["messages"][1]["content"].endswith("Question: What do they eat?")
+    # the standalone question is the one answered, too
+    assert reset_llm.requests[1]["messages"][1]["content"].endswith(f"Question: {result['query']}")
 
 
-def test_an_unusable_rewrite_falls_back_to_history_plus_question(rag, reset_llm):
-    reset_llm.reply = ""
+@pytest.mark.parametrize(
+    "rewrite",
+    ["I don't know from these documents.", "", "The Mona Lisa was painted by Leonardo da Vinci."],
+)
+def test_an_unusable_rewrite_falls_back_to_history_plus_question(rag, rewrite):
+    """A refusal, nothing, or an answer instead of a rewrite (it drops "born")."""
 
-    async def blank(*args, **kwargs):
-        return "I don't know from these documents."
+    async def reply(*args, **kwargs):
+        return rewrite
 
-    rag.generator.complete = blank
-    messages = [{"role": "user", "content": "zebras"}, {"role": "assistant", "content": "ok"},
-                {"role": "user", "content": "and their diet?"}]  # fmt: skip
+    rag.generator.complete = reply
+    messages = [{"role": "user", "content": "Who painted the Mona Lisa?"},
+                {"role": "assistant", "content": "Leonardo da Vinci [1]."},
+                {"role": "user", "content": "Where was he born?"}]  # fmt: skip
     query = asyncio.run(rag.standalone_query(messages, replace(CONFIG, rewrite=True)))
-    assert query == "zebras and their diet?"
+    assert query == "Who painted the Mona Lisa? Where was he born?"
 
 
 def test_citation_parsing():

@@ -51,6 +51,14 @@ def test_delete(store, corpus):
     assert store.get(ids) == []
 
 
+def test_an_emptied_store_searches_to_nothing(store, corpus):
+    store.delete([d.id for d in corpus])
+    store.optimize()
+    assert store.count() == 0
+    assert store.dense(unit_vectors(1, DIM)[0], 5) == []
+    assert store.text("volcanoes", 5) == []
+
+
 def test_dense_search_ranks_by_cosine(store, corpus):
     vectors = unit_vectors(len(corpus), DIM)
     hits = store.dense(vectors[7], 5, with_vectors=True)

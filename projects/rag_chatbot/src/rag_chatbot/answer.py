@@ -16,7 +16,7 @@ from tokenizers import Tokenizer
 
 from rag_chatbot import prompts
 from rag_chatbot.generator import Generator
-from rag_chatbot.support import best_support
+from rag_chatbot.support import best_support, support
 from semantic_search.documents import Filters, Hit
 from semantic_search.retrieval import Retriever
 
@@ -131,8 +131,10 @@ class Rag:
     # -- conversation -----------------------------------------------------------------------------
 
     async def standalone_query(self, messages: Sequence[dict[str, str]], config: RagConfig) -> str:
-        """The last user message, rewritten with the history when there is one. A rewrite that
-        comes back empty, multi-line or a refusal falls back to history + question."""
+        """The last user message, rewritten with the history when there is one (the "condense
+        question" pattern: the rewrite is retrieved with and answered). A rewrite that is empty, a
+        refusal, or drops the question's own words or names (a small model answers instead of
+        rewriting) falls back to the previous question + this one."""
         question = messages[-1]["content"].strip()
         history = [m for m in messages[:-1] if m["role"] in ("user", "assistant")]
         if not history or not config.rewrite:
@@ -144,7 +146,8 @@ class Rag:
         except Exception:  # a failed rewrite must not fail the answer
             text = ""
         line = text.strip().strip('"').splitlines()[0].strip() if text.strip() else ""
-        if 3 <= len(line) <= 300 and not prompts.is_no_answer(line):
+        keeps_question = support(question, line) >= 0.5
+        if 3 <= len(line) <= 300 and keeps_question and not prompts.is_no_answer(line):
             return line
         previous = [m["content"] for m in history if m["role"] == "user"][-1:]
         return " ".join([*previous, question])
@@ -168,8 +171,7 @@ class Rag:
         text = ""
         if retrieval.sources:
             t1 = time.perf_counter()
-            question = messages[-1]["content"].strip()
-            chat = prompts.answer_messages(question, [s.ref() for s in retrieval.sources])
+            chat = prompts.answer_messages(query, [s.ref() for s in retrieval.sources])
             async for delta in self.generator.stream(
                 chat, max_tokens=config.answer_tokens, temperature=config.temperature
             ):

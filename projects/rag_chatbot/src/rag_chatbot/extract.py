@@ -70,10 +70,13 @@ def _decode(data: bytes) -> str:
 
 
 def _clean(text: str) -> str:
-    """Joins words hyphenated across lines and collapses runs of spaces; keeps paragraph breaks."""
+    """Joins words hyphenated across lines, reflows lines within a paragraph (wrapped Markdown,
+    PDF lines) and collapses runs of spaces; paragraph breaks stay."""
     text = re.sub(r"(\w)-\n(\w)", r"\1\2", text)
     text = re.sub(r"[ \t\f\v]+", " ", text)
-    return re.sub(r"\n\s*\n\s*", "\n\n", text).strip()
+    text = re.sub(r"\n\s*\n\s*", "\n\n", text)
+    text = re.sub(r"(?<!\n) ?\n ?(?!\n)", " ", text)
+    return re.sub(r" *\n\n *", "\n\n", text).strip()
 
 
 def _pdf(data: bytes, max_pages: int) -> tuple[str, list[Section]]:

@@ -42,20 +42,22 @@ STATIC = Path(__file__).parent / "static"
 READ_ROUTES = (("GET", "/v1/documents"), ("GET", "/v1/documents/"))
 
 
-class EncoderModel:
-    """The embedding model, as the service's readiness and /v1/models see it. Retrieval runs it
+class RetrievalModel:
+    """The encoder and index, as the service's readiness and /v1/models see them. Retrieval runs
     in the request's thread (no micro-batcher: a query is one short text)."""
 
     predict_batch = None
 
-    def __init__(self, encoder: Encoder) -> None:
-        self.encoder = encoder
+    def __init__(self, rag: Rag) -> None:
+        self.rag = rag
+        encoder = rag.retriever.encoder
         path = encoder.model_dir / VARIANTS[encoder.variant]
         self.card = ModelCard(encoder.name, encoder.variant, str(path), file_sha256(path),
                               extra={"dim": encoder.dim})  # fmt: skip
 
     def warmup(self) -> None:
-        self.encoder.encode(["warm up the session"])
+        # One retrieval loads the index's in-memory copy (BM25 included): seconds, not per query.
+        self.rag.retrieve("warm up the index", self.rag.config)
 
 
 router = APIRouter(prefix="/v1")
@@ -220,10 +222,10 @@ def build_rag(settings: Settings) -> tuple[Rag, Library]:
     return rag, library
 
 
-def load(app: FastAPI, settings: Settings) -> list[EncoderModel]:
+def load(app: FastAPI, settings: Settings) -> list[RetrievalModel]:
     t0 = time.perf_counter()
     app.state.rag, app.state.library = build_rag(settings)
-    model = EncoderModel(app.state.rag.retriever.encoder)
+    model = RetrievalModel(app.state.rag)
     model.card.load_seconds = time.perf_counter() - t0
     return [model]
 

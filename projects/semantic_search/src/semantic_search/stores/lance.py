@@ -165,6 +165,8 @@ class LanceStore:
         self, query: str, k: int, filters: Filters | None = None, *, with_vectors: bool = False
     ) -> list[Hit]:
         if snapshot := self._snapshot():
+            if not snapshot.ids:  # an empty index: bm25s cannot index zero documents
+                return []
             index = self._mirror.bm25(snapshot)
             return bm25_text(snapshot, index, query, k, filters, with_vectors=with_vectors)
         search = self.table.search(query, query_type="fts", fts_columns="text").limit(k)

@@ -99,7 +99,8 @@ class MemoryMirror:
         data = self.table.to_arrow()
         ids = data["id"].to_pylist()
         vectors = data["vector"].combine_chunks().values.to_numpy(zero_copy_only=False)
-        vectors = vectors.reshape(len(ids), -1).astype(np.float32, copy=True)
+        dim = data.schema.field("vector").type.list_size  # fixed: an empty table reshapes too
+        vectors = vectors.reshape(len(ids), dim).astype(np.float32, copy=True)
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return _Snapshot(
             version=version,

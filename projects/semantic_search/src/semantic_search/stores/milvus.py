@@ -20,7 +20,9 @@ def filter_expression(filters: Filters | None) -> str:
     if filters is None or filters.is_empty():
         return ""
     return " and ".join(
-        filters.conditions(lambda field, values: f"{field} in {json.dumps(values)}")
+        filters.conditions(
+            lambda field, values: f"{field} in {json.dumps(values, ensure_ascii=False)}"
+        )
     )
 
 
@@ -170,7 +172,8 @@ class MilvusStore:
 
 
 def _id_filter(ids: Sequence[str]) -> str:
-    return f"id in {json.dumps(list(ids))}"
+    # JSON quoting, non-ASCII kept: Milvus's expression parser reads \" and \\ but not \uXXXX.
+    return f"id in {json.dumps(list(ids), ensure_ascii=False)}"
 
 
 def _document(row: dict) -> Document:
