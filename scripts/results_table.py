@@ -195,6 +195,18 @@ def rag_chatbot() -> str:
                          f"{g['answers_with_citations']} / {g['answers_with_citations_after_attribution']} | "
                          f"{g['answer_relevance']} | {g['answer_correctness']} | "
                          f"{g['no_answer_accuracy']} | {g['answered_rate']} |")  # fmt: skip
+    bench = Path("reports/rag_chatbot/benchmark.json")
+    if bench.exists():
+        b = load(bench)
+        row = lambda r: (f"{r['requests_per_s']} req/s, p50 {r['latency_ms']['p50']} ms, p99 "  # noqa: E731
+                         f"{r['latency_ms']['p99']} ms, {r['errors']} errors of {r['requests']}")  # fmt: skip
+        lines += ["", f"Under load (`benchmarks/bench_rag_chatbot.py`, {b['clients']} clients, one "
+                  "service process, the load generator on the same cores):", "",
+                  f"- `/v1/retrieve`: {row(b['retrieve'])}",
+                  f"- `/v1/chat` with an instant fake generator (our side only): {row(b['chat_fake_generator'])}"]  # fmt: skip
+        if "chat_llm_chat" in b:
+            lines.append(f"- `/v1/chat` generating with the LLM chat service ({b['chat_llm_chat']['clients']} "
+                         f"clients): {row(b['chat_llm_chat'])}")  # fmt: skip
     best = e["threshold"]["best_balanced"]
     lines += ["", f"Relevance floor, swept on the tune split only: best balanced at "
               f"`min_relevance` {best['min_relevance']} (answerable kept {best['answerable_kept']}, "
