@@ -48,7 +48,9 @@ def main() -> None:
                 "RAG_CHATBOT_GENERATOR_URL": generator, "RAG_CHATBOT_REQUEST_TIMEOUT_S": "300"}  # fmt: skip
 
     def load(path: str, bodies: list[dict], clients: int, seconds: float) -> dict:
-        asyncio.run(http_load(url, path, bodies[-50:], clients=clients, seconds=3))  # warm-up
+        asyncio.run(
+            http_load(url, path, bodies[-50:], clients=clients, seconds=3, timeout_s=300)
+        )  # warm-up
         return asyncio.run(
             http_load(url, path, bodies, clients=clients, seconds=seconds, timeout_s=300)
         )

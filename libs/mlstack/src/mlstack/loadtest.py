@@ -55,9 +55,12 @@ async def http_load(url: str, path: str, bodies: Sequence[dict[str, Any]], *, cl
             i = worker
             while time.perf_counter() < stop:
                 t = time.perf_counter()
-                r = await http.post(path, json=bodies[i % len(bodies)])
+                try:
+                    r = await http.post(path, json=bodies[i % len(bodies)])
+                    errors += r.status_code != 200
+                except httpx.HTTPError:  # a timeout or a dropped connection is an error too
+                    errors += 1
                 latencies.append((time.perf_counter() - t) * 1000)
-                errors += r.status_code != 200
                 i += clients
 
     t0 = time.perf_counter()
