@@ -65,6 +65,6 @@ def fake_llm():
 
 @pytest.fixture
 def reset_llm(fake_llm):
-    fake_llm.reply = None
+    fake_llm.reply, fake_llm.status, fake_llm.fail_midway = None, 200, False
     fake_llm.requests.clear()
     return fake_llm

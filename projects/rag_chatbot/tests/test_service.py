@@ -226,3 +226,29 @@ def test_a_deleted_index_is_rebuilt_from_the_corpus_and_the_uploads(
         assert hit["sources"][0]["text"] == "Owls hunt at night."
         httpx.delete(url + "/v1/documents/owls.txt", headers=AUTH)
     assert list((tmp_path / "uploads").iterdir()) == [tmp_path / "uploads" / "uploads.json"]
+
+
+def test_a_busy_generator_is_a_503_with_retry_after(client, reset_llm):
+    reset_llm.status = 503
+    r = chat(client, "zebra stripes")
+    assert r.status_code == 503 and r.headers["Retry-After"]
+    assert r.json()["error"]["code"] == "generator_busy"
+
+
+def test_a_stream_that_breaks_ends_with_an_error_event(client, reset_llm):
+    reset_llm.fail_midway = True
+    with client.stream("POST", "/v1/chat", json={
+        "messages": [{"role": "user", "content": "How far do zebras migrate?"}],
+        "stream": True, **RETRIEVAL}) as r:  # fmt: skip
+        assert r.status_code == 200  # the first token came through before the failure
+        blocks = r.read().decode().strip().split("\n\n")
+    assert blocks[-1].startswith("event: error")
+    assert json.loads(blocks[-1].split("\n")[1][6:])["error"]["code"] == "generator_error"
+
+
+def test_an_empty_index_answers_that_it_does_not_know(encoder_dir, tmp_path, reset_llm):
+    with live_server(build_app(settings_for(encoder_dir, tmp_path, reset_llm.url))) as url:
+        r = httpx.post(url + "/v1/chat", headers=AUTH, json={
+            "messages": [{"role": "user", "content": "anything?"}], **RETRIEVAL})  # fmt: skip
+    assert r.status_code == 200 and r.json()["no_answer"]
+    assert reset_llm.requests == []

@@ -88,3 +88,5 @@ async def upstream_errors(base_url: str) -> AsyncIterator[None]:
     except openai.APIStatusError as e:
         raise GeneratorError(502, "generator_error", f"{where} answered {e.status_code}: "
                              f"{e.message}") from e  # fmt: skip
+    except openai.APIError as e:  # e.g. an error event in the middle of a stream
+        raise GeneratorError(502, "generator_error", f"{where} failed: {e.message}") from e

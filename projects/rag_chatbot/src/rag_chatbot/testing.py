@@ -12,11 +12,14 @@ from rag_chatbot import prompts
 
 class FakeLLM:
     """Answers prompts the way a well-behaved model would: the first sentence of source [1] with
-    `[1]`; rewrites as "<first user question> <last question>"; `reply` overrides the answer."""
+    `[1]`; rewrites as "<first user question> <last question>". `reply` overrides the answer,
+    `status` answers with that HTTP error, `fail_midway` breaks a stream after its first piece."""
 
     def __init__(self) -> None:
         self.requests: list[dict] = []
         self.reply: str | None = None
+        self.status = 200
+        self.fail_midway = False
 
     def answer(self, messages: list[dict]) -> str:
         if messages[0]["content"] == prompts.REWRITE:
@@ -41,6 +44,9 @@ class FakeLLM:
         async def chat(request: Request):
             body = await request.json()
             self.requests.append(body)
+            if self.status != 200:
+                error = {"message": "overloaded", "type": "server_error", "code": None}
+                return JSONResponse({"error": error}, status_code=self.status)
             text = self.answer(body["messages"])
             meta = {"id": "chatcmpl-1", "created": 0, "model": body["model"]}
             if not body.get("stream"):
@@ -52,6 +58,9 @@ class FakeLLM:
                 for piece in re.findall(r"\S+\s*", text):
                     delta = {"index": 0, "delta": {"content": piece}, "finish_reason": None}
                     yield f"data: {json.dumps({**meta, 'object': 'chat.completion.chunk', 'choices': [delta]})}\n\n"
+                    if self.fail_midway:  # how OpenAI-compatible servers report a failed stream
+                        yield f"data: {json.dumps({'error': {'message': 'engine died'}})}\n\n"
+                        return
                 yield "data: [DONE]\n\n"
 
             return StreamingResponse(events(), media_type="text/event-stream")
