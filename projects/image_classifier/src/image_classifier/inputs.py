@@ -15,6 +15,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from mlstack.serve import APIError
+from mlstack.serve.errors import validation_error
 
 ALLOWED_FILE_TYPES = ("image/", "application/octet-stream")
 
@@ -90,19 +91,7 @@ async def _read_json(request: Request, max_images: int) -> tuple[list[tuple[str,
     try:
         body = ClassifyJSON.model_validate_json(await request.body())
     except ValidationError as exc:
-        first = exc.errors()[0]
-        if first["type"] == "json_invalid":
-            raise APIError(
-                400, "invalid_json", "request body is not valid JSON", param="body"
-            ) from None
-        param = ".".join(str(p) for p in first["loc"]) or "body"
-        raise APIError(
-            422,
-            "invalid_" + first["type"],
-            f"{param}: {first['msg']}",
-            param=param,
-            limit=(first.get("ctx") or {}).get("le"),
-        ) from None
+        raise validation_error(exc.errors()) from None
     if body.image is not None and body.images is not None:
         raise APIError(
             422, "ambiguous_input", "send either 'image' or 'images', not both", param="images"

@@ -81,20 +81,24 @@ def error_response(request: Request, err: APIError) -> JSONResponse:
     return JSONResponse(body, status_code=err.status, headers=err.headers)
 
 
-def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    first = exc.errors()[0] if exc.errors() else {}
+def validation_error(errors: list[dict]) -> APIError:
+    """Pydantic's errors as our envelope: the first error's field (dotted path), message and limit;
+    400 for a body that is not JSON. Routes that validate by hand raise this too."""
+    first = errors[0] if errors else {}
     loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
     param = ".".join(loc) or None
     if first.get("type") == "json_invalid":
-        err = APIError(400, "invalid_json", f"request body is not valid JSON: {first.get('msg')}")
-    else:
-        limit = (first.get("ctx") or {}).get(
-            "le", (first.get("ctx") or {}).get("max_length", (first.get("ctx") or {}).get("ge"))
-        )
-        message = f"{param or 'request'}: {first.get('msg', 'invalid value')}"
-        err = APIError(422, "invalid_" + first.get("type", "value"), message, param=param)
-        err.limit = limit if isinstance(limit, int | float | str) else None
-    return error_response(request, err)
+        return APIError(400, "invalid_json", f"request body is not valid JSON: {first.get('msg')}",
+                        param="body")  # fmt: skip
+    ctx = first.get("ctx") or {}
+    limit = ctx.get("le", ctx.get("max_length", ctx.get("ge")))
+    message = f"{param or 'request'}: {first.get('msg', 'invalid value')}"
+    return APIError(422, "invalid_" + first.get("type", "value"), message, param=param,
+                    limit=limit if isinstance(limit, int | float | str) else None)  # fmt: skip
+
+
+def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    return error_response(request, validation_error(list(exc.errors())))
 
 
 def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
