@@ -108,11 +108,13 @@ class Rag:
 
     def retrieve(self, query: str, config: RagConfig, filters: Filters | None = None) -> Retrieval:
         t0 = time.perf_counter()
-        vector, _, _ = self.retriever.embed_query(query)
-        result = self.retriever.search(
-            query, k=config.k, mode=config.mode, filters=filters, diversify=config.diversify,
-            query_vector=vector, with_vectors=True,
-        )  # fmt: skip
+        # The retriever encodes the query itself (in hybrid mode, while BM25 runs) and hands the
+        # vector back; only BM25 without MMR leaves it to be encoded here, for the relevance floor.
+        result = self.retriever.search(query, k=config.k, mode=config.mode, filters=filters,
+                                       diversify=config.diversify, with_vectors=True)  # fmt: skip
+        vector = result.query_vector
+        if vector is None:
+            vector, _, _ = self.retriever.embed_query(query)
         scored = [(float(h.vector @ vector), h) for h in result.hits]  # in retrieval order
         top = max((score for score, _ in scored), default=None)
         candidates = [_source(h, score) for score, h in scored if score >= config.min_relevance]
@@ -163,9 +165,14 @@ class Rag:
 
         t0 = time.perf_counter()
         query = await self.standalone_query(messages, config)
-        rewrite_ms = (time.perf_counter() - t0) * 1000
+        # "rewrite" is timed only where there was a history to rewrite with.
+        timings = (
+            {"rewrite": (time.perf_counter() - t0) * 1000}
+            if len(messages) > 1 and config.rewrite
+            else {}
+        )
         retrieval = await run_in_threadpool(self.retrieve, query, config, filters)
-        timings = {"rewrite": rewrite_ms, **retrieval.timings_ms}
+        timings |= retrieval.timings_ms
         yield {"type": "retrieval", "query": query, "sources": [asdict(s) for s in retrieval.sources],
                "top_relevance": retrieval.top_relevance}  # fmt: skip
         text = ""

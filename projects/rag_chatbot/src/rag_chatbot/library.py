@@ -117,7 +117,7 @@ class Library:
     ) -> IngestResult:
         """Parse, chunk, embed, then write. Raises `ExtractError` before touching the index."""
         doc_id = doc_id or Path(filename).name
-        detect_format(filename, media_type)  # refuse the wrong type before reading anything
+        kind = detect_format(filename, media_type)  # refuse the wrong type before reading anything
         sha = hashlib.sha256(data).hexdigest()
         old = self.get(doc_id)
         if old and old.sha256 == sha and (title is None or title == old.title):
@@ -125,7 +125,7 @@ class Library:
         found_title, sections = extract(filename, data, media_type=media_type, max_pages=max_pages)
         info, docs, texts = self._chunk(
             doc_id, title or found_title, sections, file=Path(filename).name,
-            kind=detect_format(filename, media_type), sha=sha, topic=topic,
+            kind=kind, sha=sha, topic=topic,
         )  # fmt: skip
         vectors = self.encoder.encode(texts)
         with self._lock:

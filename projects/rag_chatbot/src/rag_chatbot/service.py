@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mlstack.serve import APIError, ModelCard, create_app, file_sha256
 from rag_chatbot import metrics
-from rag_chatbot.answer import Rag, RagConfig, Source
+from rag_chatbot.answer import Rag, RagConfig
 from rag_chatbot.chunking import load_tokenizer
 from rag_chatbot.documents_api import documents
 from rag_chatbot.generator import GeneratorError, OpenAIGenerator
@@ -37,6 +37,7 @@ from rag_chatbot.uploads import Uploads, seed_index
 from semantic_search.encoder import VARIANTS, Encoder
 from semantic_search.retrieval import Retriever
 from semantic_search.stores import open_store
+from semantic_search.stores.base import is_milvus_uri
 
 STATIC = Path(__file__).parent / "static"
 READ_ROUTES = (("GET", "/v1/documents"), ("GET", "/v1/documents/"))
@@ -78,10 +79,6 @@ def _config(rag: Rag, body: RetrievalOptions, **extra: Any) -> RagConfig:
     return replace(rag.config, **overrides)
 
 
-def _sources(retrieval) -> list[Source]:
-    return retrieval.sources
-
-
 def _record(event: dict[str, Any]) -> ChatResponse:
     """Metrics for a finished answer, and its response body."""
     retrieval, timings = event["retrieval"], event["timings_ms"]
@@ -90,7 +87,7 @@ def _record(event: dict[str, Any]) -> ChatResponse:
         metrics.GENERATION_LATENCY.observe(timings["generation"] / 1000)
     if "first_token" in timings:
         metrics.FIRST_TOKEN_LATENCY.observe(timings["first_token"] / 1000)
-    if event["query"] != event.get("question"):
+    if "rewrite" in timings:
         metrics.REWRITE_LATENCY.observe(timings["rewrite"] / 1000)
     metrics.CHUNKS_USED.observe(len(retrieval.sources))
     if retrieval.top_relevance is not None:
@@ -102,7 +99,7 @@ def _record(event: dict[str, Any]) -> ChatResponse:
                              page=c.source.page, section=c.source.section, snippet=c.source.text,
                              attributed=c.attributed) for c in event["citations"]]  # fmt: skip
     return ChatResponse(answer=event["answer"], no_answer=event["no_answer"], query=event["query"],
-                        citations=citations, sources=_sources(retrieval),
+                        citations=citations, sources=retrieval.sources,
                         invalid_citations=event["invalid_citations"], timings_ms=timings)  # fmt: skip
 
 
@@ -130,7 +127,7 @@ async def chat(body: ChatRequest, request: Request):
         try:
             async for event in events:
                 if event["type"] == "answer":
-                    return _record({**event, "question": messages[-1]["content"]})
+                    return _record(event)
         except GeneratorError as exc:
             raise _generator_error(exc) from None
     # Read up to the first token before answering, so an unreachable generator is a clean 502.
@@ -142,11 +139,11 @@ async def chat(body: ChatRequest, request: Request):
                 break
     except GeneratorError as exc:
         raise _generator_error(exc) from None
-    return StreamingResponse(_sse(head, events, messages[-1]["content"]),
+    return StreamingResponse(_sse(head, events),
                              media_type="text/event-stream", headers={"Cache-Control": "no-cache"})  # fmt: skip
 
 
-async def _sse(head: list[dict], events: AsyncIterator[dict], question: str) -> AsyncIterator[str]:
+async def _sse(head: list[dict], events: AsyncIterator[dict]) -> AsyncIterator[str]:
     async def all_events() -> AsyncIterator[dict]:
         for event in head:
             yield event
@@ -164,7 +161,7 @@ async def _sse(head: list[dict], events: AsyncIterator[dict], question: str) -> 
             elif event["type"] == "delta":
                 yield frame("delta", {"text": event["text"]})
             else:
-                yield frame("answer", _record({**event, "question": question}).model_dump())
+                yield frame("answer", _record(event).model_dump())
     except GeneratorError as exc:
         err = _generator_error(exc)
         yield frame("error", {"error": {"code": err.code, "message": err.message}})
@@ -181,7 +178,7 @@ async def retrieve(body: RetrieveRequest, request: Request) -> RetrieveResponse:
     config = _config(rag, body)
     result = await run_in_threadpool(rag.retrieve, body.query, config, body.filters)
     metrics.RETRIEVAL_LATENCY.observe(result.timings_ms["retrieval"] / 1000)
-    return RetrieveResponse(query=body.query, sources=_sources(result), candidates=result.candidates,
+    return RetrieveResponse(query=body.query, sources=result.sources, candidates=result.candidates,
                             top_relevance=result.top_relevance,
                             timings_ms={k: round(v, 2) for k, v in result.timings_ms.items()})  # fmt: skip
 
@@ -202,7 +199,7 @@ def build_rag(settings: Settings) -> tuple[Rag, Library]:
         raise FileNotFoundError(f"{settings.encoder_dir} has no encoder: run `dvc repro`")
     encoder = Encoder(settings.encoder_dir, variant=settings.encoder_variant,
                       threads=settings.onnx_threads)  # fmt: skip
-    local = not settings.index_uri.startswith(("milvus://", "http://", "https://"))
+    local = not is_milvus_uri(settings.index_uri)
     # A missing index is seeded from the corpus and given back every kept upload, by the one
     # worker whose copy lands (or by each, idempotently, when there is no corpus to copy).
     fresh = local and not Path(settings.index_uri).exists()

@@ -30,6 +30,7 @@ class SearchResult:
     query_tokens: int
     truncated: bool
     timings_ms: dict[str, float] = field(default_factory=dict)
+    query_vector: np.ndarray | None = None  # None when nothing needed it (BM25 without MMR)
 
 
 def reciprocal_rank_fusion(
@@ -166,4 +167,4 @@ class Retriever:
             # Dense scores are cosines already; other rankings keep their order through MMR.
             relevance = None if mode == SearchMode.dense and not rerank else unit_scale(hits)
             hits = mmr(query_vector, hits, k, diversify, relevance)
-        return SearchResult(hits[:k], tokens, truncated, timings)
+        return SearchResult(hits[:k], tokens, truncated, timings, query_vector)

@@ -48,9 +48,14 @@ class VectorStore(Protocol):
         """Bring indexes up to date with recent writes (a no-op where the backend does it)."""
 
 
+def is_milvus_uri(uri: str) -> bool:
+    """`milvus://host:port`, `http(s)://...` or a `*.db` (Milvus Lite) file; else a LanceDB folder."""
+    return uri.startswith(("milvus://", "http://", "https://")) or uri.endswith(".db")
+
+
 def open_store(uri: str, dim: int, *, collection: str = "documents", **options) -> VectorStore:
     """`milvus://host:port`, `http(s)://...` or a `*.db` file -> Milvus; a folder -> LanceDB."""
-    if uri.startswith(("milvus://", "http://", "https://")) or uri.endswith(".db"):
+    if is_milvus_uri(uri):
         from semantic_search.stores.milvus import MilvusStore
 
         return MilvusStore(uri.replace("milvus://", "http://", 1), dim, collection=collection)
