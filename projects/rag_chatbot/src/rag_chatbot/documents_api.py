@@ -45,10 +45,10 @@ async def upload(
         except ExtractError as exc:
             raise APIError(exc.status, exc.code, str(exc), param="file",
                            limit=settings.max_pages if exc.code == "too_many_pages" else None) from None  # fmt: skip
-    if result.status != "unchanged":
-        doc = result.document
-        await run_in_threadpool(request.app.state.uploads.save, doc.id, doc.file, data, doc.sha256,
-                                title=title, topic=topic, media_type=file.content_type)  # fmt: skip
+        if result.status != "unchanged":  # under the lock: the registry is read-modify-write
+            doc = result.document
+            await run_in_threadpool(request.app.state.uploads.save, doc.id, doc.file, data,
+                                    doc.sha256, title=title, topic=topic, media_type=file.content_type)  # fmt: skip
     metrics.DOCUMENTS.labels(result.status).inc()
     return UploadResponse(document=result.document, status=result.status)
 
