@@ -58,6 +58,10 @@ def test_failed_load_is_reported_not_crashed():
             if "failed" in error["message"]:
                 break
         assert "FileNotFoundError" in error["message"]
+        # liveness fails too, so a supervisor restarts the process instead of keeping it forever
+        assert_envelope(httpx.get(f"{base}/healthz"), 503, "not_ready")
+        assert_envelope(httpx.post(f"{base}/v1/models"), 405, "method_not_allowed")
+        assert_envelope(httpx.get(f"{base}/v1/models"), 503, "not_ready")
 
 
 def test_api_key_guards_everything_but_health(make_app):

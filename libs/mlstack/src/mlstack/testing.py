@@ -20,7 +20,8 @@ def free_port() -> int:
 def live_server(app, *, wait_ready: bool = True, timeout_s: float = 60) -> Iterator[str]:
     """Serves `app` with uvicorn on 127.0.0.1 in a thread; yields its base URL.
 
-    Real HTTP, real lifespan (model loading), so tests see what a client sees.
+    Real HTTP, real lifespan (model loading), so tests see what a client sees. Without
+    `wait_ready` it returns as soon as the server answers at all (a failed load answers 503).
     """
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
@@ -32,7 +33,8 @@ def live_server(app, *, wait_ready: bool = True, timeout_s: float = 60) -> Itera
     path = "/readyz" if wait_ready else "/healthz"
     while True:
         with contextlib.suppress(httpx.TransportError):
-            if httpx.get(base + path, timeout=2).status_code == 200:
+            status = httpx.get(base + path, timeout=2).status_code
+            if status == 200 or not wait_ready:
                 break
         if time.monotonic() > deadline or not thread.is_alive():
             server.should_exit = True

@@ -1,9 +1,13 @@
-"""The FastAPI kit every service uses: `create_app`, the error envelope, micro-batching, `run`."""
+"""The FastAPI kit every service uses: `create_app`, the error envelope, the readiness gate,
+the bounded CPU pool, micro-batching, `run`."""
 
 from mlstack.serve.app import Hub, Settings, create_app
 from mlstack.serve.batching import MicroBatcher
 from mlstack.serve.errors import APIError
+from mlstack.serve.gate import requires
 from mlstack.serve.models import Deployment, ModelCard, ModelHub, ServedModel, file_sha256
+from mlstack.serve.offload import offload
+from mlstack.serve.openapi import error_responses
 from mlstack.serve.settings import ServeSettings
 
 __all__ = [
@@ -17,5 +21,8 @@ __all__ = [
     "ServedModel",
     "Settings",
     "create_app",
+    "error_responses",
     "file_sha256",
+    "offload",
+    "requires",
 ]

@@ -4,7 +4,8 @@
     app.include_router(router)
 
 gives: `/healthz`, `/readyz`, `/metrics`, `/v1/models`, request ids, JSON access logs, the error
-envelope, API-key auth, a body limit, CORS, a micro-batcher per model and the demo page at `/`.
+envelope (documented in the OpenAPI), API-key auth, a body limit, CORS, the readiness gate
+(`requires`), a bounded CPU pool (`offload`), a micro-batcher per model and the demo page at `/`.
 """
 
 import asyncio
@@ -12,7 +13,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -23,21 +23,19 @@ from fastapi.staticfiles import StaticFiles
 
 from mlstack.monitor import metrics
 from mlstack.monitor.inference_log import InferenceLog
+from mlstack.serve.auth import ApiKeys
 from mlstack.serve.batching import MicroBatcher
-from mlstack.serve.errors import APIError, error_body, install_error_handlers
+from mlstack.serve.errors import error_body, install_error_handlers
+from mlstack.serve.gate import Readiness, not_ready, requires
 from mlstack.serve.middleware import GuardMiddleware, RequestContextMiddleware
 from mlstack.serve.models import Deployment, ModelHub, ServedModel
+from mlstack.serve.offload import configure as configure_offload
+from mlstack.serve.openapi import document_errors
 from mlstack.serve.settings import ServeSettings
 
 log = logging.getLogger("mlstack.serve")
 PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics", "/", "/favicon.ico")
 PUBLIC_PREFIXES = ("/demo",)
-
-
-@dataclass
-class Readiness:
-    ready: bool = False
-    reason: str = "loading models"
 
 
 async def _load(app: FastAPI, load_models: Callable[[], list[ServedModel]]) -> None:
@@ -71,8 +69,8 @@ async def _load(app: FastAPI, load_models: Callable[[], list[ServedModel]]) -> N
                 "seconds": round(time.perf_counter() - started, 3),
             },
         )
-    except Exception as exc:  # stay alive and say why in /readyz; the orchestrator decides
-        state.reason = f"model loading failed: {type(exc).__name__}: {exc}"
+    except Exception as exc:  # say why in /readyz and fail /healthz: a restart may mend it
+        state.fail(f"model loading failed: {type(exc).__name__}: {exc}")
         log.exception("model loading failed")
 
 
@@ -85,10 +83,12 @@ def create_app(
     demo_dir: Path | None = None,
     public_routes: tuple[tuple[str, str], ...] = (),
 ) -> FastAPI:
-    """Builds the service. `load_models` runs in a thread at start-up; until it and every model's
-    `warmup()` are done, `/readyz` answers 503 with the reason. With an API key set, every route
-    needs it except health, metrics, the demo and `public_routes` ((method, path) pairs, a path
-    ending in "/" being a prefix): a service opens its read routes that way."""
+    """Builds the service. `load_models` runs in a thread at start-up and may put what it builds
+    besides models into `app.state.resources` (routes get it through `requires(key)`); until it
+    and every model's `warmup()` are done, `/readyz` and the gated routes answer 503 with the
+    reason; if it fails, `/healthz` fails too. With an API key set, every route needs it except
+    health, metrics, the demo and `public_routes` ((method, path) pairs, a path ending in "/"
+    being a prefix): only for routes that compute nothing."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -106,6 +106,8 @@ def create_app(
     app.state.settings = settings
     app.state.readiness = Readiness()
     app.state.hub = ModelHub()
+    app.state.resources = {"hub": app.state.hub}
+    configure_offload(settings.cpu_workers, settings.cpu_queue)
     # Routes log sampled inputs/outputs here for drift reports; None when monitoring is off.
     app.state.inference_log = (
         InferenceLog(settings.monitor_dir, sample_rate=settings.inference_log_sample_rate)
@@ -113,6 +115,7 @@ def create_app(
         else None
     )
     install_error_handlers(app)
+    document_errors(app)
 
     if settings.cors_origins:
         app.add_middleware(
@@ -124,7 +127,7 @@ def create_app(
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
     app.add_middleware(
         GuardMiddleware,
-        api_key=api_key,
+        api_keys=ApiKeys(api_key, settings.api_keys_file),
         max_body_bytes=settings.max_body_bytes,
         public_paths=PUBLIC_PATHS,
         public_prefixes=PUBLIC_PREFIXES,
@@ -132,21 +135,24 @@ def create_app(
     )
     app.add_middleware(RequestContextMiddleware)  # outermost: ids and logs cover rejections too
 
+    def unavailable(request: Request, state: Readiness) -> JSONResponse:
+        err = not_ready(state)
+        request_id = getattr(request.state, "request_id", None)
+        body = error_body(err.status, err.code, err.message, request_id=request_id)
+        return JSONResponse(body, status_code=err.status, headers=err.headers)
+
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
+    def healthz(request: Request) -> Response:
+        """Liveness: 200 while the process can serve (loading included), 503 once loading failed
+        for good, so the supervisor restarts it."""
+        state: Readiness = request.app.state.readiness
+        return unavailable(request, state) if state.failed else JSONResponse({"status": "ok"})
 
     @app.get("/readyz", tags=["ops"])
     def readyz(request: Request) -> Response:
         """Readiness: 200 once every model is loaded and warmed up, 503 with the reason before."""
         state: Readiness = request.app.state.readiness
-        if state.ready:
-            return JSONResponse({"status": "ready"})
-        body = error_body(
-            503, "not_ready", state.reason, request_id=getattr(request.state, "request_id", None)
-        )
-        return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+        return JSONResponse({"status": "ready"}) if state.ready else unavailable(request, state)
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     def prometheus_metrics() -> Response:
@@ -168,16 +174,9 @@ def create_app(
     return app
 
 
-def get_hub(request: Request) -> ModelHub:
-    state: Readiness = request.app.state.readiness
-    if not state.ready:
-        raise APIError(503, "not_ready", state.reason, headers={"Retry-After": "1"})
-    return request.app.state.hub
-
-
 def get_settings(request: Request) -> ServeSettings:
     return request.app.state.settings
 
 
-Hub = Annotated[ModelHub, Depends(get_hub)]
+Hub = Annotated[ModelHub, Depends(requires("hub"))]
 Settings = Annotated[ServeSettings, Depends(get_settings)]

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger("mlstack.serve")
 
@@ -101,10 +102,27 @@ def _validation_error(request: Request, exc: RequestValidationError) -> JSONResp
     return error_response(request, validation_error(list(exc.errors())))
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method any route of this path answers. Starlette's own 405 names only the first
+    route that matched the path, so GET + DELETE on one path said `Allow: GET`."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE and getattr(route, "methods", None):
+            methods |= route.methods
+    return sorted(methods)
+
+
 def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+    codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 400: "invalid_body"}
     err = APIError(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
     err.headers = dict(exc.headers or {})
+    if (
+        exc.status_code == 400
+    ):  # FastAPI's answer to a body it could not parse (e.g. nested too deep)
+        err.param = "body"
+    if exc.status_code == 405:
+        err.headers["Allow"] = ", ".join(allowed_methods(request))
     return error_response(request, err)
 
 

@@ -6,7 +6,6 @@ the body limit also holds for chunked uploads that send no Content-Length.
 
 import logging
 import re
-import secrets
 import time
 import uuid
 
@@ -14,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlstack.monitor import metrics
+from mlstack.serve.auth import ApiKeys
 from mlstack.serve.errors import APIError, error_body
 
 access_log = logging.getLogger("mlstack.access")
@@ -77,14 +77,14 @@ class GuardMiddleware:
         self,
         app: ASGIApp,
         *,
-        api_key: str | None,
+        api_keys: ApiKeys,
         max_body_bytes: int,
         public_paths: tuple[str, ...] = (),
         public_prefixes: tuple[str, ...] = (),
         public_routes: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.app = app
-        self.api_key = api_key.encode() if api_key else None
+        self.api_keys = api_keys
         self.max_body_bytes = max_body_bytes
         self.public_paths = set(public_paths)
         self.public_prefixes = public_prefixes
@@ -115,12 +115,10 @@ class GuardMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self.api_key and not self._is_public(scope["method"], scope["path"]):
+        if self.api_keys.enabled and not self._is_public(scope["method"], scope["path"]):
             auth = _header(scope, b"authorization") or ""
             scheme, _, token = auth.partition(" ")
-            if scheme.lower() != "bearer" or not secrets.compare_digest(
-                token.encode(), self.api_key
-            ):
+            if scheme.lower() != "bearer" or not self.api_keys.matches(token):
                 err = APIError(
                     401,
                     "invalid_api_key",

@@ -21,13 +21,26 @@ class ServeSettings(BaseSettings):
     workers: int = Field(1, ge=1, le=64)
     model_path: Path | None = None
     api_key: SecretStr | None = Field(
-        None, description="When set, every route but health, metrics and the demo page needs it."
+        None,
+        description="When set, every route but health, metrics and the demo page needs it. "
+        "Several keys, comma-separated, are all accepted (rotation).",
+    )
+    api_keys_file: Path | None = Field(
+        None,
+        description="A file of keys, one a line (a mounted Secret); re-read when it changes. "
+        "Named but missing or empty: the service refuses to start.",
     )
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_batch_size: int = Field(32, ge=1, description="Largest batch the micro-batcher forms.")
     max_wait_ms: float = Field(5.0, ge=0, description="How long a batch waits to fill up.")
     queue_size: int = Field(256, ge=1, description="Queued items before the service answers 503.")
     request_timeout_s: float = Field(30.0, gt=0)
+    cpu_workers: int = Field(
+        0,
+        ge=0,
+        description="Threads for input-sized CPU work (decode, tokenize); 0 = min(4, cores).",
+    )
+    cpu_queue: int = Field(64, ge=1, description="CPU tasks that may wait before 503 busy.")
     cors_origins: list[str] = Field(default_factory=list)
     graceful_shutdown_s: float = Field(20.0, ge=0)
     log_level: str = "info"
