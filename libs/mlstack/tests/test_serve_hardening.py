@@ -163,3 +163,24 @@ def test_hostile_bodies_are_4xx_fast(make_app):
 
 def test_offload_runs_the_function_with_its_arguments():
     assert asyncio.run(offload(divmod, 7, 2)) == (3, 1)
+
+
+def test_the_kit_passes_schemathesis_with_every_check():
+    from fastapi import Body
+    from pydantic import Field
+
+    from mlstack.serve import Hub
+    from mlstack.testing import schemathesis_run
+
+    app = create_app(
+        title="t", settings=ServeSettings(api_key="k"), load_models=lambda: [EchoModel()]
+    )
+    number = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-1e300, le=1e300)]
+
+    @app.post("/v1/double")
+    async def double(hub: Hub, values: list[number] = Body(..., embed=True, max_length=64)):
+        return {"results": await hub.get().predict(values)}
+
+    with live_server(app) as base:
+        result = schemathesis_run(base, api_key="k")
+    assert result.returncode == 0, result.stdout[-4000:]

@@ -2,8 +2,8 @@
 with the error envelope's schema (FastAPI documents 422 in its own shape, which we never send).
 
 Routes declare their own statuses with `responses=error_responses(400, 404)`; `document_errors`
-adds the ones the kit itself answers on every API route: 401 (API key), 413 (body limit, routes
-with a body), 422 (validation) and 503 (not ready, busy).
+adds the ones the kit itself answers on every API route: 401 (API key), 400 and 413 (a body that
+does not parse, or is over the limit), 422 (validation) and 503 (not ready, busy).
 """
 
 from typing import Any
@@ -81,7 +81,7 @@ def document_errors(app: FastAPI) -> None:
                 ):
                     statuses.add(422)
                 if "requestBody" in operation:
-                    statuses.add(413)
+                    statuses |= {400, 413}  # a body that is not JSON at all; over the size limit
                 for status in statuses:
                     if str(status) not in responses or status == 422:
                         _document(responses, status)
