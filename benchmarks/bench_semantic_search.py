@@ -89,7 +89,8 @@ def bench_service(workers: int, clients: int, seconds: float, port: int = 8092) 
     modes = ["hybrid", "dense", "bm25"]
     bodies = [{"query": q, "k": 10, "mode": modes[i % 3]} for i, q in enumerate(queries)]
     cmd = [sys.executable, "-m", "semantic_search.cli", "serve"]
-    with serve_process(cmd, env, f"http://127.0.0.1:{port}") as url:
+    url = f"http://127.0.0.1:{port}"
+    with serve_process(cmd, env, url):
         asyncio.run(http_load(url, "/v1/search", bodies, clients=clients, seconds=3))  # warm-up
         load = asyncio.run(http_load(url, "/v1/search", bodies, clients=clients, seconds=seconds))
     return {"workers": workers, **load}

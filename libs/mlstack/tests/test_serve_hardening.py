@@ -184,3 +184,20 @@ def test_the_kit_passes_schemathesis_with_every_check():
     with live_server(app) as base:
         result = schemathesis_run(base, api_key="k")
     assert result.returncode == 0, result.stdout[-4000:]
+
+
+def test_exit_on_load_failure_ends_the_process_with_status_3(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "serve.py"
+    script.write_text(
+        "from mlstack.serve import ServeSettings, create_app\n"
+        "from mlstack.testing import live_server\n"
+        "def broken():\n    raise OSError('model file truncated')\n"
+        "app = create_app(title='t', settings=ServeSettings(exit_on_load_failure=True),"
+        " load_models=broken)\n"
+        "with live_server(app, wait_ready=False):\n    import time; time.sleep(30)\n"
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, timeout=60)
+    assert result.returncode == 3, result.stderr[-2000:]

@@ -10,6 +10,7 @@ envelope (documented in the OpenAPI), API-key auth, a body limit, CORS, the read
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -34,6 +35,7 @@ from mlstack.serve.openapi import document_errors
 from mlstack.serve.settings import ServeSettings
 
 log = logging.getLogger("mlstack.serve")
+EXIT_LOAD_FAILED = 3
 PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics", "/", "/favicon.ico")
 PUBLIC_PREFIXES = ("/demo",)
 
@@ -72,6 +74,9 @@ async def _load(app: FastAPI, load_models: Callable[[], list[ServedModel]]) -> N
     except Exception as exc:  # say why in /readyz and fail /healthz: a restart may mend it
         state.fail(f"model loading failed: {type(exc).__name__}: {exc}")
         log.exception("model loading failed")
+        if settings.exit_on_load_failure:  # for supervisors that restart on exit, not on probes
+            logging.shutdown()
+            os._exit(EXIT_LOAD_FAILED)
 
 
 def create_app(

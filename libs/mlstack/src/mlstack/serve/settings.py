@@ -42,6 +42,11 @@ class ServeSettings(BaseSettings):
     )
     cpu_queue: int = Field(64, ge=1, description="CPU tasks that may wait before 503 busy.")
     cors_origins: list[str] = Field(default_factory=list)
+    exit_on_load_failure: bool = Field(
+        False,
+        description="Exit with status 3 when loading fails, for supervisors that restart on exit "
+        "(compose's restart policy); otherwise /healthz fails and a liveness probe restarts it.",
+    )
     graceful_shutdown_s: float = Field(20.0, ge=0)
     log_level: str = "info"
     monitor_dir: Path | None = Field(None, description="Inference log folder; off when unset.")
