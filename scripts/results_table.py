@@ -8,7 +8,6 @@ import argparse
 import json
 from pathlib import Path
 
-START, END = "<!-- results:start -->", "<!-- results:end -->"
 REPORTS, MODELS = Path("reports/image_classifier"), Path("models/image_classifier")
 
 
@@ -214,18 +213,68 @@ def rag_chatbot() -> str:
     return "\n".join(lines)
 
 
+SOAK = Path("reports/soak.json")
+
+
+def soak() -> str:
+    """The soak benchmark (`benchmarks/bench_soak.py`): one row per service."""
+    r = load(SOAK)
+    first = next(iter(r.values()))
+    lines = [f"`benchmarks/bench_soak.py`: {first['clients']} clients, {first['seconds']:.0f} s a "
+             "service, valid and hostile requests mixed, tiny models, the load generator on the "
+             "same 2 cores (`reports/soak.json`):", "",
+             "| service | requests | valid: statuses | hostile: statuses | p50 | p99 | RSS start → end "
+             "| undesigned answers | passed |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+
+    def tally(report: dict, prefix: str) -> str:
+        counts: dict[str, int] = {}
+        for kind, statuses in report["statuses"].items():
+            if kind.startswith(prefix):
+                for status, n in statuses.items():
+                    counts[status] = counts.get(status, 0) + n
+        return ", ".join(f"{s}: {n}" for s, n in sorted(counts.items()))
+
+    for service, x in r.items():
+        rss, v = x["rss_mb"], x["verdict"]
+        lines.append(f"| {service} | {x['requests']} | {tally(x, 'valid')} | {tally(x, 'hostile')} "
+                     f"| {x['latency_ms']['p50']} ms | {x['latency_ms']['p99']} ms "
+                     f"| {rss['start']:.0f} → {rss['end']:.0f} MB ({v['rss_growth']:+.1%}) "
+                     f"| {sum(v['undesigned'].values())} | {'yes' if v['passed'] else 'no'} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+# Each README block between its markers, rendered only when its source files exist, so a
+# machine that ran one benchmark refreshes that block and leaves the others as they are.
+BLOCKS = {
+    "results": (
+        lambda: "\n\n".join([image_classifier(), semantic_search(), llm_chat(), rag_chatbot()]),
+        MODELS / "champion.json",
+    ),
+    "soak": (soak, SOAK),
+}
+
+
+def replace_block(text: str, name: str, block: str) -> str:
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    head, found, rest = text.partition(start)
+    if not found:
+        raise SystemExit(f"no {start} marker in the README")
+    _, _, tail = rest.partition(end)
+    return f"{head}{start}\n{block}\n{end}{tail}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--write", type=Path, help="a README with the results markers")
+    parser.add_argument("--write", type=Path, help="a README with the blocks' markers")
     args = parser.parse_args()
-    block = "\n\n".join([image_classifier(), semantic_search(), llm_chat(), rag_chatbot()])
+    rendered = {name: render() for name, (render, source) in BLOCKS.items() if source.exists()}
     if not args.write:
-        print(block)
+        print("\n\n".join(rendered.values()))
         return
     text = args.write.read_text()
-    head, _, rest = text.partition(START)
-    _, _, tail = rest.partition(END)
-    args.write.write_text(f"{head}{START}\n{block}\n{END}{tail}")
+    for name, block in rendered.items():
+        text = replace_block(text, name, block)
+    args.write.write_text(text)
 
 
 if __name__ == "__main__":
