@@ -8,8 +8,8 @@ Each request gets its output as `Delta`s on an asyncio queue: text pieces, then 
 
 import asyncio
 import collections
-import contextlib
 import itertools
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -19,14 +19,11 @@ from llm_chat.backends import Backend
 from llm_chat.detokenize import TextStream
 from llm_chat.sampling import Sampler, SamplingParams
 
+log = logging.getLogger("llm_chat.engine")
+
 
 class QueueFullError(Exception):
     pass
-
-
-def _deliver(items: list[tuple[asyncio.Queue, "Delta"]]) -> None:
-    for queue, delta in items:
-        queue.put_nowait(delta)
 
 
 @dataclass
@@ -38,12 +35,22 @@ class Delta:
 
 @dataclass
 class Request:
+    """`emit` runs on the engine thread; asyncio consumers pass `queue` and `loop` instead, and
+    get their deltas in batches (see `Engine._flush`)."""
+
     prompt: list[int]
     params: SamplingParams
-    emit: Callable[[Delta], None]
+    emit: Callable[[Delta], None] | None = None
+    queue: asyncio.Queue | None = None
+    loop: asyncio.AbstractEventLoop | None = None
     id: int = 0
     created: float = field(default_factory=time.perf_counter)
     cancelled: bool = False
+
+
+def _deliver(items: list[tuple[asyncio.Queue, Delta]]) -> None:
+    for queue, delta in items:
+        queue.put_nowait(delta)
 
 
 @dataclass
@@ -67,6 +74,9 @@ class Observer:
 
 
 class Engine:
+    """`max_queue` requests may wait beyond the free slots (0: a request starts at once or is
+    refused). Every submitted request ends with exactly one finishing delta, whatever fails."""
+
     def __init__(self, backend: Backend, tokenizer, *, eos: set[int], max_queue: int = 64,
                  observer: Observer | None = None) -> None:  # fmt: skip
         self.backend, self.tokenizer, self.eos = backend, tokenizer, eos
@@ -74,21 +84,25 @@ class Engine:
         self.observer = observer or Observer()
         self._waiting: collections.deque[Request] = collections.deque()
         self._slots: list[_Running | None] = [None] * backend.slots
+        self._prefilling = 0  # requests taken from the queue whose slot is not yet set
         self._wake = threading.Condition()
         self._ids = itertools.count(1)
         self._stop = False
         # Deltas for asyncio consumers go out once per step, one wake-up per event loop: a
         # wake-up per token per request made the event loop fight the decode for the 2 cores.
-        self._outbox: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue, Delta]] = []
+        self._outbox: list[tuple[Request, Delta]] = []
         self._thread = threading.Thread(target=self._loop, name="llm-engine", daemon=True)
         self._thread.start()
 
     # --- called from the event loop -------------------------------------------------------
-    def submit(self, prompt: list[int], params: SamplingParams, emit: Callable[[Delta], None]):
+    def submit(self, prompt: list[int], params: SamplingParams,
+               emit: Callable[[Delta], None] | None = None, *, queue: asyncio.Queue | None = None,
+               loop: asyncio.AbstractEventLoop | None = None) -> Request:  # fmt: skip
         with self._wake:
-            if len(self._waiting) >= self.max_queue:
+            free = self._slots.count(None) - self._prefilling
+            if len(self._waiting) - free >= self.max_queue:
                 raise QueueFullError(f"{len(self._waiting)} requests are already waiting")
-            request = Request(prompt, params, emit, id=next(self._ids))
+            request = Request(prompt, params, emit, queue, loop, id=next(self._ids))
             self._waiting.append(request)
             self._report()
             self._wake.notify()
@@ -96,11 +110,8 @@ class Engine:
 
     async def stream(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[Delta]:
         """Deltas until the finishing one; leaving early (client gone) cancels the request."""
-        loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Delta] = asyncio.Queue()
-        request = self.submit(
-            prompt, params, lambda d: loop.call_soon_threadsafe(queue.put_nowait, d)
-        )
+        request = self.submit(prompt, params, queue=queue, loop=asyncio.get_running_loop())
         try:
             while True:
                 delta = await queue.get()
@@ -134,7 +145,8 @@ class Engine:
             try:
                 self._admit()
                 self._step()
-            except Exception:  # a model failure ends the running requests, not the engine
+            except Exception:  # a failed batched decode ends the running requests, not the engine
+                log.exception("decode step failed; ending the running requests")
                 for slot, running in enumerate(self._slots):
                     if running:
                         self._finish(slot, "error")
@@ -142,37 +154,70 @@ class Engine:
         for slot, running in enumerate(self._slots):
             if running:
                 self._finish(slot, "cancelled")
+        with self._wake:
+            waiting, self._waiting = list(self._waiting), collections.deque()
+        for request in waiting:
+            self._emit(request, Delta(finish_reason="cancelled"))
         self._flush()
 
+    def _emit(self, request: Request, delta: Delta) -> None:
+        if request.queue is not None:
+            self._outbox.append((request, delta))
+            return
+        try:
+            request.emit(delta)
+        except Exception:  # a consumer that fails only loses its own request
+            log.exception("request %d: emit failed; cancelling it", request.id)
+            request.cancelled = True
+
     def _flush(self) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Queue, Delta]]] = {}
-        for loop, queue, delta in self._outbox:
-            by_loop.setdefault(loop, []).append((queue, delta))
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Request, Delta]]] = {}
+        for request, delta in self._outbox:
+            by_loop.setdefault(request.loop, []).append((request, delta))
         self._outbox.clear()
         for loop, items in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # that event loop has closed
-                loop.call_soon_threadsafe(_deliver, items)
+            try:
+                loop.call_soon_threadsafe(_deliver, [(r.queue, d) for r, d in items])
+            except RuntimeError:  # that event loop has closed: nobody reads these any more
+                for request, _ in items:
+                    request.cancelled = True
 
     def _admit(self) -> None:
-        while None in self._slots:
+        while True:
             with self._wake:
-                if not self._waiting:
+                if not self._waiting or None not in self._slots:
                     return
                 request = self._waiting.popleft()
+                self._prefilling += 1
                 self._report()
-            if request.cancelled:
-                continue
-            slot = self._slots.index(None)
-            logits = self.backend.prefill(slot, request.prompt)
-            sampler = Sampler(request.params, request.prompt, self.backend.vocab_size)
-            running = _Running(request, sampler, TextStream(self.tokenizer, request.params.stop),
-                               position=len(request.prompt), token=sampler(logits))  # fmt: skip
-            self._slots[slot] = running
+            try:
+                if request.cancelled:
+                    self._emit(request, Delta(finish_reason="cancelled"))
+                    continue
+                slot = self._slots.index(None)
+                try:
+                    running = self._prefill(slot, request)
+                except Exception:  # this request fails alone; the batch goes on
+                    log.exception("request %d: prefill failed", request.id)
+                    self._emit(request, Delta(finish_reason="error"))
+                    self.observer.finished(len(request.prompt), 0,
+                                           time.perf_counter() - request.created, "error")  # fmt: skip
+                    continue
+                self._slots[slot] = running
+            finally:
+                with self._wake:
+                    self._prefilling -= 1
             now = time.perf_counter()
             self.observer.first_token(now - request.created)
             running.last_emit = now
-            self._accept(slot, running)
+            self._accept_or_fail(slot, running)
             self._flush()  # the first token goes out now, not after the next step
+
+    def _prefill(self, slot: int, request: Request) -> _Running:
+        logits = self.backend.prefill(slot, request.prompt)
+        sampler = Sampler(request.params, request.prompt, self.backend.vocab_size)
+        return _Running(request, sampler, TextStream(self.tokenizer, request.params.stop),
+                        position=len(request.prompt), token=sampler(logits))  # fmt: skip
 
     def _step(self) -> None:
         active = [i for i, s in enumerate(self._slots) if s is not None]
@@ -187,10 +232,21 @@ class Engine:
         for i in active:
             running = self._slots[i]
             running.position += 1
-            running.token = running.sampler(logits[i])
             self.observer.inter_token(now - running.last_emit)
             running.last_emit = now
-            self._accept(i, running)
+            self._accept_or_fail(i, running, logits[i])
+
+    def _accept_or_fail(self, slot: int, running: _Running, logits=None) -> None:
+        """Samples (after a decode step) and accepts one token; an error here (sampling,
+        detokenizing) ends this request only."""
+        try:
+            if logits is not None:
+                running.token = running.sampler(logits)
+            self._accept(slot, running)
+        except Exception:
+            log.exception("request %d: token handling failed", running.request.id)
+            if self._slots[slot] is running:
+                self._finish(slot, "error")
 
     def _accept(self, slot: int, running: _Running) -> None:
         """Emits the token just sampled (`running.token`) and ends the request when it is done."""
@@ -202,7 +258,7 @@ class Engine:
         running.output += 1
         piece, stopped = running.text.push(running.token)
         if piece:
-            request.emit(Delta(piece, running.output))
+            self._emit(request, Delta(piece, running.output))
         if stopped:
             return self._finish(slot, "stop")
         if running.output >= params.max_tokens or running.position >= self.backend.max_len:
@@ -212,8 +268,14 @@ class Engine:
     def _finish(self, slot: int, reason: str) -> None:
         running = self._slots[slot]
         self._slots[slot] = None
-        tail = running.text.flush() if reason in ("stop", "length") else ""
-        running.request.emit(Delta(tail, running.output, finish_reason=reason))
+        tail = ""
+        if reason in ("stop", "length"):
+            try:
+                tail = running.text.flush()
+            except Exception:
+                log.exception("request %d: final detokenize failed", running.request.id)
+                reason = "error"
+        self._emit(running.request, Delta(tail, running.output, finish_reason=reason))
         self.observer.finished(len(running.request.prompt), running.output,
                                time.perf_counter() - running.request.created, reason)  # fmt: skip
         with self._wake:

@@ -1,24 +1,71 @@
-"""OpenAI's chat and completion request bodies, with its ranges. Fields we do not implement
-(logprobs, tools, n > 1) are refused by name rather than ignored; unknown fields are ignored, as
-OpenAI clients send newer ones freely."""
+"""OpenAI's chat and completion request bodies, with its ranges and our size limits, all declared
+in the schema so a client (and the OpenAPI document) sees what the server enforces. Fields we do
+not implement (logprobs, tools, n > 1) only accept their "off" values; unknown fields are
+ignored, as OpenAI clients send newer ones freely.
 
-from typing import Literal
+The size limits bound the CPU work a request can cause before the context check (tokenizing,
+templating and the safety filters are linear in the text, ~1 s per MB on one core): a request
+over them is a 422 naming the field and the limit, before any of that work starts."""
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from llm_chat.sampling import SamplingParams
 
-MAX_STOP = 4
+MAX_CONTENT_CHARS = 32_768  # one message, or one prompt: ~8k tokens of English, above any context
+MAX_TOTAL_CHARS = 131_072  # all messages of a request together
+MAX_MESSAGES = 256
+MAX_PARTS = 64  # content parts of one message
+MAX_STOP, MAX_STOP_CHARS = 4, 128
+MAX_OUTPUT_TOKENS = 32_768  # schema bound; the model's context is checked per request (400)
+MAX_MODEL_CHARS = 256
+NOT_BLANK = r"\S"  # searched (Python re): the text holds a non-whitespace character
+
+# Python's `re` for `pattern`, so the server and schemathesis (Python) agree on what `\S` means;
+# strict types: `"1"` is not an integer, `0` is not a boolean; no NaN or infinity.
+_CONFIG = ConfigDict(strict=True, regex_engine="python-re", allow_inf_nan=False)
+
+
+def _integral(value: Any) -> Any:
+    # JSON Schema counts 1.0 as an integer; strict pydantic does not.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _int(**bounds) -> Any:
+    # The bounds before the validator, so the JSON schema says minimum/maximum (after it,
+    # pydantic writes them as unknown keys on a function schema, and nobody checks them).
+    return Annotated[int, Field(**bounds), BeforeValidator(_integral)]
+
+
+OutputTokens = _int(ge=1, le=MAX_OUTPUT_TOKENS)
+Text = Annotated[str, Field(min_length=1, max_length=MAX_CONTENT_CHARS, pattern=NOT_BLANK)]
+Stop = Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
+Stops = Annotated[list[Stop], Field(max_length=MAX_STOP)]
 
 
 class TextPart(BaseModel):
+    model_config = _CONFIG | {"extra": "ignore"}
+
     type: Literal["text"]
-    text: str
+    text: Text
 
 
 class Message(BaseModel):
+    model_config = _CONFIG | {"extra": "ignore"}
+
     role: Literal["system", "user", "assistant", "developer"]
-    content: str | list[TextPart]
+    content: Text | Annotated[list[TextPart], Field(min_length=1, max_length=MAX_PARTS)] = Field(
+        description=f"Text, or text parts; at most {MAX_CONTENT_CHARS} characters in all and "
+        "not blank.",
+    )
+
+    @field_validator("content")
+    @classmethod
+    def _parts(cls, value: str | list[TextPart]) -> str | list[TextPart]:
+        if isinstance(value, list) and (n := sum(len(p.text) for p in value)) > MAX_CONTENT_CHARS:
+            raise ValueError(f"at most {MAX_CONTENT_CHARS} characters in all parts, got {n}")
+        return value
 
     def text(self) -> str:
         if isinstance(self.content, str):
@@ -27,42 +74,34 @@ class Message(BaseModel):
 
 
 class StreamOptions(BaseModel):
+    model_config = _CONFIG | {"extra": "ignore"}
+
     include_usage: bool = False
 
 
 class _Sampling(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = _CONFIG | {"extra": "ignore"}
 
-    model: str | None = None
-    max_tokens: int | None = Field(None, ge=1)
+    model: str | None = Field(None, max_length=MAX_MODEL_CHARS)
+    max_tokens: OutputTokens | None = None
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
-    top_k: int = Field(0, ge=0, description="Extension: keep the k likeliest tokens; 0 = off.")
+    top_k: _int(ge=0, le=1_000_000) = Field(0, description="Extension: keep the k likeliest "
+                       "tokens; 0 = off.")  # fmt: skip
     repetition_penalty: float = Field(1.0, gt=0, le=2, description="Extension, HF style.")
     presence_penalty: float = Field(0.0, ge=-2, le=2)
     frequency_penalty: float = Field(0.0, ge=-2, le=2)
-    stop: str | list[str] | None = None
-    seed: int | None = None
-    n: int = Field(1, ge=1, le=1, description="One choice per request.")
+    stop: Stop | Stops | None = None
+    seed: _int(ge=-(2**53), le=2**53) | None = None  # exact in a double, as JSON tools read it
+    n: _int(ge=1, le=1) = Field(1, description="One choice per request.")
     stream: bool = False
     stream_options: StreamOptions | None = None
-    logprobs: bool | int | None = Field(None, description="Not supported: must be unset.")
-    tools: list | None = Field(None, description="Not supported: must be unset.")
+    tools: list[Any] | None = Field(None, max_length=0, description="Not supported: unset or [].")
 
     @field_validator("stop")
     @classmethod
     def _stops(cls, value: str | list[str] | None) -> list[str]:
-        stops = [value] if isinstance(value, str) else list(value or [])
-        if len(stops) > MAX_STOP:
-            raise ValueError(f"at most {MAX_STOP} stop sequences, got {len(stops)}")
-        return stops
-
-    @model_validator(mode="after")
-    def _unsupported(self):
-        for name in ("logprobs", "tools"):
-            if getattr(self, name):
-                raise ValueError(f"{name} is not supported by this server")
-        return self
+        return [value] if isinstance(value, str) else list(value or [])
 
     def sampling(self, max_tokens: int) -> SamplingParams:
         return SamplingParams(max_tokens=max_tokens, temperature=self.temperature,
@@ -74,8 +113,17 @@ class _Sampling(BaseModel):
 
 
 class ChatRequest(_Sampling):
-    messages: list[Message] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    messages: list[Message] = Field(min_length=1, max_length=MAX_MESSAGES)
+    max_completion_tokens: OutputTokens | None = None
+    logprobs: Literal[False] | None = Field(None, description="Not supported: false or unset.")
+    top_logprobs: Literal[0] | None = Field(None, description="Not supported: 0 or unset.")
+
+    @model_validator(mode="after")
+    def _total(self):
+        total = sum(len(m.text()) for m in self.messages)
+        if total > MAX_TOTAL_CHARS:
+            raise ValueError(f"messages: at most {MAX_TOTAL_CHARS} characters in all, got {total}")
+        return self
 
     @property
     def output_limit(self) -> int | None:
@@ -83,18 +131,16 @@ class ChatRequest(_Sampling):
 
 
 class CompletionRequest(_Sampling):
-    prompt: str | list[str]
+    prompt: Text | Annotated[list[Text], Field(min_length=1, max_length=1)] = Field(
+        description=f"One prompt (a list holds exactly one); at most {MAX_CONTENT_CHARS} "
+        "characters and not blank."
+    )
+    logprobs: Literal[0] | None = Field(None, description="Not supported: 0 or unset.")
 
     @field_validator("prompt")
     @classmethod
     def _one_prompt(cls, value: str | list[str]) -> str:
-        if isinstance(value, list):
-            if len(value) != 1:
-                raise ValueError(f"one prompt per request, got {len(value)}")
-            value = value[0]
-        if not value:
-            raise ValueError("prompt must not be empty")
-        return value
+        return value[0] if isinstance(value, list) else value
 
     @property
     def output_limit(self) -> int | None:

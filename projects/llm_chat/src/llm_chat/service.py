@@ -4,23 +4,32 @@ Run: `llm-chat serve` (settings from `LLM_CHAT_*` variables or `.env`). One proc
 model; concurrency comes from the engine's continuous batching, not from uvicorn workers.
 """
 
-import json
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import StreamingResponse
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from llm_chat import metrics
-from llm_chat.engine import Delta, Engine, QueueFullError
+from llm_chat.engine import Engine, QueueFullError
+from llm_chat.responses import client_gone, collect, sse, until_disconnected, usage, within
 from llm_chat.safety import SafetyFilter
 from llm_chat.schemas import ChatRequest, CompletionRequest
-from mlstack.serve import APIError, Hub, ModelCard, ServeSettings, create_app
+from llm_chat.validation import install_validation_handler
+from mlstack.serve import (
+    APIError,
+    Hub,
+    ModelCard,
+    ServeSettings,
+    create_app,
+    error_responses,
+    offload,
+    requires,
+)
 
 STATIC = Path(__file__).parent / "static"
 
@@ -41,7 +50,11 @@ class Settings(ServeSettings):
     onnx_dir: Path = Field(Path("models/llm_chat/onnx"), description="for the onnx backends")
     slots: int = Field(8, ge=1, le=256, description="Requests decoded together.")
     context_tokens: int = Field(2048, ge=16, description="Prompt + output per request.")
-    max_queue: int = Field(64, ge=0, description="Waiting requests before 503 + Retry-After.")
+    max_queue: int = Field(64, ge=0, description="Requests that may wait beyond the free slots "
+                           "before 503 + Retry-After; 0 = none (start at once or 503).")  # fmt: skip
+    stall_timeout_s: float = Field(120.0, gt=0, description="A request that gets no token for "
+                                   "this long ends: 504 before its first token, an error event "
+                                   "in its stream after it.")  # fmt: skip
     default_max_tokens: int = Field(512, ge=1)
     threads: int = Field(0, ge=0, description="Torch threads; 0 = all cores.")
     blocked_topics: list[str] = Field(default_factory=list, description="Words that refuse.")
@@ -80,22 +93,32 @@ class ChatModel:
         )  # fmt: skip
 
     def warmup(self) -> None:
+        """One short generation: a model that cannot generate fails the load (and liveness)."""
         import threading
 
         from llm_chat.sampling import SamplingParams
 
-        finished = threading.Event()
+        finished, reasons = threading.Event(), []
+
+        def emit(delta) -> None:
+            if delta.finish_reason:
+                reasons.append(delta.finish_reason)
+                finished.set()
+
         prompt = self.tokenizer("Hello")["input_ids"]
-        params = SamplingParams(max_tokens=2, temperature=0)
-        self.engine.submit(prompt, params, lambda d: d.finish_reason and finished.set())
+        self.engine.submit(prompt, SamplingParams(max_tokens=2, temperature=0), emit)
         if not finished.wait(timeout=300):
             raise TimeoutError("warm-up generation did not finish in 300 s")
+        if reasons[0] not in ("stop", "length"):
+            raise RuntimeError(f"warm-up generation ended with {reasons[0]!r} (see the log)")
 
     def close(self) -> None:
         self.engine.stop()
 
 
 router = APIRouter(prefix="/v1", tags=["chat"])
+SafetyDep = Annotated[SafetyFilter, Depends(requires("safety"))]
+ERRORS = error_responses(400, 404, 500, 504)
 
 
 def _model(hub: Hub, name: str | None) -> ChatModel:
@@ -127,104 +150,61 @@ def _output_limit(model: ChatModel, settings: Settings, body, prompt: list[int])
     return asked or min(settings.default_max_tokens, room)
 
 
-async def _generate(request: Request, hub: Hub, body, kind: str):
+async def _generate(request: Request, hub: Hub, safety: SafetyFilter, body, kind: str):
     settings: Settings = request.app.state.settings
-    safety: SafetyFilter = request.app.state.safety
     model = _model(hub, body.model)
-    body = safety.screen_input(body)  # refuses (400) or returns the body with PII masked
-    prompt = _prompt_tokens(model, body)
+    # Linear in the text but up to ~1 s for the largest body: off the event loop.
+    body = await offload(safety.screen_input, body)  # refuses (400) or masks PII
+    prompt = await offload(_prompt_tokens, model, body)
     params = body.sampling(_output_limit(model, settings, body, prompt))
+    deltas = within(model.engine.stream(prompt, params), settings.stall_timeout_s)
     try:
-        deltas = model.engine.stream(prompt, params)
-        first = await anext(deltas)  # queue refusals surface here, before any bytes are sent
-    except QueueFullError as exc:
+        first = await until_disconnected(request, anext(deltas))
+    except QueueFullError as exc:  # refusals surface here, before any bytes are sent
         raise APIError(503, "overloaded", f"server busy: {exc}; retry shortly",
                        limit=settings.max_queue, headers={"Retry-After": "1"}) from None  # fmt: skip
+    if first is None:
+        return client_gone()
     meta = {"id": f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex[:24]}",
             "created": int(time.time()), "model": model.card.name}  # fmt: skip
     if body.stream:
-        events = _sse(first, deltas, meta, kind, len(prompt), body, safety)
+        events = sse(first, deltas, meta, kind, len(prompt), body, safety)
         return StreamingResponse(events, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})  # fmt: skip
-    text, last = "", first
-    async for delta in _all(first, deltas):
-        text, last = text + delta.text, delta
-    text, refused = safety.screen_output(text)
+    collected = await until_disconnected(request, collect(first, deltas))
+    if collected is None:  # the client hung up: its request was cancelled, its slot freed
+        return client_gone()
+    text, last = collected
+    text, refused = await offload(safety.screen_output, text)
     finish = "content_filter" if refused else last.finish_reason
-    usage = _usage(len(prompt), last.tokens)
+    used = usage(len(prompt), last.tokens)
     if kind == "chat":
         choice = {"index": 0, "message": {"role": "assistant", "content": text},
                   "finish_reason": finish, "logprobs": None}  # fmt: skip
-        return {**meta, "object": "chat.completion", "choices": [choice], "usage": usage}
+        return {**meta, "object": "chat.completion", "choices": [choice], "usage": used}
     choice = {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
-    return {**meta, "object": "text_completion", "choices": [choice], "usage": usage}
+    return {**meta, "object": "text_completion", "choices": [choice], "usage": used}
 
 
-def _usage(prompt: int, output: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt, "completion_tokens": output, "total_tokens": prompt + output}
-
-
-async def _sse(first: Delta, deltas: AsyncIterator[Delta], meta: dict, kind: str, prompt: int,
-               body, safety: SafetyFilter) -> AsyncIterator[str]:  # fmt: skip
-    """OpenAI's stream: a role chunk, content chunks, a finish chunk, usage if asked, [DONE]."""
-    obj = "chat.completion.chunk" if kind == "chat" else "text_completion"
-
-    def chunk(text: str | None, finish: str | None, role: bool = False) -> str:
-        if kind == "chat":
-            delta: dict[str, Any] = {"role": "assistant", "content": ""} if role else {}
-            if text:
-                delta["content"] = text
-            choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
-        else:
-            choice = {"index": 0, "text": text or "", "finish_reason": finish, "logprobs": None}
-        return f"data: {json.dumps({**meta, 'object': obj, 'choices': [choice]})}\n\n"
-
-    if kind == "chat":
-        yield chunk(None, None, role=True)
-    screen = safety.output_stream()
-    last, finish = first, None
-    try:
-        async for last in _all(first, deltas):
-            piece, refused = screen.push(last.text, final=bool(last.finish_reason))
-            if piece:
-                yield chunk(piece, None)
-            if refused:
-                finish = "content_filter"
-                break
-        yield chunk(None, finish or last.finish_reason)
-        if body.stream_options and body.stream_options.include_usage:
-            usage = {**meta, "object": obj, "choices": [], "usage": _usage(prompt, last.tokens)}
-            yield f"data: {json.dumps(usage)}\n\n"
-        yield "data: [DONE]\n\n"
-    finally:
-        await deltas.aclose()  # a client that hung up cancels its request in the engine
-
-
-async def _all(first: Delta, deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
-    yield first
-    if not first.finish_reason:
-        async for delta in deltas:
-            yield delta
-
-
-@router.post("/chat/completions")
-async def chat_completions(body: ChatRequest, request: Request, hub: Hub):
+@router.post("/chat/completions", responses=ERRORS)
+async def chat_completions(body: ChatRequest, request: Request, hub: Hub, safety: SafetyDep):
     """Chat with the model; `stream: true` answers with server-sent events."""
-    return await _generate(request, hub, body, "chat")
+    return await _generate(request, hub, safety, body, "chat")
 
 
-@router.post("/completions")
-async def completions(body: CompletionRequest, request: Request, hub: Hub):
+@router.post("/completions", responses=ERRORS)
+async def completions(body: CompletionRequest, request: Request, hub: Hub, safety: SafetyDep):
     """Plain text completion of `prompt` (no chat template)."""
-    return await _generate(request, hub, body, "completion")
+    return await _generate(request, hub, safety, body, "completion")
 
 
 def build_app(settings: Settings) -> FastAPI:
     app = create_app(title="llm-chat", settings=settings, demo_dir=STATIC,
                      load_models=lambda: [ChatModel(settings)])  # fmt: skip
-    app.state.safety = SafetyFilter(blocked_topics=settings.blocked_topics,
-                                    redact_pii=settings.redact_pii,
-                                    refuse_injection=settings.refuse_prompt_injection)  # fmt: skip
+    app.state.resources["safety"] = SafetyFilter(
+        blocked_topics=settings.blocked_topics, redact_pii=settings.redact_pii,
+        refuse_injection=settings.refuse_prompt_injection)  # fmt: skip
+    install_validation_handler(app)
     app.include_router(router)
     return app
 

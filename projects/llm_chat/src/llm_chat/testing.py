@@ -46,3 +46,32 @@ def save_tiny_llama(out: Path, *, vocab: int = 400) -> Path:
     # Untied: with tied random embeddings the likeliest next token is always the last one.
     LlamaForCausalLM(config).save_pretrained(out)
     return out
+
+
+def tiny_settings(model_dir: Path, **overrides):
+    """Service settings for the tiny Llama: small context and outputs so tests stay fast."""
+    from llm_chat.service import Settings
+
+    defaults = {"model_dir": model_dir, "model_name": "tiny-llama", "slots": 4,
+                "context_tokens": 256, "default_max_tokens": 24, "threads": 1}  # fmt: skip
+    return Settings(**(defaults | overrides))
+
+
+def tiny_app(model_dir: Path | None = None, **overrides):
+    """The real service (`build_app`) on the tiny Llama, saved to a temporary folder when
+    `model_dir` is None. Serve it with uvicorn or `mlstack.testing.live_server`."""
+    import tempfile
+
+    from llm_chat.service import build_app
+
+    if model_dir is None:
+        model_dir = save_tiny_llama(Path(tempfile.mkdtemp(prefix="tiny-llama-")))
+    return build_app(tiny_settings(model_dir, **overrides))
+
+
+if __name__ == "__main__":  # python -m llm_chat.testing PORT: the service on the tiny Llama
+    import sys
+
+    import uvicorn
+
+    uvicorn.run(tiny_app(), host="127.0.0.1", port=int(sys.argv[1]) if len(sys.argv) > 1 else 8003)

@@ -1,0 +1,37 @@
+"""Validation errors that name the field a client sent, not pydantic's union branches.
+
+For `content: str | list[TextPart]`, pydantic reports one error per branch, located at
+`messages.0.content.constrained-str` and `messages.0.content.list[TextPart]`, the type mismatch
+of the branch the client did not mean first. We pick the error of the branch whose type
+matches the input and drop the branch names from its location, then answer with mlstack's
+envelope as usual. (A candidate for mlstack.serve.errors.validation_error.)"""
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+
+from mlstack.serve.errors import error_response, validation_error
+
+# Errors that only say "this union branch is another type": the least useful to report.
+_MISMATCH = ("_type", "literal_error", "none_required", "is_instance_of")
+
+
+def _is_branch(part) -> bool:
+    """A union branch label such as 'constrained-str', 'list[TextPart]', 'str' or 'none'."""
+    return isinstance(part, str) and (
+        "[" in part or "-" in part or part in {"str", "int", "float", "bool", "none", "list"}
+    )
+
+
+def tidy(errors: list[dict]) -> list[dict]:
+    def rank(error: dict) -> int:
+        return 1 if error.get("type", "").endswith(_MISMATCH) else 0
+
+    ordered = sorted(errors, key=rank)  # stable: the first constraint error comes first
+    return [{**e, "loc": tuple(p for p in e.get("loc", ()) if not _is_branch(p))} for e in ordered]
+
+
+def install_validation_handler(app: FastAPI) -> None:
+    def handler(request: Request, exc: RequestValidationError):
+        return error_response(request, validation_error(tidy(list(exc.errors()))))
+
+    app.add_exception_handler(RequestValidationError, handler)
