@@ -107,9 +107,10 @@ def test_replace_and_delete_over_http(client):
         "/v1/documents", files={"file": ("tmp.txt", b"Owls hunt at night.", "text/plain")}
     )
     assert same.json()["status"] == "unchanged"
-    new = client.post(
-        "/v1/documents", files={"file": ("tmp.txt", b"Owls can turn their heads.", "text/plain")}
-    )
+    owls = {"file": ("tmp.txt", b"Owls can turn their heads.", "text/plain")}
+    taken = client.post("/v1/documents", files=owls)
+    assert (taken.status_code, taken.json()["error"]["code"]) == (409, "document_exists")
+    new = client.post("/v1/documents", files=owls, data={"replace": "true"})
     assert new.json()["status"] == "replaced"
     hit = client.post(
         "/v1/retrieve", json={"query": "owls", "filters": {"source": "tmp.txt"}, **RETRIEVAL}
@@ -151,9 +152,9 @@ def test_bad_uploads_get_clear_errors(client, name, data, media, status, code):
         ({"messages": [{"role": "system", "content": "hi"}]}, "messages.0.role"),
         ({"messages": [{"role": "user", "content": "hi"}], "k": 50}, "k"),
         ({"messages": [{"role": "user", "content": "hi"}], "filters": {"colour": "red"}}, "filters.colour"),
-        ({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
-         "messages[1].role"),
-        ({"messages": [{"role": "user", "content": "   "}]}, "messages[0].content"),
+        ({"messages": [{"role": "assistant", "content": "yo"}]}, "messages"),
+        ({"messages": [{"role": "user", "content": "   "}]}, "messages.0.content"),
+        ({"messages": [{"role": "user", "content": "\x1f\u3000"}]}, "messages.0.content"),
     ],
 )  # fmt: skip
 def test_bad_chat_requests_name_the_field(client, body, param):
@@ -162,10 +163,12 @@ def test_bad_chat_requests_name_the_field(client, body, param):
     assert param in r.json()["error"]["param"]
 
 
-def test_auth_is_required_for_writes_and_chat(base_url):
+def test_auth_is_required_for_every_route_that_computes_or_reads(base_url):
     assert httpx.post(base_url + "/v1/chat", json={"messages": []}).status_code == 401
+    assert httpx.post(base_url + "/v1/retrieve", json={"query": "x"}).status_code == 401
     assert httpx.delete(base_url + "/v1/documents/cats").status_code == 401
-    assert httpx.get(base_url + "/v1/documents").status_code == 200  # reads are public
+    assert httpx.get(base_url + "/v1/documents").status_code == 401
+    assert httpx.get(base_url + "/v1/documents/cats").status_code == 401
 
 
 def test_an_unreachable_generator_is_a_502_not_a_500(encoder_dir, tmp_path):
@@ -215,17 +218,18 @@ def test_a_deleted_index_is_rebuilt_from_the_corpus_and_the_uploads(
     upload = {"file": ("owls.txt", b"Owls hunt at night.", "text/plain")}
     with live_server(build_app(settings)) as url:
         assert httpx.post(url + "/v1/documents", headers=AUTH, files=upload).status_code == 201
-        ids = {d["id"] for d in httpx.get(url + "/v1/documents").json()["documents"]}
+        ids = {d["id"] for d in httpx.get(url + "/v1/documents", headers=AUTH).json()["documents"]}
         assert ids == {"corpus.txt", "owls.txt"}
     shutil.rmtree(settings.index_uri)  # e.g. to pick up a rebuilt corpus
     with live_server(build_app(settings)) as url:
-        ids = {d["id"] for d in httpx.get(url + "/v1/documents").json()["documents"]}
+        ids = {d["id"] for d in httpx.get(url + "/v1/documents", headers=AUTH).json()["documents"]}
         assert ids == {"corpus.txt", "owls.txt"}
         hit = httpx.post(url + "/v1/retrieve", headers=AUTH, json={"query": "owls", **RETRIEVAL,
                          "filters": {"source": "owls.txt"}}).json()  # fmt: skip
         assert hit["sources"][0]["text"] == "Owls hunt at night."
         httpx.delete(url + "/v1/documents/owls.txt", headers=AUTH)
-    assert list((tmp_path / "uploads").iterdir()) == [tmp_path / "uploads" / "uploads.json"]
+    # the deleted upload's kept file went with it; only the registry is left
+    assert {p.name.split("-")[0] for p in (tmp_path / "uploads").iterdir()} == {"registry.sqlite"}
 
 
 def test_a_busy_generator_is_a_503_with_retry_after(client, reset_llm):

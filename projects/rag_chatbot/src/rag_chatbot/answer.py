@@ -161,7 +161,7 @@ class Rag:
     ) -> AsyncIterator[dict[str, Any]]:
         """Events: `retrieval` (query, sources), `delta` (text) ..., `answer` (the final answer,
         citations, no_answer, timings)."""
-        from starlette.concurrency import run_in_threadpool
+        from mlstack.serve import offload  # the bounded CPU pool: encoding and tokenizing
 
         t0 = time.perf_counter()
         query = await self.standalone_query(messages, config)
@@ -171,7 +171,7 @@ class Rag:
             if len(messages) > 1 and config.rewrite
             else {}
         )
-        retrieval = await run_in_threadpool(self.retrieve, query, config, filters)
+        retrieval = await offload(self.retrieve, query, config, filters)
         timings |= retrieval.timings_ms
         yield {"type": "retrieval", "query": query, "sources": [asdict(s) for s in retrieval.sources],
                "top_relevance": retrieval.top_relevance}  # fmt: skip

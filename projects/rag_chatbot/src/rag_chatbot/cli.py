@@ -57,29 +57,22 @@ def evaluate() -> None:
 @app.command()
 def ingest(
     files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="files to add")],
-    index_uri: Annotated[
-        str, typer.Option(help="the index the service reads")
-    ] = "data/rag_chatbot/index",
-    chunk_tokens: Annotated[int, typer.Option(min=16)] = 160,
-    overlap_tokens: Annotated[int, typer.Option(min=0)] = 24,
 ) -> None:
-    """Add or replace PDF, Markdown, HTML or text files in an index (by file name)."""
+    """Add or replace PDF, Markdown, HTML or text files (id = file name) in the service's index,
+    as an upload with `replace=true` would (settings from RAG_CHATBOT_*; safe while it runs)."""
     from rag_chatbot.extract import ExtractError
-    from rag_chatbot.library import Library
-    from rag_chatbot.pipeline import ENCODER
-    from semantic_search.encoder import Encoder
-    from semantic_search.stores import open_store
+    from rag_chatbot.service import Settings, open_documents
 
-    encoder = Encoder(ENCODER)
-    library = Library(open_store(index_uri, encoder.dim), encoder, Path(index_uri) / "manifest.json",
-                      chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens)  # fmt: skip
+    _, docs = open_documents(Settings())
     for f in files:
+        data = f.read_bytes()
         try:
-            result = library.add_file(f.name, f.read_bytes())
+            new = docs.prepare(f.name, data, doc_id=f.name, title=None, topic="", media_type=None)
         except ExtractError as e:
             typer.secho(f"{f}: {e.code}: {e}", fg="red", err=True)
             continue
-        typer.echo(f"{f}: {result.status}, {result.document.chunks} chunks")
+        info, status = docs.put(new, data, title=None, media_type=None, replace=True)
+        typer.echo(f"{f}: {status}, {info.chunks} chunks")
 
 
 @app.command()

@@ -1,84 +1,126 @@
-"""The document routes: upload (add or replace), list, describe, delete. Writes hold the app's
-write lock; every upload is kept in `Uploads` so the index can be rebuilt (uploads.py)."""
+"""The document routes: upload, list, describe, delete. Parsing and embedding run in the bounded
+CPU pool with no lock held; only the store write and the registry update are serialised (by the
+registry's sqlite write lock, shared by every worker), see docstore.py."""
 
+import hashlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Query, Request, UploadFile
 from fastapi import Path as PathParam
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from mlstack.serve import APIError
+from mlstack.serve import APIError, error_responses, offload, requires
 from rag_chatbot import metrics
-from rag_chatbot.extract import ExtractError
-from rag_chatbot.library import MAX_DOC_ID_CHARS, DocumentInfo, Library
-from rag_chatbot.schemas import DocumentList, UploadResponse
+from rag_chatbot.docstore import DocumentExistsError, DocumentStore
+from rag_chatbot.extract import ExtractError, detect_format
+from rag_chatbot.library import MAX_DOC_ID_CHARS, DocumentInfo
+from rag_chatbot.schemas import NOT_BLANK, DocumentList, UploadResponse, is_blank
 from rag_chatbot.settings import Settings
 
 documents = APIRouter(prefix="/v1", tags=["documents"])
 
-DocId = Annotated[str, PathParam(min_length=1, max_length=MAX_DOC_ID_CHARS)]
+Docs = Annotated[DocumentStore, Depends(requires("documents"))]
+DocId = Annotated[str, PathParam(min_length=1, max_length=MAX_DOC_ID_CHARS, pattern=NOT_BLANK)]
 
 
-@documents.post("/documents", response_model=UploadResponse, status_code=201, tags=["documents"])
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+# The file's part declares its media type (OpenAPI `encoding`), so clients and fuzzers know which
+# contents are meant; a name without a known extension is typed by it.
+UPLOAD_ENCODING = {"requestBody": {"content": {"multipart/form-data": {"encoding": {
+    "file": {"contentType": "application/pdf, text/markdown, text/html, text/plain"}}}}}}  # fmt: skip
+
+
+class UploadForm(BaseModel):
+    """The upload's form fields; any other field is refused (422), as the schema says."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # format: binary tells fuzzers the part is raw bytes (its media types are in `encoding`)
+    file: UploadFile = Field(description="PDF, Markdown, HTML or plain text.",
+                             json_schema_extra={"format": "binary"})  # fmt: skip
+    id: str | None = Field(None, min_length=1, max_length=MAX_DOC_ID_CHARS, pattern=NOT_BLANK,
+                           description="Default: the file name.")  # fmt: skip
+    title: str | None = Field(None, max_length=500)
+    topic: str = Field("", max_length=100)
+    replace: bool = Field(False, description="Replace a document with this id; else 409.")
+
+
+@documents.post("/documents", response_model=UploadResponse, status_code=201,
+                responses=error_responses(409, 413, 415, 422), openapi_extra=UPLOAD_ENCODING)  # fmt: skip
 async def upload(
-    request: Request,
-    file: Annotated[UploadFile, File(description="PDF, Markdown, HTML or plain text.")],
-    id: Annotated[str | None, Form(min_length=1, max_length=MAX_DOC_ID_CHARS)] = None,
-    title: Annotated[str | None, Form(max_length=500)] = None,
-    topic: Annotated[str, Form(max_length=100)] = "",
+    docs: Docs,
+    settings: Annotated[Settings, Depends(_settings)],
+    form: Annotated[UploadForm, Form(media_type="multipart/form-data")],
 ) -> UploadResponse:
-    """Add or replace a document (same id: its chunks are replaced; same bytes: unchanged)."""
-    settings: Settings = request.app.state.settings
+    """Add a document. Its id (`id`, else the file name) must be new unless `replace` is true: a
+    taken id is a 409, never a silent replacement. The same bytes again are `unchanged`."""
+    file, id, title, topic, replace = form.file, form.id, form.title, form.topic, form.replace
+    name = file.filename or "upload.txt"
+    doc_id = id if id is not None else name
+    if is_blank(doc_id) or len(doc_id) > MAX_DOC_ID_CHARS:
+        raise APIError(422, "bad_id", f"the document id (the file name when `id` is not given) "
+                       f"must be 1 to {MAX_DOC_ID_CHARS} characters, not blank", param="id",
+                       limit=MAX_DOC_ID_CHARS)  # fmt: skip
     data = await file.read(settings.max_upload_bytes + 1)
     if len(data) > settings.max_upload_bytes:
         raise APIError(413, "file_too_large", f"the file is over the limit of "
                        f"{settings.max_upload_bytes} bytes", param="file", limit=settings.max_upload_bytes)  # fmt: skip
     if not data:
         raise APIError(422, "empty_file", "the file is empty", param="file")
-    library: Library = request.app.state.library
-    async with request.app.state.write_lock:
-        try:
-            result = await run_in_threadpool(
-                library.add_file, file.filename or "upload.txt", data, doc_id=id, title=title,
-                topic=topic, media_type=file.content_type, max_pages=settings.max_pages,
-            )  # fmt: skip
-        except ExtractError as exc:
-            raise APIError(exc.status, exc.code, str(exc), param="file",
-                           limit=settings.max_pages if exc.code == "too_many_pages" else None) from None  # fmt: skip
-        if result.status != "unchanged":  # under the lock: the registry is read-modify-write
-            doc = result.document
-            await run_in_threadpool(request.app.state.uploads.save, doc.id, doc.file, data,
-                                    doc.sha256, title=title, topic=topic, media_type=file.content_type)  # fmt: skip
-    metrics.DOCUMENTS.labels(result.status).inc()
-    return UploadResponse(document=result.document, status=result.status)
+    try:
+        detect_format(name, file.content_type)  # refuse the wrong type before any work
+        existing = await run_in_threadpool(docs.get, doc_id)
+        if (
+            existing is not None
+            and not replace
+            and existing.sha256 != hashlib.sha256(data).hexdigest()
+        ):
+            raise DocumentExistsError(existing)  # early: no parsing for an upload that will fail
+        new = await offload(docs.prepare, name, data, doc_id=doc_id, title=title, topic=topic,
+                            media_type=file.content_type)  # fmt: skip
+        async with docs.write_lock:  # waiters wait here, not in a pool thread
+            info, status = await run_in_threadpool(docs.put, new, data, title=title,
+                                                   media_type=file.content_type, replace=replace)  # fmt: skip
+    except ExtractError as exc:
+        limits = {"too_many_pages": docs.limits.max_pages, "too_many_chunks": docs.limits.max_chunks,
+                  "pdf_too_slow": docs.limits.pdf_timeout_s}  # fmt: skip
+        raise APIError(exc.status, exc.code, str(exc), param="file",
+                       limit=limits.get(exc.code)) from None  # fmt: skip
+    except DocumentExistsError:
+        raise APIError(409, "document_exists", f"a document with id {doc_id!r} exists; send "
+                       "replace=true to replace it, or another id", param="id") from None  # fmt: skip
+    metrics.DOCUMENTS.labels(status).inc()
+    return UploadResponse(document=info, status=status)
 
 
-@documents.get("/documents", response_model=DocumentList, tags=["documents"])
+@documents.get("/documents", response_model=DocumentList)
 async def list_documents(
-    request: Request,
+    docs: Docs,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> DocumentList:
     """Newest first."""
-    docs = await run_in_threadpool(request.app.state.library.documents)
-    docs.sort(key=lambda d: d.ingested_at, reverse=True)
-    page = docs[offset : offset + limit]
-    return DocumentList(total=len(docs), documents=page)
+    total, page = await run_in_threadpool(docs.page, limit, offset)
+    return DocumentList(total=total, documents=page)
 
 
-@documents.get("/documents/{doc_id:path}", response_model=DocumentInfo, tags=["documents"])
-async def get_document(doc_id: DocId, request: Request) -> DocumentInfo:
-    info = await run_in_threadpool(request.app.state.library.get, doc_id)
+@documents.get("/documents/{doc_id:path}", response_model=DocumentInfo,
+               responses=error_responses(404))  # fmt: skip
+async def get_document(doc_id: DocId, docs: Docs) -> DocumentInfo:
+    info = await run_in_threadpool(docs.get, doc_id)
     if info is None:
         raise APIError(404, "document_not_found", f"no document with id {doc_id!r}", param="id")
     return info
 
 
-@documents.delete("/documents/{doc_id:path}", tags=["documents"])
-async def delete_document(doc_id: DocId, request: Request) -> dict[str, Any]:
-    async with request.app.state.write_lock:
-        deleted = await run_in_threadpool(request.app.state.library.delete, doc_id)
-        await run_in_threadpool(request.app.state.uploads.remove, doc_id)
+@documents.delete("/documents/{doc_id:path}", responses=error_responses(404))
+async def delete_document(doc_id: DocId, docs: Docs) -> dict[str, Any]:
+    async with docs.write_lock:  # waiters wait here, not in a pool thread
+        deleted = await run_in_threadpool(docs.delete, doc_id)
     if not deleted:
         raise APIError(404, "document_not_found", f"no document with id {doc_id!r}", param="id")
     metrics.DOCUMENTS.labels("deleted").inc()

@@ -8,6 +8,7 @@ Bad files raise `ExtractError` with a code the API turns into a clear 4xx.
 
 import io
 import re
+import time
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import PurePath
@@ -42,13 +43,13 @@ def detect_format(filename: str, media_type: str | None = None) -> str:
                        f"{', '.join(sorted(FORMATS))}", status=415)  # fmt: skip
 
 
-def extract(filename: str, data: bytes, *, media_type: str | None = None,
-            max_pages: int = 1000) -> tuple[str, list[Section]]:  # fmt: skip
+def extract(filename: str, data: bytes, *, media_type: str | None = None, max_pages: int = 1000,
+            timeout_s: float | None = None) -> tuple[str, list[Section]]:  # fmt: skip
     """-> (title, sections). The title is the document's own (PDF metadata, `<title>`, first
-    heading) or the file name."""
+    heading) or the file name. `timeout_s` bounds PDF text extraction (checked between pages)."""
     kind = detect_format(filename, media_type)
     if kind == "pdf":
-        title, sections = _pdf(data, max_pages)
+        title, sections = _pdf(data, max_pages, timeout_s)
     else:
         text = _decode(data)
         title, sections = {"markdown": _markdown, "html": _html, "text": _text}[kind](text)
@@ -79,7 +80,7 @@ def _clean(text: str) -> str:
     return re.sub(r" *\n\n *", "\n\n", text).strip()
 
 
-def _pdf(data: bytes, max_pages: int) -> tuple[str, list[Section]]:
+def _pdf(data: bytes, max_pages: int, timeout_s: float | None) -> tuple[str, list[Section]]:
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError, PdfReadError
 
@@ -94,7 +95,14 @@ def _pdf(data: bytes, max_pages: int) -> tuple[str, list[Section]]:
             raise ExtractError("too_many_pages", f"the PDF has {len(reader.pages)} pages, over the "
                                f"limit of {max_pages}", status=413)  # fmt: skip
         title = str((reader.metadata or {}).get("/Title") or "").strip()
-        pages = [_clean(page.extract_text() or "") for page in reader.pages]
+        deadline = time.monotonic() + timeout_s if timeout_s else None
+        pages = []
+        for n, page in enumerate(reader.pages, start=1):
+            # A crafted content stream can take seconds a page: stop at the deadline.
+            if deadline is not None and time.monotonic() > deadline:
+                raise ExtractError("pdf_too_slow", f"text extraction passed its {timeout_s:g} s "
+                                   f"limit at page {n} of {len(reader.pages)}")  # fmt: skip
+            pages.append(_clean(page.extract_text() or ""))
     except ExtractError:
         raise
     except FileNotDecryptedError as e:

@@ -13,15 +13,17 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 from tokenizers import Tokenizer
 
 from rag_chatbot.chunking import Chunk, chunk_sections
-from rag_chatbot.extract import Section, detect_format, extract
+from rag_chatbot.extract import ExtractError, Section, detect_format, extract
 from semantic_search.documents import MAX_ID_CHARS, Document
 from semantic_search.encoder import Encoder
 from semantic_search.stores import VectorStore
@@ -45,6 +47,15 @@ class DocumentInfo:
 
 
 @dataclass
+class Prepared:
+    """A parsed, chunked and embedded document, not yet written."""
+
+    info: DocumentInfo
+    docs: list[Document]
+    vectors: np.ndarray
+
+
+@dataclass
 class IngestResult:
     document: DocumentInfo
     status: str  # created | replaced | unchanged
@@ -65,12 +76,14 @@ class Library:
         self,
         store: VectorStore,
         encoder: Encoder,
-        manifest: Path,
+        manifest: Path | None,
         *,
         chunk_tokens: int = 160,
         overlap_tokens: int = 24,
     ) -> None:
-        self.store, self.encoder, self.manifest_path = store, encoder, Path(manifest)
+        # No manifest: the service's, whose registry is registry.py (it only calls `prepare`).
+        self.store, self.encoder = store, encoder
+        self.manifest_path = Path(manifest) if manifest else None
         self.tokenizer: Tokenizer = encoder.tokenizer
         self.chunk_tokens = min(chunk_tokens, encoder.max_tokens - 2)  # [CLS] and [SEP]
         self.overlap_tokens = overlap_tokens
@@ -80,6 +93,8 @@ class Library:
     # -- the manifest ---------------------------------------------------------------------------
 
     def _read(self) -> dict[str, dict]:
+        if self.manifest_path is None:
+            return {}
         try:
             stat = self.manifest_path.stat()
         except FileNotFoundError:
@@ -90,6 +105,8 @@ class Library:
         return self._cache[1]
 
     def _write(self, manifest: dict[str, dict]) -> None:
+        if self.manifest_path is None:
+            raise RuntimeError("this library has no manifest: write through docstore")
         self.manifest_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.manifest_path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
@@ -104,7 +121,7 @@ class Library:
 
     # -- writes -----------------------------------------------------------------------------------
 
-    def add_file(
+    def prepare(
         self,
         filename: str,
         data: bytes,
@@ -114,23 +131,38 @@ class Library:
         topic: str = "",
         media_type: str | None = None,
         max_pages: int = 1000,
-    ) -> IngestResult:
-        """Parse, chunk, embed, then write. Raises `ExtractError` before touching the index."""
+        max_chunks: int | None = None,
+        pdf_timeout_s: float | None = None,
+    ) -> Prepared:
+        """Parse, chunk and embed, writing nothing (CPU work: run it off the event loop).
+        Raises `ExtractError` for a file that cannot be read or is over a limit."""
         doc_id = doc_id or Path(filename).name
         kind = detect_format(filename, media_type)  # refuse the wrong type before reading anything
-        sha = hashlib.sha256(data).hexdigest()
-        old = self.get(doc_id)
-        if old and old.sha256 == sha and (title is None or title == old.title):
-            return IngestResult(old, "unchanged")
-        found_title, sections = extract(filename, data, media_type=media_type, max_pages=max_pages)
+        found_title, sections = extract(filename, data, media_type=media_type,
+                                        max_pages=max_pages, timeout_s=pdf_timeout_s)  # fmt: skip
         info, docs, texts = self._chunk(
             doc_id, title or found_title, sections, file=Path(filename).name,
-            kind=kind, sha=sha, topic=topic,
+            kind=kind, sha=hashlib.sha256(data).hexdigest(), topic=topic,
         )  # fmt: skip
-        vectors = self.encoder.encode(texts)
+        if max_chunks is not None and len(docs) > max_chunks:
+            raise ExtractError("too_many_chunks", f"the document makes {len(docs)} chunks, over "
+                               f"the limit of {max_chunks}; split it", status=413)  # fmt: skip
+        return Prepared(info, docs, self.encoder.encode(texts))
+
+    def add_file(self, filename: str, data: bytes, *, doc_id: str | None = None,
+                 title: str | None = None, **options) -> IngestResult:  # fmt: skip
+        """Add or replace one document (the CLI and the corpus; the service writes through
+        `documents.Documents`). Raises `ExtractError` before touching the index."""
+        doc_id = doc_id or Path(filename).name
+        detect_format(filename, options.get("media_type"))
+        old = self.get(doc_id)
+        if old and old.sha256 == hashlib.sha256(data).hexdigest() and title in (None, old.title):
+            return IngestResult(old, "unchanged")
+        new = self.prepare(filename, data, doc_id=doc_id, title=title, **options)
+        info, docs = new.info, new.docs
         with self._lock:
             old = self.get(doc_id)
-            self.store.upsert(docs, vectors)
+            self.store.upsert(docs, new.vectors)
             if old and old.chunks > info.chunks:
                 self.store.delete([chunk_id(doc_id, n) for n in range(info.chunks, old.chunks)])
             self._write({**self._read(), doc_id: asdict(info)})
@@ -186,7 +218,7 @@ class Library:
 
     def _chunk(self, doc_id: str, title: str, sections: list[Section], *, file: str, kind: str,
                sha: str, topic: str) -> tuple[DocumentInfo, list[Document], list[str]]:  # fmt: skip
-        if not doc_id.strip() or len(doc_id) > MAX_DOC_ID_CHARS:
+        if not re.search(r"\S", doc_id) or len(doc_id) > MAX_DOC_ID_CHARS:
             raise ValueError(f"document id must be 1 to {MAX_DOC_ID_CHARS} characters")
         chunks, dropped = chunk_sections(sections, self.tokenizer, chunk_tokens=self.chunk_tokens,
                                          overlap_tokens=self.overlap_tokens)  # fmt: skip

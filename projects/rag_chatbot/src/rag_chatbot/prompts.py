@@ -85,4 +85,4 @@ def split_sentences(text: str) -> list[str]:
 
 
 def strip_citations(text: str) -> str:
-    return " ".join(re.sub(r"\s*" + CITATION.pattern, "", text).split())
+    return " ".join(re.sub(r"(?<!\s)\s*" + CITATION.pattern, "", text).split())

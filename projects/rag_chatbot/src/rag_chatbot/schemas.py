@@ -1,22 +1,63 @@
 """Request and response bodies of the RAG API. Every limit is a validation error (422) that names
 the field and the limit."""
 
-from typing import Literal
+import datetime as dt
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, conlist, field_validator
 
 from rag_chatbot.answer import Source
 from rag_chatbot.library import DocumentInfo
-from semantic_search.documents import Filters
+from semantic_search.documents import MAX_ID_CHARS, Filters
 
 MAX_MESSAGE_CHARS = 4000
+MAX_FILTER_VALUES = 64
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# "Not empty or whitespace-only", in the schema so clients see it. The class is whitespace in
+# every engine that reads it: Python's (\x1c-\x1f, \x85), ECMA's (\ufeff) and pydantic's Rust.
+NOT_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
+
+
+def is_blank(text: str) -> bool:
+    """Blank as the schema's pattern means it."""
+    return re.search(NOT_BLANK, text) is None
+
+
+FilterValue = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
+FilterValues = conlist(FilterValue, max_length=MAX_FILTER_VALUES)
+
+
+class RagFilters(BaseModel):
+    """The search's `Filters` as the schema states them: each value bounded (a document id is at
+    most the index's id length), one value or a list, dates as YYYY-MM-DD strings only (pydantic
+    would take 0 as 1970-01-01). Not a subclass: pydantic merges the parent's list limit into
+    this union's schema, where it limits the single string."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    topic: FilterValue | FilterValues | None = None
+    source: FilterValue | FilterValues | None = None
+    date_from: dt.date | None = Field(default=None, description="YYYY-MM-DD")
+    date_to: dt.date | None = Field(default=None, description="YYYY-MM-DD")
+
+    @field_validator("date_from", "date_to", mode="before")
+    @classmethod
+    def _iso_dates_only(cls, value: Any) -> Any:
+        iso = isinstance(value, str) and ISO_DATE.fullmatch(value)
+        if value is not None and not isinstance(value, dt.date) and not iso:
+            raise ValueError("a date must be a YYYY-MM-DD string")
+        return value
+
+    def to_filters(self) -> Filters:
+        return Filters(**self.model_dump())
 
 
 class Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Literal["user", "assistant"]
-    content: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    content: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=NOT_BLANK)
 
 
 class RetrievalOptions(BaseModel):
@@ -24,22 +65,46 @@ class RetrievalOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    k: int | None = Field(None, ge=1, le=20, description="Sources at most.")
+    # strict: JSON `true` is not 1 and `false` not 0.0, as the schema says
+    k: int | None = Field(None, ge=1, le=20, strict=True, description="Sources at most.")
     mode: Literal["dense", "bm25", "hybrid"] | None = None
-    diversify: float | None = Field(None, ge=0, le=1, description="MMR lambda; 1 = relevance only.")
-    min_relevance: float | None = Field(None, ge=-1, le=1, description="Cosine floor for a source.")
-    filters: Filters | None = None
+    diversify: float | None = Field(None, ge=0, le=1, strict=True,
+                                    description="MMR lambda; 1 = relevance only.")  # fmt: skip
+    min_relevance: float | None = Field(None, ge=-1, le=1, strict=True,
+                                        description="Cosine floor for a source.")  # fmt: skip
+    filters: RagFilters | None = None
+
+
+# JSON Schema's way to say "at least one user message" (the question).
+HAS_USER_MESSAGE = {"contains": {"type": "object", "required": ["role"],
+                                 "properties": {"role": {"const": "user"}}}}  # fmt: skip
 
 
 class ChatRequest(RetrievalOptions):
-    messages: list[Message] = Field(min_length=1, max_length=32)
-    stream: bool = False
-    temperature: float | None = Field(None, ge=0, le=2)
-    max_tokens: int | None = Field(None, ge=1, le=2048)
+    messages: list[Message] = Field(
+        min_length=1, max_length=32, json_schema_extra=HAS_USER_MESSAGE,
+        description="The conversation; the last user message is the question (messages after "
+        "it, e.g. an answer being regenerated, are ignored).",
+    )  # fmt: skip
+    stream: bool = Field(False, strict=True)
+    temperature: float | None = Field(None, ge=0, le=2, strict=True)
+    max_tokens: int | None = Field(None, ge=1, le=2048, strict=True)
+
+    @field_validator("messages")
+    @classmethod
+    def _has_a_question(cls, messages: list[Message]) -> list[Message]:
+        if not any(m.role == "user" for m in messages):
+            raise ValueError("the conversation needs a user message (the question)")
+        return messages
+
+    def conversation(self) -> list[dict[str, str]]:
+        """The messages up to and including the last user message."""
+        last = max(i for i, m in enumerate(self.messages) if m.role == "user")
+        return [m.model_dump() for m in self.messages[: last + 1]]
 
 
 class RetrieveRequest(RetrievalOptions):
-    query: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    query: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=NOT_BLANK)
 
 
 class CitationOut(BaseModel):

@@ -5,25 +5,33 @@ service by default).
 Run: `rag-chatbot serve` (settings from `RAG_CHATBOT_*` variables or `.env`).
 """
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
-from mlstack.serve import APIError, ModelCard, create_app, file_sha256
+from mlstack.serve import (
+    APIError,
+    ModelCard,
+    create_app,
+    error_responses,
+    file_sha256,
+    offload,
+    requires,
+)
 from rag_chatbot import metrics
 from rag_chatbot.answer import Rag, RagConfig
 from rag_chatbot.chunking import load_tokenizer
+from rag_chatbot.docstore import DocumentStore, Limits, open_registry, seed_index
 from rag_chatbot.documents_api import documents
 from rag_chatbot.generator import GeneratorError, OpenAIGenerator
 from rag_chatbot.library import Library
+from rag_chatbot.registry import Registry
 from rag_chatbot.schemas import (
     ChatRequest,
     ChatResponse,
@@ -33,14 +41,13 @@ from rag_chatbot.schemas import (
     RetrieveResponse,
 )
 from rag_chatbot.settings import Settings
-from rag_chatbot.uploads import Uploads, seed_index
+from semantic_search.documents import Filters
 from semantic_search.encoder import VARIANTS, Encoder
 from semantic_search.retrieval import Retriever
 from semantic_search.stores import open_store
 from semantic_search.stores.base import is_milvus_uri
 
 STATIC = Path(__file__).parent / "static"
-READ_ROUTES = (("GET", "/v1/documents"), ("GET", "/v1/documents/"))
 
 
 class RetrievalModel:
@@ -62,10 +69,7 @@ class RetrievalModel:
 
 
 router = APIRouter(prefix="/v1")
-
-
-def _rag(request: Request) -> Rag:
-    return request.app.state.rag
+RagDep = Annotated[Rag, Depends(requires("rag"))]
 
 
 def _config(rag: Rag, body: RetrievalOptions, **extra: Any) -> RagConfig:
@@ -77,6 +81,10 @@ def _config(rag: Rag, body: RetrievalOptions, **extra: Any) -> RagConfig:
     if "diversify" in body.model_fields_set:
         overrides["diversify"] = body.diversify
     return replace(rag.config, **overrides)
+
+
+def _filters(body: RetrievalOptions) -> Filters | None:
+    return body.filters.to_filters() if body.filters else None
 
 
 def _record(event: dict[str, Any]) -> ChatResponse:
@@ -109,20 +117,22 @@ def _generator_error(exc: GeneratorError) -> APIError:
     return APIError(exc.status, exc.code, str(exc), headers=headers)
 
 
-@router.post("/chat", response_model=ChatResponse, tags=["chat"])
-async def chat(body: ChatRequest, request: Request):
-    """Answer the last user message from the documents, citing them as [n]. `stream: true`
+# Each server-sent event: its kind and a JSON `data` line (retrieval, delta, answer or error).
+SSE_EVENT = {"type": "object", "required": ["event", "data"], "properties": {
+    "event": {"type": "string", "enum": ["retrieval", "delta", "answer", "error"]},
+    "data": {"type": "string", "contentMediaType": "application/json"}}}  # fmt: skip
+SSE = {200: {"description": "JSON, or with `stream: true` server-sent events",
+             "content": {"text/event-stream": {"schema": SSE_EVENT}}}}  # fmt: skip
+
+
+@router.post("/chat", response_model=ChatResponse, tags=["chat"],
+             responses={**SSE, **error_responses(502, 504)})  # fmt: skip
+async def chat(body: ChatRequest, rag: RagDep):
+    """Answer the last user message from the documents, citing them as [n] (messages after it
+    are ignored, so a client can regenerate an answer). `stream: true`
     answers with server-sent events: `retrieval`, `delta`..., then `answer` (or `error`)."""
-    if body.messages[-1].role != "user":
-        raise APIError(422, "last_message_not_user", "the last message must have role 'user'",
-                       param=f"messages[{len(body.messages) - 1}].role")  # fmt: skip
-    if not body.messages[-1].content.strip():
-        raise APIError(422, "empty_question", "the question is empty or whitespace",
-                       param=f"messages[{len(body.messages) - 1}].content")  # fmt: skip
-    rag = _rag(request)
     config = _config(rag, body, temperature=body.temperature, answer_tokens=body.max_tokens)
-    messages = [m.model_dump() for m in body.messages]
-    events = rag.stream(messages, config, body.filters)
+    events = rag.stream(body.conversation(), config, _filters(body))
     if not body.stream:
         try:
             async for event in events:
@@ -170,13 +180,10 @@ async def _sse(head: list[dict], events: AsyncIterator[dict]) -> AsyncIterator[s
 
 
 @router.post("/retrieve", response_model=RetrieveResponse, tags=["chat"])
-async def retrieve(body: RetrieveRequest, request: Request) -> RetrieveResponse:
+async def retrieve(body: RetrieveRequest, rag: RagDep) -> RetrieveResponse:
     """Retrieval alone, as /v1/chat would do it (no rewriting): for debugging relevance."""
-    if not body.query.strip():
-        raise APIError(422, "empty_query", "query is empty or whitespace", param="query")
-    rag = _rag(request)
     config = _config(rag, body)
-    result = await run_in_threadpool(rag.retrieve, body.query, config, body.filters)
+    result = await offload(rag.retrieve, body.query, config, _filters(body))
     metrics.RETRIEVAL_LATENCY.observe(result.timings_ms["retrieval"] / 1000)
     return RetrieveResponse(query=body.query, sources=result.sources, candidates=result.candidates,
                             top_relevance=result.top_relevance,
@@ -185,16 +192,19 @@ async def retrieve(body: RetrieveRequest, request: Request) -> RetrieveResponse:
 
 def build_app(settings: Settings) -> FastAPI:
     app = create_app(title="rag-chatbot", settings=settings, demo_dir=STATIC,
-                     load_models=lambda: load(app, settings), public_routes=READ_ROUTES)  # fmt: skip
-    app.state.write_lock = asyncio.Lock()  # one writer per process
-    app.state.uploads = Uploads(settings.uploads_dir)
+                     load_models=lambda: load(app, settings))  # fmt: skip
     app.include_router(router)
     app.include_router(documents)
     return app
 
 
-def build_rag(settings: Settings) -> tuple[Rag, Library]:
-    """The answering pipeline and the document library over one encoder and index."""
+def registry_path(settings: Settings) -> Path:
+    return settings.registry or settings.uploads_dir / "registry.sqlite"
+
+
+def open_documents(settings: Settings) -> tuple[Encoder, DocumentStore]:
+    """The encoder and the documents (index + registry + kept files); finishes any write a
+    killed process left half-done, so the service reports ready with nothing half-written."""
     if not (settings.encoder_dir / "encoder.json").exists():
         raise FileNotFoundError(f"{settings.encoder_dir} has no encoder: run `dvc repro`")
     encoder = Encoder(settings.encoder_dir, variant=settings.encoder_variant,
@@ -204,25 +214,36 @@ def build_rag(settings: Settings) -> tuple[Rag, Library]:
     # worker whose copy lands (or by each, idempotently, when there is no corpus to copy).
     fresh = local and not Path(settings.index_uri).exists()
     no_corpus = settings.corpus_index is None or not settings.corpus_index.exists()
-    restore = fresh and (seed_index(Path(settings.index_uri), settings.corpus_index) or no_corpus)
+    seeded = fresh and (seed_index(Path(settings.index_uri), settings.corpus_index) or no_corpus)
     store = open_store(settings.index_uri, encoder.dim)
-    manifest = settings.manifest or Path(settings.index_uri) / "manifest.json"
-    library = Library(store, encoder, manifest, chunk_tokens=settings.chunk_tokens,
+    registry = Registry(registry_path(settings))
+    open_registry(registry, Path(settings.index_uri) if local else None, settings.uploads_dir,
+                  seeded=seeded)  # fmt: skip
+    library = Library(store, encoder, None, chunk_tokens=settings.chunk_tokens,
                       overlap_tokens=settings.overlap_tokens)  # fmt: skip
-    if restore:
-        Uploads(settings.uploads_dir).restore(library)
+    limits = Limits(max_pages=settings.max_pages, max_chunks=settings.max_document_chunks,
+                    pdf_timeout_s=settings.pdf_timeout_s)  # fmt: skip
+    docs = DocumentStore(library, registry, settings.uploads_dir, limits)
+    docs.reconcile()
+    return encoder, docs
+
+
+def build_rag(settings: Settings) -> tuple[Rag, DocumentStore]:
+    """The answering pipeline and the documents over one encoder and index."""
+    encoder, docs = open_documents(settings)
     key = settings.generator_api_key.get_secret_value() if settings.generator_api_key else "none"
     generator = OpenAIGenerator(settings.generator_url, api_key=key, model=settings.generator_model,
                                 timeout_s=settings.generator_timeout_s)  # fmt: skip
-    rag = Rag(Retriever(encoder, store), generator, load_tokenizer(settings.generator_tokenizer),
-              settings.rag_config())  # fmt: skip
-    return rag, library
+    rag = Rag(Retriever(encoder, docs.store), generator,
+              load_tokenizer(settings.generator_tokenizer), settings.rag_config())  # fmt: skip
+    return rag, docs
 
 
 def load(app: FastAPI, settings: Settings) -> list[RetrievalModel]:
     t0 = time.perf_counter()
-    app.state.rag, app.state.library = build_rag(settings)
-    model = RetrievalModel(app.state.rag)
+    rag, docs = build_rag(settings)
+    app.state.resources.update(rag=rag, documents=docs)
+    model = RetrievalModel(rag)
     model.card.load_seconds = time.perf_counter() - t0
     return [model]
 

@@ -24,7 +24,12 @@ class Settings(ServeSettings):
     uploads_dir: Path = Field(
         Path("data/rag_chatbot/uploads"), description="Uploaded files, kept to rebuild the index."
     )
-    manifest: Path | None = Field(None, description="Default: <index_uri>/manifest.json.")
+    registry: Path | None = Field(
+        None,
+        description="The document registry (sqlite, WAL), shared by every worker on the host. "
+        "Default: <uploads_dir>/registry.sqlite. Keep it on a local disk: sqlite's locks do not "
+        "work over NFS, so replicas on several hosts must not share it (see the README).",
+    )
     generator_url: str = Field(
         "http://127.0.0.1:8003/v1", description="OpenAI-compatible base URL."
     )
@@ -47,6 +52,8 @@ class Settings(ServeSettings):
     attribute: bool = True
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_pages: int = Field(500, ge=1)
+    max_document_chunks: int = Field(2000, ge=1, description="Chunks one upload may make (413).")
+    pdf_timeout_s: float = Field(20.0, gt=0, description="PDF text extraction budget (422).")
     onnx_threads: int = Field(0, ge=0)
     max_body_bytes: int = Field(11 * 1024 * 1024, ge=1024)  # an upload plus its form fields
 

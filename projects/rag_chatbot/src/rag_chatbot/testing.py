@@ -1,8 +1,19 @@
-"""A fake OpenAI-compatible generator for tests and the service benchmark: it answers at once,
-the way a well-behaved model would, so what is measured or asserted is our side of the call."""
+"""Test helpers: a fake OpenAI-compatible generator (it answers at once, the way a well-behaved
+model would, so what is measured or asserted is our side of the call), and the service on tiny
+models with nothing downloaded:
 
+    python -m rag_chatbot.testing /tmp/rag-tiny --port 8004 [--api-key KEY] [--workers 2]
+
+builds a tiny random-weight encoder in the folder (once), starts the fake generator on a free
+port and serves the RAG API on the port (`tiny_settings` and `tiny_env` do the same in tests).
+"""
+
+import argparse
+import asyncio
 import json
+import os
 import re
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -13,13 +24,15 @@ from rag_chatbot import prompts
 class FakeLLM:
     """Answers prompts the way a well-behaved model would: the first sentence of source [1] with
     `[1]`; rewrites as "<first user question> <last question>". `reply` overrides the answer,
-    `status` answers with that HTTP error, `fail_midway` breaks a stream after its first piece."""
+    `status` answers with that HTTP error, `fail_midway` breaks a stream after its first piece,
+    `delay_s` waits that long before answering (a slow generator)."""
 
     def __init__(self) -> None:
         self.requests: list[dict] = []
         self.reply: str | None = None
         self.status = 200
         self.fail_midway = False
+        self.delay_s = 0.0
 
     def answer(self, messages: list[dict]) -> str:
         if messages[0]["content"] == prompts.REWRITE:
@@ -44,6 +57,8 @@ class FakeLLM:
         async def chat(request: Request):
             body = await request.json()
             self.requests.append(body)
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
             if self.status != 200:
                 error = {"message": "overloaded", "type": "server_error", "code": None}
                 return JSONResponse({"error": error}, status_code=self.status)
@@ -66,3 +81,70 @@ class FakeLLM:
             return StreamingResponse(events(), media_type="text/event-stream")
 
         return app
+
+
+def tiny_settings(folder: Path, generator_url: str, **overrides):
+    """Service settings over a tiny encoder built in `folder/encoder` (once) and an index,
+    uploads and registry under `folder`; no corpus."""
+    from rag_chatbot.settings import Settings
+    from semantic_search.testing import build_tiny_encoder
+
+    folder = Path(folder)
+    encoder = folder / "tiny-encoder" / "encoder"
+    if not (encoder / "encoder.json").exists():
+        encoder = build_tiny_encoder(folder / "tiny-encoder")
+    fields = {"encoder_dir": encoder, "index_uri": str(folder / "index"), "corpus_index": None,
+              "uploads_dir": folder / "uploads", "generator_url": generator_url,
+              "generator_tokenizer": str(encoder), "chunk_tokens": 40, "overlap_tokens": 0,
+              "max_upload_bytes": 200_000, "max_pages": 5}  # fmt: skip
+    return Settings(**{**fields, **overrides})
+
+
+def tiny_env(settings) -> dict[str, str]:
+    """`settings` as RAG_CHATBOT_* variables, for a service started in another process."""
+    env = {}
+    for key, value in settings.model_dump(exclude_unset=True).items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"RAG_CHATBOT_{key.upper()}"] = (
+            json.dumps(value) if isinstance(value, list) else str(value)
+        )
+    return env
+
+
+def schemathesis_media_types() -> None:
+    """Teaches schemathesis what a valid upload is (file contents are beyond a JSON schema): a
+    short text with a letter or digit, for each text type the upload's `encoding` names. PDFs
+    are not generated (a valid one cannot be drawn at random)."""
+    import schemathesis
+    from hypothesis import strategies as st
+
+    text = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9 .,]{0,200}\Z").map(str.encode)
+    for media_type in ("text/plain", "text/markdown", "text/html"):
+        schemathesis.openapi.media_type(media_type, text)
+
+
+def main() -> None:
+    import uvicorn
+
+    from mlstack.testing import live_server
+
+    parser = argparse.ArgumentParser(description="The RAG service on tiny models (tests, fuzzing).")
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--port", type=int, default=8004)
+    parser.add_argument("--api-key")
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    llm = FakeLLM()
+    with live_server(llm.app(), wait_ready=False) as url:
+        extra = {"api_key": args.api_key} if args.api_key else {}
+        settings = tiny_settings(args.folder, url + "/v1", port=args.port, **extra)
+        os.environ.update(tiny_env(settings))
+        uvicorn.run("rag_chatbot.service:app_factory", factory=True, host="127.0.0.1",
+                    port=args.port, workers=args.workers, log_level="warning")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

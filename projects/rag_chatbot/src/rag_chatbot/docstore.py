@@ -1,0 +1,217 @@
+"""The service's documents: chunks in the vector store, rows in the registry (registry.py), and
+every uploaded file kept as it came (`<uploads>/<sha256>`), so the index can always be rebuilt.
+
+A write, in the order that loses nothing on a crash at any point:
+1. parse, chunk and embed (no lock; the caller runs it off the event loop);
+2. one transaction: conflict check, the file written (temporary name, fsync, rename), the row
+   marked `pending` with a token. After this the upload can be finished from the kept file;
+3. one transaction (the write lock): the chunks upserted, chunks of an older, longer version
+   deleted, the row switched to the new version. Only then is the client answered.
+A process killed between 2 and 3 leaves a pending row: the next start re-runs step 3 from the
+kept file (`reconcile`). A delete is the same two steps with a `delete` intent.
+
+The service index is the corpus index built by `dvc repro`, copied (`seed_index`), plus every
+upload. `dvc repro` never touches it; delete it to pick up a rebuilt corpus and it is seeded
+again and every kept upload written back.
+"""
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rag_chatbot.extract import ExtractError
+from rag_chatbot.library import DocumentInfo, Library, Prepared, chunk_id
+from rag_chatbot.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+class DocumentExistsError(Exception):
+    def __init__(self, info: DocumentInfo | None) -> None:
+        super().__init__("exists")
+        self.info = info
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_pages: int = 500
+    max_chunks: int | None = 2000
+    pdf_timeout_s: float | None = 20.0
+
+
+class DocumentStore:
+    def __init__(self, library: Library, registry: Registry, uploads_dir: Path,
+                 limits: Limits = Limits()) -> None:  # fmt: skip
+        self.library, self.registry, self.limits = library, registry, limits
+        self.store = library.store
+        self.uploads_dir = Path(uploads_dir)
+        # One store writer per process at a time (the registry orders processes): the others
+        # wait on the event loop, not in a pool thread.
+        self.write_lock = asyncio.Lock()
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def get(self, doc_id: str) -> DocumentInfo | None:
+        return self.registry.get(doc_id)
+
+    def page(self, limit: int, offset: int) -> tuple[int, list[DocumentInfo]]:
+        return self.registry.page(limit, offset)
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def prepare(self, filename: str, data: bytes, *, doc_id: str, title: str | None,
+                topic: str, media_type: str | None) -> Prepared:  # fmt: skip
+        """Step 1 (CPU-bound, no lock). Raises `ExtractError`."""
+        return self.library.prepare(
+            filename, data, doc_id=doc_id, title=title, topic=topic, media_type=media_type,
+            max_pages=self.limits.max_pages, max_chunks=self.limits.max_chunks,
+            pdf_timeout_s=self.limits.pdf_timeout_s,
+        )  # fmt: skip
+
+    def put(self, new: Prepared, data: bytes, *, title: str | None, media_type: str | None,
+            replace: bool) -> tuple[DocumentInfo, str]:  # fmt: skip
+        """Steps 2 and 3 -> (the served info, created | replaced | unchanged). Raises
+        `DocumentExistsError` when the id is taken (or being written) and `replace` is false."""
+        info = new.info
+        upload = {"file": info.file, "sha256": info.sha256, "title": title, "topic": info.topic,
+                  "media_type": media_type}  # fmt: skip
+        with self.registry.write() as con:
+            row = self.registry.row(info.id, con)
+            if row is not None:
+                old = row.info
+                if (old and not row.pending and old.sha256 == info.sha256
+                        and old.title == info.title and old.topic == info.topic):  # fmt: skip
+                    return old, "unchanged"  # a retried upload is not a conflict
+                if not replace:
+                    raise DocumentExistsError(old)
+            self._keep(data, info.sha256)
+            token = self.registry.set_pending(con, info.id, {
+                "op": "put", "info": asdict(info), "upload": upload,
+                "stale": row.chunks_written() if row else 0})  # fmt: skip
+        self._apply_put(info.id, token, new)
+        return info, "replaced" if row is not None and row.info is not None else "created"
+
+    def delete(self, doc_id: str) -> bool:
+        with self.registry.write() as con:
+            row = self.registry.row(doc_id, con)
+            if row is None or row.info is None:
+                return False
+            token = self.registry.set_pending(con, doc_id, {"op": "delete",
+                                                            "stale": row.chunks_written()})  # fmt: skip
+        self._apply_delete(doc_id, token)
+        return True
+
+    def reconcile(self) -> int:
+        """Finishes every write a killed process left pending; returns how many."""
+        done = 0
+        for row in self.registry.pending():
+            p = row.pending
+            if p["op"] == "delete":
+                done += self._apply_delete(row.id, p["token"])
+                continue
+            up = p["upload"]
+            try:
+                data = (self.uploads_dir / up["sha256"]).read_bytes()
+                new = self.prepare(up["file"], data, doc_id=row.id, title=up.get("title"),
+                                   topic=up.get("topic") or "", media_type=up.get("media_type"))  # fmt: skip
+            except (OSError, ExtractError) as exc:  # the file stays, so a fix can retry it
+                log.warning("pending write of %s abandoned: %s", row.id, exc)
+                with self.registry.write() as con:
+                    self.registry.clear_pending(con, row.id)
+                continue
+            done += self._apply_put(row.id, p["token"], new)
+        if done:
+            log.info("finished %d interrupted writes", done)
+        return done
+
+    # -- step 3 ---------------------------------------------------------------------------------
+
+    def _apply_put(self, doc_id: str, token: str, new: Prepared) -> bool:
+        with self.registry.write() as con:
+            row = self.registry.row(doc_id, con)
+            if row is None or not row.pending or row.pending["token"] != token:
+                return False  # a later write (or a reconcile) took over; it writes the newest
+            self.store.upsert(new.docs, new.vectors)
+            n, stale = new.info.chunks, row.pending["stale"]
+            if stale > n:
+                self.store.delete([chunk_id(doc_id, i) for i in range(n, stale)])
+            self.registry.finish_put(con, doc_id, new.info, row.pending["upload"])
+            if row.upload and row.upload["sha256"] != new.info.sha256:
+                self._forget(con, row.upload["sha256"], doc_id)
+        return True
+
+    def _apply_delete(self, doc_id: str, token: str) -> bool:
+        with self.registry.write() as con:
+            row = self.registry.row(doc_id, con)
+            if row is None or not row.pending or row.pending["token"] != token:
+                return False
+            self.store.delete([chunk_id(doc_id, i) for i in range(row.pending["stale"])])
+            self.registry.drop(con, doc_id)
+            if row.upload:
+                self._forget(con, row.upload["sha256"], doc_id)
+        return True
+
+    # -- kept files -------------------------------------------------------------------------------
+
+    def _keep(self, data: bytes, sha256: str) -> None:
+        """Inside the write transaction, so a concurrent delete cannot remove it in between."""
+        blob = self.uploads_dir / sha256
+        if blob.exists():
+            return
+        self.uploads_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.uploads_dir / f".{sha256}.{uuid.uuid4().hex}.part"
+        with tmp.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(blob)
+        _fsync_dir(self.uploads_dir)
+
+    def _forget(self, con, sha256: str, doc_id: str) -> None:
+        if not self.registry.blob_in_use(con, sha256, besides=doc_id):
+            (self.uploads_dir / sha256).unlink(missing_ok=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def open_registry(registry: Registry, index_dir: Path | None, uploads_dir: Path,
+                  *, seeded: bool) -> None:  # fmt: skip
+    """Fills a new registry from the JSON files of earlier versions (the index's `manifest.json`,
+    the uploads' `uploads.json`), once; `seeded`: the index was just copied from the corpus, so
+    its corpus rows are replaced and every upload is queued to be written again."""
+    if not seeded and registry.imported():
+        return
+    manifest_path = index_dir / "manifest.json" if index_dir else None
+    manifest = (json.loads(manifest_path.read_text(encoding="utf-8"))
+                if manifest_path and manifest_path.exists() else {})  # fmt: skip
+    legacy = uploads_dir / "uploads.json"
+    uploads = json.loads(legacy.read_text()) if legacy.exists() else {}
+    registry.import_manifest(manifest, uploads, replace_corpus=seeded)
+    if legacy.exists():
+        legacy.replace(legacy.with_suffix(".json.migrated"))
+
+
+def seed_index(index_dir: Path, corpus_index: Path | None) -> bool:
+    """Copies the corpus index to `index_dir` if that does not exist yet; True if it did."""
+    if index_dir.exists() or corpus_index is None or not corpus_index.exists():
+        return False
+    tmp = index_dir.with_name(f"{index_dir.name}.seeding-{os.getpid()}")
+    shutil.copytree(corpus_index, tmp)
+    try:
+        tmp.rename(index_dir)  # a half-copied index is never seen under the real name
+    except OSError:  # another worker seeded it first
+        shutil.rmtree(tmp, ignore_errors=True)
+        return False
+    log.info("seeded %s from %s", index_dir, corpus_index)
+    return True
