@@ -59,11 +59,13 @@ def schemathesis_run(
     max_examples: int = 25,
     seed: int = 1,
     max_response_time_s: float = 5.0,
+    hooks: str | None = None,
     extra: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess:
     """Runs schemathesis with every check against a live service's own OpenAPI document: no
     5xx, every status documented, bodies and headers as declared, schema-valid requests
-    accepted and invalid ones refused, correct 405s. Deterministic for a given seed."""
+    accepted and invalid ones refused, correct 405s. Deterministic for a given seed. `hooks`
+    names a module that teaches schemathesis what the schema cannot say (valid file contents)."""
     command = [str(Path(sys.executable).with_name("st")), "run", f"{base}/openapi.json",
                "--url", base, "--checks", "all", "--max-examples", str(max_examples),
                "--seed", str(seed), "--workers", "1", "--max-response-time",
@@ -71,4 +73,6 @@ def schemathesis_run(
     if api_key:
         command += ["-H", f"Authorization: Bearer {api_key}"]
     env = {**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_TELEMETRY": "false"}
+    if hooks:
+        env["SCHEMATHESIS_HOOKS"] = hooks
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
