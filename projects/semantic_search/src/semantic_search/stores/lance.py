@@ -3,6 +3,7 @@ all, and every uvicorn worker can open the same folder (reads check for newer ve
 
 import datetime as dt
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -62,10 +63,7 @@ class LanceStore:
                 ("vector", pa.list_(pa.float32(), dim)),
             ]
         )
-        if table in self.db.table_names():
-            self.table = self.db.open_table(table)
-        else:
-            self.table = self.db.create_table(table, schema=schema)
+        self.table = _open_or_create(self.db, table, schema)
         stored_dim = self.table.schema.field("vector").type.list_size
         if stored_dim != dim:
             raise ValueError(f"index at {path} holds {stored_dim}-d vectors, encoder gives {dim}")
@@ -105,9 +103,10 @@ class LanceStore:
     def delete(self, ids: Sequence[str]) -> int:
         if not ids:
             return 0
-        before = self.table.count_rows()
-        self.table.delete(f"id IN ({', '.join(_quote(i) for i in ids)})")
-        return before - self.table.count_rows()
+        # The count comes from the delete's own commit: rows-before minus rows-after would count
+        # another worker's concurrent write too (and turn a real delete into a 404).
+        result = self.table.delete(f"id IN ({', '.join(_quote(i) for i in ids)})")
+        return int(result.num_deleted_rows)
 
     def optimize(self) -> None:
         """(Re)builds the BM25 index and folds new rows into the vector index."""
@@ -187,6 +186,23 @@ class LanceStore:
         column = self.table.search().select(["topic"]).limit(None).to_arrow()["topic"]
         counts = column.value_counts()
         return {str(c["values"]): int(c["counts"]) for c in counts.to_pylist()}
+
+
+def _open_or_create(db, name: str, schema: pa.Schema, attempts: int = 5):
+    """Opens the table, creating it (empty) if absent. Several workers starting at once on a new
+    folder all try to create it: the first commit wins and the others open what it made."""
+    for attempt in range(attempts):
+        try:
+            return db.open_table(name)
+        except (FileNotFoundError, ValueError):  # no table yet (LanceDB raises ValueError)
+            pass
+        try:
+            return db.create_table(name, schema=schema, exist_ok=True)
+        except (OSError, ValueError, RuntimeError):  # lost the race to another creator
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _document(row: dict) -> Document:

@@ -1,0 +1,50 @@
+"""LanceDB with several writers on one folder, as several uvicorn workers use it."""
+
+import subprocess
+import sys
+import time
+
+from semantic_search.documents import Document
+from semantic_search.stores import open_store
+
+from .conftest import unit_vectors
+
+DIM = 8
+
+
+# Each process sleeps until the same instant, then opens (and so creates) the table.
+OPEN_AT_ONCE = f"""
+import sys, time
+from semantic_search.stores import open_store
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+print(open_store(sys.argv[1], {DIM}).count())
+"""
+
+
+def test_workers_creating_the_table_at_once_all_open_it(tmp_path):
+    path = str(tmp_path / "index")
+    start = str(time.time() + 4)  # after every interpreter has imported LanceDB
+    procs = [subprocess.Popen([sys.executable, "-c", OPEN_AT_ONCE, path, start],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]  # fmt: skip
+    outcomes = [p.communicate(timeout=120) for p in procs]
+    assert [(p.returncode, out.strip()) for p, (out, _) in zip(procs, outcomes, strict=True)] == [
+        (0, "0")
+    ] * 4, [err[-300:] for _, err in outcomes]
+
+
+def test_delete_counts_its_own_rows_while_another_worker_writes(tmp_path, corpus):
+    path = str(tmp_path / "index")
+    mine, other = open_store(path, DIM), open_store(path, DIM)
+    mine.upsert(corpus[:5], unit_vectors(5, DIM))
+    extra = [Document(id=f"other-{i}", text=f"written elsewhere {i}") for i in range(3)]
+    delete = mine.table.delete
+
+    def delete_then_other_worker_writes(where):
+        result = delete(where)
+        other.upsert(extra, unit_vectors(3, DIM, seed=1))  # lands before the count is read
+        return result
+
+    mine.table.delete = delete_then_other_worker_writes
+    assert mine.delete([corpus[0].id, "no-such-id"]) == 1
+    assert mine.count() == 5 - 1 + 3
