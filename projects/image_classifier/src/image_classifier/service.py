@@ -7,18 +7,19 @@ Run: `image-classifier serve` (settings from `IMAGE_CLASSIFIER_*` variables or `
 import json
 import logging
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
-from starlette.concurrency import run_in_threadpool
 
-from image_classifier.inputs import decode_image, read_request
+from image_classifier.decode import min_side_for, open_all, prepare
+from image_classifier.inputs import Limits, body_doc, read_request
 from image_classifier.predictor import OnnxClassifier
-from image_classifier.transforms import image_stats
 from mlstack.monitor import metrics
 from mlstack.monitor.inference_log import InferenceLog
-from mlstack.serve import Hub, ServeSettings, create_app
+from mlstack.serve import Hub, ModelHub, ServeSettings, create_app, error_responses, offload
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -39,7 +40,15 @@ class Settings(ServeSettings):
     )
     imagenet_model_path: Path | None = Path("models/image_classifier/imagenet/model.onnx")
     max_images: int = Field(32, ge=1, description="Images per request.")
-    max_pixels: int = Field(25_000_000, ge=1, description="Pixels per image (width x height).")
+    max_pixels: int = Field(
+        25_000_000, ge=1, description="Declared pixels per image (width x height)."
+    )
+    max_request_pixels: int = Field(
+        50_000_000,
+        ge=1,
+        description="Decoded pixels per request, summed over its images and checked from their "
+        "headers before any decoding (JPEGs count at the reduced scale they decode at).",
+    )
     onnx_threads: int = Field(0, ge=0, description="ONNX Runtime threads; 0 lets it choose.")
 
 
@@ -74,72 +83,68 @@ def load_models(settings: Settings) -> list[OnnxClassifier]:
     return models
 
 
-router = APIRouter(prefix="/v1", tags=["classify"])
-
-_BODY_DOC = {
-    "requestBody": {
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "top_k": {"type": "integer", "default": 5},
-                    },
-                }
-            },
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "image": {"type": "string", "description": "base64"},
-                        "images": {"type": "array", "items": {"type": "string"}},
-                        "top_k": {"type": "integer", "default": 5},
-                    },
-                }
-            },
-        },
-        "required": True,
-    }
-}
+ERRORS = error_responses(400, 415)
 
 
-@router.post("/classify", response_model=ClassifyResponse, openapi_extra=_BODY_DOC)
-async def classify_default(request: Request, hub: Hub) -> ClassifyResponse:
-    """Classify one or more images with the default (digits champion) model."""
-    return await _classify(request, hub, None)
+def make_router(settings: Settings) -> APIRouter:
+    """The classify routes; their OpenAPI body states this service's configured limits."""
+    limits = Limits(max_images=settings.max_images, max_chars=settings.max_body_bytes)
+    doc = body_doc(limits)
+    router = APIRouter(prefix="/v1", tags=["classify"])
+
+    @router.post("/classify", response_model=ClassifyResponse, openapi_extra=doc, responses=ERRORS)
+    async def classify_default(request: Request, hub: Hub) -> ClassifyResponse:
+        """Classify one or more images with the default (digits champion) model."""
+        return await _classify(request, hub, None, limits)
+
+    @router.post(
+        "/classify/{model}",
+        response_model=ClassifyResponse,
+        openapi_extra=doc,
+        responses={**ERRORS, **error_responses(404)},
+    )
+    async def classify_with(request: Request, hub: Hub, model: ModelName) -> ClassifyResponse:
+        """Classify with a named model (see `GET /v1/models`), e.g. `imagenet`."""
+        return await _classify(request, hub, model, limits)
+
+    return router
 
 
-@router.post("/classify/{model}", response_model=ClassifyResponse, openapi_extra=_BODY_DOC)
-async def classify_with(model: str, request: Request, hub: Hub) -> ClassifyResponse:
-    """Classify with a named model (see `GET /v1/models`), e.g. `imagenet`."""
-    return await _classify(request, hub, model)
+ModelName = Annotated[str, PathParam(max_length=64, description="A name from `GET /v1/models`.")]
 
 
-async def _classify(request: Request, hub: Hub, model_name: str | None) -> ClassifyResponse:
+async def _classify(
+    request: Request, hub: ModelHub, model_name: str | None, limits: Limits
+) -> ClassifyResponse:
     settings: Settings = request.app.state.settings
     deployment = hub.get(model_name)
     classifier: OnnxClassifier = deployment.model
-    blobs, top_k = await read_request(request, settings.max_images)
-
-    def decode_all():
-        images = [decode_image(param, data, settings.max_pixels) for param, data in blobs]
-        return images, [classifier.preprocess(image) for image in images]
-
-    images, arrays = await run_in_threadpool(decode_all)
-    probabilities = await deployment.predict(arrays)
+    blobs, top_k = await read_request(request, limits)
+    min_side = min_side_for(classifier.preprocessor)
+    images = await offload(
+        open_all,
+        blobs,
+        max_pixels=settings.max_pixels,
+        max_request_pixels=settings.max_request_pixels,
+        min_side=min_side,
+    )
+    del blobs  # the open images hold the bytes they need
+    prepared = []
+    for param, image in images:  # one at a time: one full-size image in memory per request
+        prepared.append(await offload(prepare, param, image, classifier.preprocessor, min_side))
+    probabilities = await deployment.predict([p.array for p in prepared])
 
     name = classifier.card.name
     inference_log: InferenceLog | None = request.app.state.inference_log
     predictions = []
-    for image, probs in zip(images, probabilities, strict=True):
+    for item, probs in zip(prepared, probabilities, strict=True):
         top = classifier.top_k(probs, min(top_k, len(classifier.labels)))
         metrics.observe_prediction(name, top[0]["label"], top[0]["probability"])
         if inference_log is not None:
             inference_log.log(
                 {
                     "model": name,
-                    **image_stats(image),
+                    **item.stats,
                     "label": top[0]["label"],
                     "confidence": top[0]["probability"],
                 }
@@ -155,7 +160,7 @@ def build_app(settings: Settings) -> FastAPI:
         load_models=lambda: load_models(settings),
         demo_dir=STATIC,
     )
-    app.include_router(router)
+    app.include_router(make_router(settings))
     return app
 
 
