@@ -22,10 +22,11 @@ def _default_replies(reset_llm):
 
 
 def settings_for(encoder_dir, tmp_path, generator_url: str, **overrides) -> Settings:
-    return Settings(encoder_dir=encoder_dir, index_uri=str(tmp_path / "index"),
-                    generator_url=generator_url, generator_tokenizer=str(encoder_dir),
-                    chunk_tokens=40, overlap_tokens=0, api_key=KEY, max_upload_bytes=200_000,
-                    max_pages=5, uploads_dir=tmp_path / "uploads", **{"corpus_index": None, **overrides})  # fmt: skip
+    fields = {"encoder_dir": encoder_dir, "index_uri": str(tmp_path / "index"),
+              "generator_url": generator_url, "generator_tokenizer": str(encoder_dir),
+              "chunk_tokens": 40, "overlap_tokens": 0, "api_key": KEY, "max_upload_bytes": 200_000,
+              "max_pages": 5, "uploads_dir": tmp_path / "uploads", "corpus_index": None}  # fmt: skip
+    return Settings(**{**fields, **overrides})
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,7 @@ class DocumentExistsError(Exception):
 class Limits:
     max_pages: int = 500
     max_chunks: int | None = 2000
+    max_chars: int | None = 500_000
     pdf_timeout_s: float | None = 20.0
 
 
@@ -70,7 +71,7 @@ class DocumentStore:
         return self.library.prepare(
             filename, data, doc_id=doc_id, title=title, topic=topic, media_type=media_type,
             max_pages=self.limits.max_pages, max_chunks=self.limits.max_chunks,
-            pdf_timeout_s=self.limits.pdf_timeout_s,
+            max_chars=self.limits.max_chars, pdf_timeout_s=self.limits.pdf_timeout_s,
         )  # fmt: skip
 
     def put(self, new: Prepared, data: bytes, *, title: str | None, media_type: str | None,

@@ -86,8 +86,9 @@ async def upload(
             info, status = await run_in_threadpool(docs.put, new, data, title=title,
                                                    media_type=file.content_type, replace=replace)  # fmt: skip
     except ExtractError as exc:
-        limits = {"too_many_pages": docs.limits.max_pages, "too_many_chunks": docs.limits.max_chunks,
-                  "pdf_too_slow": docs.limits.pdf_timeout_s}  # fmt: skip
+        lim = docs.limits
+        limits = {"too_many_pages": lim.max_pages, "too_many_chunks": lim.max_chunks,
+                  "document_too_long": lim.max_chars, "pdf_too_slow": lim.pdf_timeout_s}  # fmt: skip
         raise APIError(exc.status, exc.code, str(exc), param="file",
                        limit=limits.get(exc.code)) from None  # fmt: skip
     except DocumentExistsError:

@@ -73,6 +73,7 @@ def _decode(data: bytes) -> str:
 def _clean(text: str) -> str:
     """Joins words hyphenated across lines, reflows lines within a paragraph (wrapped Markdown,
     PDF lines) and collapses runs of spaces; paragraph breaks stay."""
+    text = text.replace("\x00", "")  # a NUL past the binary sniff; generators refuse it
     text = re.sub(r"(\w)-\n(\w)", r"\1\2", text)
     text = re.sub(r"[ \t\f\v]+", " ", text)
     text = re.sub(r"\n\s*\n\s*", "\n\n", text)

@@ -132,6 +132,7 @@ class Library:
         media_type: str | None = None,
         max_pages: int = 1000,
         max_chunks: int | None = None,
+        max_chars: int | None = None,
         pdf_timeout_s: float | None = None,
     ) -> Prepared:
         """Parse, chunk and embed, writing nothing (CPU work: run it off the event loop).
@@ -140,6 +141,10 @@ class Library:
         kind = detect_format(filename, media_type)  # refuse the wrong type before reading anything
         found_title, sections = extract(filename, data, media_type=media_type,
                                         max_pages=max_pages, timeout_s=pdf_timeout_s)  # fmt: skip
+        chars = sum(len(s.text) for s in sections)
+        if max_chars is not None and chars > max_chars:  # before tokenizing: ~1 s a megabyte
+            raise ExtractError("document_too_long", f"the document has {chars} characters of "
+                               f"text, over the limit of {max_chars}; split it", status=413)  # fmt: skip
         info, docs, texts = self._chunk(
             doc_id, title or found_title, sections, file=Path(filename).name,
             kind=kind, sha=hashlib.sha256(data).hexdigest(), topic=topic,

@@ -5,7 +5,15 @@ import datetime as dt
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, conlist, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    conlist,
+    field_validator,
+)
 
 from rag_chatbot.answer import Source
 from rag_chatbot.library import DocumentInfo
@@ -17,6 +25,14 @@ ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # "Not empty or whitespace-only", in the schema so clients see it. The class is whitespace in
 # every engine that reads it: Python's (\x1c-\x1f, \x85), ECMA's (\ufeff) and pydantic's Rust.
 NOT_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
+# Text sent on to the generator: not blank and no NUL (the LLM chat service refuses NUL), in a
+# form that is linear in a backtracking engine (the three parts cannot overlap).
+TEXT = r"^[\s\x1c-\x1f\x85\ufeff]*[^\s\x00\x1c-\x1f\x85\ufeff][^\x00]*$"
+
+
+def _integral(value: Any) -> Any:
+    # JSON Schema counts 1.0 as an integer; strict pydantic would not.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def is_blank(text: str) -> bool:
@@ -57,7 +73,7 @@ class Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Literal["user", "assistant"]
-    content: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=NOT_BLANK)
+    content: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=TEXT)
 
 
 class RetrievalOptions(BaseModel):
@@ -66,7 +82,9 @@ class RetrievalOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # strict: JSON `true` is not 1 and `false` not 0.0, as the schema says
-    k: int | None = Field(None, ge=1, le=20, strict=True, description="Sources at most.")
+    k: Annotated[int | None, Field(ge=1, le=20, strict=True), BeforeValidator(_integral)] = Field(
+        None, description="Sources at most."
+    )
     mode: Literal["dense", "bm25", "hybrid"] | None = None
     diversify: float | None = Field(None, ge=0, le=1, strict=True,
                                     description="MMR lambda; 1 = relevance only.")  # fmt: skip
@@ -88,7 +106,8 @@ class ChatRequest(RetrievalOptions):
     )  # fmt: skip
     stream: bool = Field(False, strict=True)
     temperature: float | None = Field(None, ge=0, le=2, strict=True)
-    max_tokens: int | None = Field(None, ge=1, le=2048, strict=True)
+    max_tokens: Annotated[int | None, Field(ge=1, le=2048, strict=True),
+                          BeforeValidator(_integral)] = None  # fmt: skip
 
     @field_validator("messages")
     @classmethod
@@ -104,7 +123,7 @@ class ChatRequest(RetrievalOptions):
 
 
 class RetrieveRequest(RetrievalOptions):
-    query: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=NOT_BLANK)
+    query: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=TEXT)
 
 
 class CitationOut(BaseModel):

@@ -53,6 +53,10 @@ class Settings(ServeSettings):
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_pages: int = Field(500, ge=1)
     max_document_chunks: int = Field(2000, ge=1, description="Chunks one upload may make (413).")
+    max_document_chars: int = Field(
+        500_000, ge=1, description="Characters of text one upload may hold (413), checked "
+        "before tokenizing (~1 s of CPU a megabyte).",
+    )  # fmt: skip
     pdf_timeout_s: float = Field(20.0, gt=0, description="PDF text extraction budget (422).")
     onnx_threads: int = Field(0, ge=0)
     max_body_bytes: int = Field(11 * 1024 * 1024, ge=1024)  # an upload plus its form fields
