@@ -1,5 +1,8 @@
 """Sampling, streaming detokenisation with stop sequences, and the safety filters."""
 
+import contextlib
+import time
+
 import pytest
 import torch
 
@@ -100,3 +103,35 @@ def test_output_stream_masks_pii_split_across_pieces():
     pieces.append(blocked.push("", final=True))
     assert any(refused for _, refused in pieces)
     assert "secret" not in "".join(p for p, _ in pieces)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * 100_000,
+        "1" * 100_000,
+        "a.b-" * 25_000,
+        "a@" * 50_000,
+        "1 " * 50_000,
+        "ignore" + " " * 100_000 + "x",
+        "ignore" + " all" * 25_000 + " rules",
+    ],
+    ids=["letters", "digits", "dots", "ats", "spaced-digits", "spaces", "all-all"],
+)
+def test_every_input_filter_is_linear_on_100k_characters(text):
+    # The e-mail pattern took 0.25 s on 10k letters without `@` and grew with the square
+    # (40k: 6 s); a linear scan of 100k characters takes milliseconds.
+    safety = SafetyFilter(blocked_topics=["explosives", "secret plan"])
+    from llm_chat.schemas import CompletionRequest
+
+    started = time.perf_counter()
+    with contextlib.suppress(APIError):  # an injection refusal is fine, it is the time we check
+        safety.screen_input(CompletionRequest.model_construct(prompt=text))
+    safety.screen_output(text)
+    assert time.perf_counter() - started < 0.5
+
+
+def test_email_masking_still_finds_addresses_inside_text():
+    safety = SafetyFilter(blocked_topics=[])
+    masked = safety.mask("to jane.doe@example.com, x.y+z@a-b.co.uk and foo!bar@baz.org.")
+    assert masked == "to [email], [email] and foo![email]."

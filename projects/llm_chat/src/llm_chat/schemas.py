@@ -9,7 +9,7 @@ over them is a 422 naming the field and the limit, before any of that work start
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from llm_chat.sampling import SamplingParams
 
@@ -20,7 +20,8 @@ MAX_PARTS = 64  # content parts of one message
 MAX_STOP, MAX_STOP_CHARS = 4, 128
 MAX_OUTPUT_TOKENS = 32_768  # schema bound; the model's context is checked per request (400)
 MAX_MODEL_CHARS = 256
-NOT_BLANK = r"\S"  # searched (Python re): the text holds a non-whitespace character
+# Not blank and no NUL character, linear for Python re (the three parts cannot overlap).
+NOT_BLANK = r"^\s*[^\s\x00][^\x00]*$"
 
 # Python's `re` for `pattern`, so the server and schemathesis (Python) agree on what `\S` means;
 # strict types: `"1"` is not an integer, `0` is not a boolean; no NaN or infinity.
@@ -118,12 +119,12 @@ class ChatRequest(_Sampling):
     logprobs: Literal[False] | None = Field(None, description="Not supported: false or unset.")
     top_logprobs: Literal[0] | None = Field(None, description="Not supported: 0 or unset.")
 
-    @model_validator(mode="after")
-    def _total(self):
-        total = sum(len(m.text()) for m in self.messages)
-        if total > MAX_TOTAL_CHARS:
-            raise ValueError(f"messages: at most {MAX_TOTAL_CHARS} characters in all, got {total}")
-        return self
+    @field_validator("messages")
+    @classmethod
+    def _total(cls, messages: list[Message]) -> list[Message]:
+        if (total := sum(len(m.text()) for m in messages)) > MAX_TOTAL_CHARS:
+            raise ValueError(f"at most {MAX_TOTAL_CHARS} characters in all messages, got {total}")
+        return messages
 
     @property
     def output_limit(self) -> int | None:

@@ -9,6 +9,7 @@ envelope as usual. (A candidate for mlstack.serve.errors.validation_error.)"""
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 
+from llm_chat.schemas import NOT_BLANK
 from mlstack.serve.errors import error_response, validation_error
 
 # Errors that only say "this union branch is another type": the least useful to report.
@@ -22,12 +23,21 @@ def _is_branch(part) -> bool:
     )
 
 
+def _say(error: dict) -> dict:
+    loc = tuple(p for p in error.get("loc", ()) if not _is_branch(p))
+    if (
+        error.get("type") == "string_pattern_mismatch"
+        and error.get("ctx", {}).get("pattern") == NOT_BLANK
+    ):
+        return {**error, "loc": loc, "msg": "must hold a non-whitespace character and no NUL"}
+    return {**error, "loc": loc}
+
+
 def tidy(errors: list[dict]) -> list[dict]:
     def rank(error: dict) -> int:
         return 1 if error.get("type", "").endswith(_MISMATCH) else 0
 
-    ordered = sorted(errors, key=rank)  # stable: the first constraint error comes first
-    return [{**e, "loc": tuple(p for p in e.get("loc", ()) if not _is_branch(p))} for e in ordered]
+    return [_say(e) for e in sorted(errors, key=rank)]  # stable: constraint errors first
 
 
 def install_validation_handler(app: FastAPI) -> None:
