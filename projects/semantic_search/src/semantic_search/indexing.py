@@ -20,10 +20,14 @@ def batched(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
         yield batch
 
 
+def document_texts(documents: list[Document]) -> list[str]:
+    """Title and text together, as the search sees them."""
+    return [f"{d.title}. {d.text}" if d.title else d.text for d in documents]
+
+
 def embed_documents(encoder: Encoder, documents: list[Document]) -> np.ndarray:
-    """Title and text together, as the search sees them; long texts are cut at the model's limit
-    (BM25 still indexes all of the text)."""
-    return encoder.encode([f"{d.title}. {d.text}" if d.title else d.text for d in documents])
+    """Long texts are cut at the model's limit (BM25 still indexes all of the text)."""
+    return encoder.encode(document_texts(documents))
 
 
 def index_documents(

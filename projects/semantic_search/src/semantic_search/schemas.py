@@ -1,28 +1,54 @@
 """Request and response bodies of the HTTP API."""
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
-from semantic_search.documents import Document, Filters, Scalar
+from semantic_search.documents import NOT_BLANK, Document, Filters, Scalar
 from semantic_search.retrieval import SearchMode
 
 MAX_QUERY_CHARS = 4000
+MAX_K = 100
+MAX_DOCUMENTS = 256  # per upsert request
+MAX_INPUTS = 256  # texts per embeddings request
+MAX_INPUT_CHARS = 20_000  # per embeddings text: the token limits are checked after this
+MAX_MODEL_CHARS = 256
+
+
+def _integral(value: Any) -> Any:
+    # JSON Schema counts 1.0 as an integer; a strict pydantic int would not.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# Strict: JSON `true` is not 1 nor "1" a number, as the schema says.
+StrictBool = Annotated[bool, Field(strict=True)]
 
 
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(max_length=MAX_QUERY_CHARS)
-    k: int = Field(10, ge=1, le=100)
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, pattern=NOT_BLANK)
+    k: Annotated[int, Field(ge=1, le=MAX_K, strict=True), BeforeValidator(_integral)] = 10
     mode: SearchMode = SearchMode.hybrid
     filters: Filters | None = None
-    diversify: float | None = Field(
-        None, ge=0, le=1, description="MMR lambda: 1 = relevance only, lower = more diverse."
+    diversify: float | None = Field(None, ge=0, le=1, strict=True,
+                                    description="MMR lambda: 1 = relevance only, lower = more diverse.")  # fmt: skip
+    rerank: StrictBool = Field(
+        False, description="Needs a reranker (SEMANTIC_SEARCH_RERANKER_DIR)."
     )
-    rerank: bool = False
-    truncate: bool = Field(False, description="Cut a query over the token limit instead of a 400.")
+    truncate: StrictBool = Field(
+        True,
+        description="Embed the start of a query over the encoder's token window (BM25 still "
+        "reads all of it; `truncated` says so); false: answer 400 instead.",
+    )
 
 
 class SearchHit(BaseModel):
@@ -51,7 +77,7 @@ class SearchResponse(BaseModel):
 class UpsertRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    documents: list[Document] = Field(min_length=1)
+    documents: list[Document] = Field(min_length=1, max_length=MAX_DOCUMENTS)
 
 
 class UpsertResponse(BaseModel):
@@ -63,15 +89,33 @@ class UpsertResponse(BaseModel):
     )
 
 
-class EmbeddingsRequest(BaseModel):
-    """OpenAI's `POST /v1/embeddings` body (token-array input is not supported)."""
+InputText = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_INPUT_CHARS, pattern=NOT_BLANK)
+]
 
-    input: str | list[str]
-    model: str | None = None
+
+class EmbeddingsRequest(BaseModel):
+    """OpenAI's `POST /v1/embeddings` body; token-id arrays are refused (send text)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: InputText | Annotated[list[InputText], Field(min_length=1, max_length=MAX_INPUTS)]
+    model: str | None = Field(None, max_length=MAX_MODEL_CHARS)
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = None
-    user: str | None = None
-    truncate: bool = False
+    dimensions: Annotated[int | None, Field(ge=1, strict=True), BeforeValidator(_integral)] = Field(
+        None, description="Must equal the model's dimension when given."
+    )
+    user: str | None = Field(None, max_length=MAX_MODEL_CHARS)
+    truncate: StrictBool = Field(
+        False, description="Embed the start of a text over the token window instead of a 400."
+    )
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _no_token_ids(cls, value: Any) -> Any:
+        if isinstance(value, list) and value and not isinstance(value[0], str):
+            raise ValueError("token-id arrays are not supported: send text")
+        return value
 
 
 class Embedding(BaseModel):

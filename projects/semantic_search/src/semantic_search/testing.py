@@ -2,7 +2,9 @@
 (random weights, the real all-MiniLM-L6-v2 tokenizer), exported through the real pipeline.
 Needs the build extra (torch, transformers)."""
 
+import argparse
 import json
+import os
 from pathlib import Path
 
 
@@ -41,3 +43,70 @@ def build_tiny_encoder(out: Path) -> Path:
     encoder = build_encoder(str(out / "source"), out / "encoder")
     quantize_encoder(encoder, ["a calibration sentence", "another one about music"], min_cosine=0.0)
     return encoder
+
+
+def tiny_corpus_index(folder: Path, encoder_dir: Path, n: int = 30) -> Path:
+    """A pipeline-style index of `n` packaged Wikipedia summaries at `folder/corpus-index`."""
+    from semantic_search.corpus import wiki_summaries
+    from semantic_search.documents import Document
+    from semantic_search.encoder import Encoder
+    from semantic_search.indexing import index_documents
+    from semantic_search.stores import open_store
+
+    index = Path(folder) / "corpus-index"
+    if not index.exists():
+        encoder = Encoder(encoder_dir)
+        docs = [Document(id=a["title"], title=a["title"], text=a["extract"], topic=a["topic"],
+                         source="wikipedia") for a in wiki_summaries()[:n]]  # fmt: skip
+        index_documents(open_store(str(index), encoder.dim), encoder, docs, batch_size=32)
+    return index
+
+
+def tiny_settings(folder: Path, **overrides):
+    """Service settings over a tiny encoder and a small corpus index, both built under `folder`
+    once (needs the build extra); the service's own index is `folder/index`, seeded from it."""
+    from semantic_search.service import Settings
+
+    folder = Path(folder).resolve()
+    encoder = folder / "tiny-encoder" / "encoder"
+    if not (encoder / "encoder.json").exists():
+        encoder = build_tiny_encoder(folder / "tiny-encoder")
+    fields = {"encoder_dir": encoder, "index_uri": str(folder / "index"),
+              "corpus_index": tiny_corpus_index(folder, encoder), "max_wait_ms": 2}  # fmt: skip
+    return Settings(**{**fields, **overrides})
+
+
+def tiny_env(settings) -> dict[str, str]:
+    """`settings` as SEMANTIC_SEARCH_* variables, for a service started in another process."""
+    env = {}
+    for key, value in settings.model_dump(exclude_unset=True).items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"SEMANTIC_SEARCH_{key.upper()}"] = (
+            json.dumps(value) if isinstance(value, list) else str(value)
+        )
+    return env
+
+
+def main() -> None:
+    """`python -m semantic_search.testing FOLDER --port 8002 [--api-key K] [--workers 2]`."""
+    import uvicorn
+
+    parser = argparse.ArgumentParser(
+        description="The search service on a tiny model (tests, fuzzing)."
+    )
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--port", type=int, default=8002)
+    parser.add_argument("--api-key")
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    extra = {"api_key": args.api_key} if args.api_key else {}
+    os.environ.update(tiny_env(tiny_settings(args.folder, port=args.port, **extra)))
+    uvicorn.run("semantic_search.service:app_factory", factory=True, host="127.0.0.1",
+                port=args.port, workers=args.workers, log_level="warning")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
