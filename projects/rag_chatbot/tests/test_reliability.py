@@ -183,3 +183,29 @@ def test_a_slow_generator_is_a_504_not_a_hang(url, reset_llm):
         assert r.json()["error"]["code"] == "generator_timeout"
         assert time.perf_counter() - t0 < 4.5  # the 1 s timeout, retried once
     reset_llm.delay_s = 0.0
+
+
+def test_parsing_an_upload_holds_no_lock_over_other_writes(encoder_dir, tmp_path, fake_llm):
+    """A slow parse (a big PDF) used to hold the write lock: every delete and upload waited."""
+    app = build_app(settings_for(encoder_dir, tmp_path, fake_llm.url))
+    with live_server(app) as base:
+        files = {"file": ("z.md", ZEBRA.encode(), "text/markdown")}
+        assert httpx.post(base + "/v1/documents", headers=AUTH, files=files).status_code == 201
+        docs = app.state.resources["documents"]
+        real, started = docs.prepare, threading.Event()
+
+        def slow_prepare(*args, **kwargs):
+            started.set()
+            time.sleep(3)
+            return real(*args, **kwargs)
+
+        docs.prepare = slow_prepare
+        slow = threading.Thread(target=httpx.post, args=(base + "/v1/documents",), kwargs={
+            "headers": AUTH, "timeout": 30,
+            "files": {"file": ("slow.txt", b"Parsed slowly.", "text/plain")}})  # fmt: skip
+        slow.start()
+        assert started.wait(10)
+        t0 = time.perf_counter()
+        assert httpx.delete(base + "/v1/documents/z.md", headers=AUTH).status_code == 200
+        assert time.perf_counter() - t0 < 1.5
+        slow.join()

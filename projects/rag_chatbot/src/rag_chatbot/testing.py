@@ -101,7 +101,9 @@ def tiny_settings(folder: Path, generator_url: str, **overrides):
 
 
 def tiny_env(settings) -> dict[str, str]:
-    """`settings` as RAG_CHATBOT_* variables, for a service started in another process."""
+    """`settings` as RAG_CHATBOT_* variables, for a service started in another process. None
+    values are left out, so their defaults apply: start it in a folder where the relative
+    defaults (the corpus index) do not exist."""
     env = {}
     for key, value in settings.model_dump(exclude_unset=True).items():
         if value is None:
@@ -140,8 +142,10 @@ def main() -> None:
     llm = FakeLLM()
     with live_server(llm.app(), wait_ready=False) as url:
         extra = {"api_key": args.api_key} if args.api_key else {}
-        settings = tiny_settings(args.folder, url + "/v1", port=args.port, **extra)
+        folder = args.folder.resolve()
+        settings = tiny_settings(folder, url + "/v1", port=args.port, **extra)
         os.environ.update(tiny_env(settings))
+        os.chdir(folder)  # relative defaults left out of the environment resolve to nothing
         uvicorn.run("rag_chatbot.service:app_factory", factory=True, host="127.0.0.1",
                     port=args.port, workers=args.workers, log_level="warning")  # fmt: skip
 
