@@ -151,6 +151,7 @@ def open_image(param: str, data: bytes, *, max_pixels: int, min_side: int) -> Im
             max_pixels,
         )
     _check_codecs(param, image)
+    image.info["declared_size"] = image.size  # the inference log records it, not the draft's
     if image.format in ("JPEG", "MPO"):
         image.draft(None, (min_side, min_side))
     return image
@@ -186,7 +187,7 @@ class Prepared:
 def prepare(param: str, image: Image.Image, preprocess: Preprocess, min_side: int) -> Prepared:
     """Decodes `image`, shrinks it and turns it into the model input; the decoded pixels are
     released before returning (a request of many images holds one at a time)."""
-    size = image.size
+    size = image.info.get("declared_size", image.size)
     try:
         image.load()
         small = reduce_for(image, min_side)
