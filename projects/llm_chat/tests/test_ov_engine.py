@@ -3,9 +3,11 @@ the same greedy tokens as the native engine, streaming, stop strings, limits, ca
 bounded queue, refusals, and failures that end requests instead of hanging them."""
 
 import asyncio
+import math
 import time
 
 import pytest
+import torch
 from transformers import AutoTokenizer
 
 from llm_chat.backends import NativeBackend
@@ -179,3 +181,26 @@ def test_a_failure_ends_requests_with_an_error_and_the_engine_goes_on(make_engin
     assert failed[-1].finish_reason == "error"
     wait_until(lambda: engine.load() == (0, 0))
     assert run_all(engine, PROMPTS[:1])[0][-1].finish_reason == "length"
+
+
+def test_quality_measures_perplexity_and_agreement_the_same_way_for_every_backend(
+    tiny_llama, tiny_ov
+):
+    from transformers import AutoModelForCausalLM
+
+    from llm_chat.quality import agreement, hf_logits, ov_logits, perplexity
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    texts = [tokenizer(line)["input_ids"] for line in ("Paris is the capital of France.",
+                                                        "A prime number has two divisors.")]  # fmt: skip
+    hf = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+    with torch.inference_mode():
+        losses = [
+            hf(torch.tensor([t]), labels=torch.tensor([t])).loss * (len(t) - 1) for t in texts
+        ]
+    expected = math.exp(float(sum(losses)) / sum(len(t) - 1 for t in texts))
+    assert perplexity(hf_logits(hf), texts) == pytest.approx(expected, rel=1e-5)
+    # An fp32 export computed in f32 is the same model: the same perplexity.
+    assert perplexity(ov_logits(tiny_ov, "f32", 1), texts) == pytest.approx(expected, rel=1e-3)
+    assert agreement(["abc", "abX", "xyz"], ["abc", "abc", "abc"]) == {
+        "identical": 0.333, "first_24_chars": 0.333, "common_prefix": 0.556}  # fmt: skip

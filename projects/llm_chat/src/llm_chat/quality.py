@@ -1,0 +1,196 @@
+"""What each backend and precision costs in quality, against the fp32 Hugging Face model:
+
+- perplexity on held-out Wikipedia summaries (articles after the fine-tuning train and eval
+  splits of `llm_chat.data`, so no model here was tuned on them), full-sequence forward passes;
+- greedy agreement: held-out questions answered greedily through each *engine* as the server
+  runs it (batching, KV cache precision and all), compared with fp32 HF `generate`.
+
+DVC stage `llm_quality` -> reports/llm_chat/quality.json. The default backend must stay within
+3% of fp32 perplexity (`default_within_3pct`)."""
+
+import asyncio
+import json
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path("models/llm_chat")
+OUT = Path("reports/llm_chat/quality.json")
+DEFAULT = "openvino-int8"  # the service's default backend
+
+
+def held_out(data: dict[str, Any], n: int) -> list[dict[str, str]]:
+    """The articles after llm_data's train and eval splits (same filter, seed and shuffle)."""
+    from mlstack.datasets import sentences, wiki_summaries
+
+    articles = [a for a in wiki_summaries() if len(sentences(a["extract"])) >= 2]
+    random.Random(data["seed"]).shuffle(articles)
+    start = data["train_articles"] + data["eval_articles"]
+    return articles[start : start + n]
+
+
+def perplexity(logits_of, texts: list[list[int]]) -> float:
+    """exp(mean next-token NLL) over all texts; `logits_of(ids) -> (len(ids), vocab)`."""
+    nll, count = 0.0, 0
+    for ids in texts:
+        logits = logits_of(ids)[:-1].float()
+        nll += float(
+            torch.nn.functional.cross_entropy(logits, torch.tensor(ids[1:]), reduction="sum")
+        )
+        count += len(ids) - 1
+    return math.exp(nll / count)
+
+
+def hf_logits(model):
+    @torch.inference_mode()
+    def run(ids: list[int]) -> torch.Tensor:
+        return model(torch.tensor([ids])).logits[0]
+
+    return run
+
+
+def ov_logits(ov_dir: Path, precision: str | None, threads: int):
+    """The exported IR through optimum-intel (the pipeline gives no logits); the same IR and CPU
+    plugin precision as the engine, without its u8 KV cache (the greedy check covers that)."""
+    from optimum.intel import OVModelForCausalLM
+
+    config = {"INFERENCE_NUM_THREADS": threads} | (
+        {"INFERENCE_PRECISION_HINT": precision} if precision else {}
+    )
+    model = OVModelForCausalLM.from_pretrained(ov_dir, ov_config=config, compile=True)
+
+    def run(ids: list[int]) -> torch.Tensor:
+        ones = torch.ones(1, len(ids), dtype=torch.long)
+        return torch.as_tensor(model(input_ids=torch.tensor([ids]), attention_mask=ones).logits[0])
+
+    return run
+
+
+def engine_answers(engine, prompts: list[list[int]], tokens: int) -> list[str]:
+    from llm_chat.sampling import SamplingParams
+
+    params = SamplingParams(max_tokens=tokens, temperature=0)
+
+    async def one(prompt: list[int]) -> str:
+        return "".join([d.text async for d in engine.stream(prompt, params)])
+
+    async def run() -> list[str]:
+        return await asyncio.gather(*[one(p) for p in prompts])
+
+    try:
+        return asyncio.run(run())
+    finally:
+        engine.stop()
+
+
+def agreement(answers: list[str], reference: list[str]) -> dict[str, float]:
+    def common(a: str, b: str) -> int:
+        return next(
+            (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+        )
+
+    pairs = list(zip(answers, reference, strict=True))
+    return {
+        "identical": round(sum(a == r for a, r in pairs) / len(pairs), 3),
+        "first_24_chars": round(sum(a[:24] == r[:24] for a, r in pairs) / len(pairs), 3),
+        "common_prefix": round(
+            sum(common(a, r) / max(1, len(r)) for a, r in pairs) / len(pairs), 3
+        ),
+    }
+
+
+@torch.inference_mode()
+def hf_greedy(model, tokenizer, prompts: list[list[int]], tokens: int) -> list[str]:
+    answers = []
+    for ids in prompts:
+        mask = torch.ones(1, len(ids), dtype=torch.long)
+        out = model.generate(torch.tensor([ids]), attention_mask=mask, max_new_tokens=tokens,
+                             do_sample=False, pad_token_id=tokenizer.eos_token_id)  # fmt: skip
+        answers.append(tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True))
+    return answers
+
+
+def evaluate(model_dir: Path, variants: dict[str, Path], p: dict[str, Any],
+             data: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """`variants`: OpenVINO export name (openvino-int8, ...) -> folder."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from llm_chat.backends import load_backend
+    from llm_chat.engine import Engine
+    from llm_chat.finetune.data import QUESTIONS
+    from llm_chat.ov_engine import OVEngine, load_pipeline
+
+    torch.set_num_threads(p["threads"])
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    articles = held_out(data, p["held_out_articles"])
+    texts = [tokenizer(a["extract"])["input_ids"][: p["max_tokens"]] for a in articles]
+    texts = [t for t in texts if len(t) > 8]
+    questions = [QUESTIONS[i % len(QUESTIONS)].format(title=a["title"])
+                 for i, a in enumerate(articles[: p["greedy_prompts"]])]  # fmt: skip
+    chats = [[{"role": "user", "content": q}] for q in questions]
+    prompts = [tokenizer.apply_chat_template(c, add_generation_prompt=True) for c in chats]
+    eos, n = {tokenizer.eos_token_id}, p["greedy_tokens"]
+    hf = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    reference = hf_greedy(hf, tokenizer, prompts, n)
+    rows: dict[str, dict[str, Any]] = {}
+
+    def row(name: str, logits_of=None, engine=None) -> None:
+        started, r = time.perf_counter(), {}
+        if logits_of is not None:
+            r["perplexity"] = round(perplexity(logits_of, texts), 3)
+        if engine is not None:
+            r["greedy_vs_fp32"] = agreement(engine_answers(engine, prompts, n), reference)
+        r["seconds"] = round(time.perf_counter() - started, 1)
+        rows[name] = r
+        print(name, r, flush=True)
+
+    row("hf-fp32", hf_logits(hf))
+    slots = len(prompts)
+    native = {"slots": slots, "max_len": 512, "threads": p["threads"]}
+    row("native", engine=Engine(load_backend("native", model_dir, **native), tokenizer, eos=eos))
+    quantized = torch.ao.quantization.quantize_dynamic(  # native-int8's scheme, on HF's layers
+        hf, {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}, dtype=torch.qint8
+    )
+    row("native-int8", hf_logits(quantized),
+        Engine(load_backend("native-int8", model_dir, **native), tokenizer, eos=eos))  # fmt: skip
+    for name, folder in variants.items():
+        for precision in p.get("precisions", [None, "f32"]):
+            label = name + (f" ({precision} compute)" if precision else "")
+            model = load_pipeline(folder, slots=slots, max_len=512, threads=p["threads"],
+                                  precision=precision)  # fmt: skip
+            row(label, ov_logits(folder, precision, p["threads"]),
+                OVEngine(model, tokenizer, eos=eos, max_queue=slots))  # fmt: skip
+    base = rows["hf-fp32"]["perplexity"]
+    for r in rows.values():
+        if "perplexity" in r:
+            r["perplexity_vs_fp32"] = round(r["perplexity"] / base - 1, 4)
+    return {"texts": len(texts), "tokens": sum(map(len, texts)), "greedy_prompts": len(prompts),
+            "greedy_tokens": n, "reference": reference[:4], "rows": rows}  # fmt: skip
+
+
+def quality_stage(params: dict[str, Any]) -> dict[str, Any]:
+    p = params["quality"]
+    report: dict[str, Any] = {}
+    for name in ("base", "sft", "dpo"):
+        model_dir = ROOT / name
+        prefix = "openvino" if name == "base" else f"openvino-{name}"
+        variants = {f"openvino-{w}": ROOT / f"{prefix}-{w}" for w in ("int8", "int4")}
+        variants = {k: v for k, v in variants.items() if (v / "openvino_model.xml").exists()}
+        if (model_dir / "config.json").exists() and variants:
+            report[name] = evaluate(model_dir, variants, p, params["data"])
+    default = report["base"]["rows"][DEFAULT]
+    report["default"] = {"backend": DEFAULT, "perplexity_vs_fp32": default["perplexity_vs_fp32"],
+                         "within_3pct": abs(default["perplexity_vs_fp32"]) <= 0.03}  # fmt: skip
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    return report
+
+
+if __name__ == "__main__":
+    from mlstack.params import load_section
+
+    print(json.dumps(quality_stage(load_section("llm_chat"))["default"], indent=2))
