@@ -224,7 +224,8 @@ def _json_error(errors: list[dict], limits: Limits) -> APIError:
         return APIError(
             400,
             "invalid_base64",
-            f"{param} is not valid base64 (standard alphabet, padded, no whitespace)",
+            f"{param} is not valid base64 (standard alphabet, padded, no whitespace; "
+            "a data URL must start data:image/<type>;base64,)",
             param=param,
         )
     return validation_error(errors)
