@@ -70,7 +70,8 @@ def test_a_failed_load_is_503_on_every_route_and_fails_liveness(tmp_path, fake_l
 def url(encoder_dir, tmp_path_factory, fake_llm):
     folder = tmp_path_factory.mktemp("rag-reliability")
     settings = settings_for(encoder_dir, folder, fake_llm.url, max_upload_bytes=2_000_000,
-                            max_body_bytes=3_000_000, generator_timeout_s=1.0)  # fmt: skip
+                            max_body_bytes=3_000_000, generator_timeout_s=1.0,
+                            max_document_chars=50_000)  # fmt: skip
     with live_server(build_app(settings)) as base:
         httpx.post(base + "/v1/documents", headers=AUTH,
                    files={"file": ("zebra.md", ZEBRA.encode(), "text/markdown")})  # fmt: skip
@@ -141,8 +142,9 @@ def test_hostile_input_is_a_quick_clear_4xx(url, method, path, kwargs, status, p
 
 
 def test_a_megabyte_without_separators_is_refused_before_tokenizing(url):
-    """A 1 MB "word" (tokenizing it alone takes ~1 s) and 1 MB of separators: refused by the
-    text limit before any tokenizer or chunker runs, well within a second."""
+    """A 1 MB "word" (tokenizing it alone takes ~1 s), 1 MB of separators, lines or tags
+    (parsing them takes 1-2 s): refused by the text limit before any parser, tokenizer or
+    chunker runs, well within a second."""
     for name, data in (("word.txt", b"a" * MB), ("dots.md", b"#" + b". " * (MB // 2)),
                        ("lines.md", b"#\n" * (MB // 2)), ("tags.html", b"<p>" * (MB // 3))):  # fmt: skip
         t0 = time.perf_counter()

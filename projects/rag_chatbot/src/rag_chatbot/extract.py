@@ -43,15 +43,25 @@ def detect_format(filename: str, media_type: str | None = None) -> str:
                        f"{', '.join(sorted(FORMATS))}", status=415)  # fmt: skip
 
 
+# How much markup a text format may carry around `max_chars` of text before it is refused
+# unparsed: parsing costs ~1 s of CPU a megabyte (HTML ~2 s), so limits are checked first.
+MARKUP_FACTOR = {"markdown": 2, "text": 1, "html": 10}
+
+
 def extract(filename: str, data: bytes, *, media_type: str | None = None, max_pages: int = 1000,
-            timeout_s: float | None = None) -> tuple[str, list[Section]]:  # fmt: skip
+            timeout_s: float | None = None, max_chars: int | None = None
+            ) -> tuple[str, list[Section]]:  # fmt: skip
     """-> (title, sections). The title is the document's own (PDF metadata, `<title>`, first
-    heading) or the file name. `timeout_s` bounds PDF text extraction (checked between pages)."""
+    heading) or the file name. `timeout_s` bounds PDF text extraction (checked between pages);
+    `max_chars` refuses a text file whose size alone puts its text over the limit."""
     kind = detect_format(filename, media_type)
     if kind == "pdf":
         title, sections = _pdf(data, max_pages, timeout_s)
     else:
         text = _decode(data)
+        if max_chars is not None and len(text) > max_chars * MARKUP_FACTOR[kind]:
+            raise ExtractError("document_too_long", f"the file has {len(text)} characters, over "
+                               f"the limit of {max_chars} characters of text; split it", status=413)  # fmt: skip
         title, sections = {"markdown": _markdown, "html": _html, "text": _text}[kind](text)
     sections = [s for s in sections if s.text.strip()]
     if not sections:

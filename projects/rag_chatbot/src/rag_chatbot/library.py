@@ -140,7 +140,8 @@ class Library:
         doc_id = doc_id or Path(filename).name
         kind = detect_format(filename, media_type)  # refuse the wrong type before reading anything
         found_title, sections = extract(filename, data, media_type=media_type,
-                                        max_pages=max_pages, timeout_s=pdf_timeout_s)  # fmt: skip
+                                        max_pages=max_pages, timeout_s=pdf_timeout_s,
+                                        max_chars=max_chars)  # fmt: skip
         chars = sum(len(s.text) for s in sections)
         if max_chars is not None and chars > max_chars:  # before tokenizing: ~1 s a megabyte
             raise ExtractError("document_too_long", f"the document has {chars} characters of "
