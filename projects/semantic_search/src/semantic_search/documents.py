@@ -6,7 +6,17 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, conlist, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    WithJsonSchema,
+    conlist,
+    field_validator,
+)
 
 # Limits of what the index takes, in the API schema too (every one is a 422 naming the field).
 MAX_ID_CHARS = 256
@@ -17,7 +27,6 @@ MAX_METADATA_KEYS = 32
 MAX_METADATA_KEY_CHARS = 128
 MAX_METADATA_VALUE_CHARS = 4000
 MAX_FILTER_VALUES = 64
-JSON_SAFE_INT = 2**53  # integers every backend (and JavaScript) stores exactly
 # "Not empty or whitespace-only", as a pattern so the schema says it. The class is whitespace in
 # every engine that reads it: Python's (\x1c-\x1f, \x85), ECMA's (\ufeff) and pydantic's Rust.
 NOT_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
@@ -26,13 +35,39 @@ ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 DocId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=NOT_BLANK)]
 Label = Annotated[str, StringConstraints(max_length=MAX_LABEL_CHARS)]
 FilterValue = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LABEL_CHARS)]
+
+
+def json_type(value: Any) -> str:
+    """Which branch of a union a JSON value is for, so that a refusal states that branch's rule
+    (a plain union reports its first branch: "input should be a valid string" for a NaN)."""
+    if isinstance(value, bool):  # before int: True is an int to Python
+        return "bool"
+    return {int: "int", float: "float"}.get(type(value), "str")
+
+
 # strict: JSON `true` is not 1, and "1" is not a number, as the schema says.
-Scalar = (
-    Annotated[str, StringConstraints(max_length=MAX_METADATA_VALUE_CHARS)]
-    | Annotated[bool, Field(strict=True)]
-    | Annotated[int, Field(strict=True, ge=-JSON_SAFE_INT, le=JSON_SAFE_INT)]
-    | Annotated[float, Field(strict=True, allow_inf_nan=False)]
-)
+Scalar = Annotated[
+    Annotated[str, StringConstraints(max_length=MAX_METADATA_VALUE_CHARS), Tag("str")]
+    | Annotated[bool, Field(strict=True), Tag("bool")]
+    | Annotated[int, Field(strict=True), Tag("int")]
+    | Annotated[float, Field(strict=True, allow_inf_nan=False), Tag("float")],
+    Discriminator(json_type),
+    # anyOf, not the oneOf pydantic writes: to JSON Schema 2 is an integer and a number both.
+    WithJsonSchema({"anyOf": [{"type": "string", "maxLength": MAX_METADATA_VALUE_CHARS},
+                              {"type": "boolean"}, {"type": "integer"}, {"type": "number"}]}),
+]  # fmt: skip
+
+
+def one_or_many(value: Any) -> str:
+    return "list" if isinstance(value, list) else "str"
+
+
+# One value or a list (not Field(max_length=...) on the union, which would limit the string).
+OneOrMany = Annotated[
+    Annotated[FilterValue, Tag("str")]
+    | Annotated[conlist(FilterValue, max_length=MAX_FILTER_VALUES), Tag("list")],
+    Discriminator(one_or_many),
+]
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_METADATA_KEY_CHARS)]
 
 
@@ -73,9 +108,8 @@ class Filters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # One value or a list; not Field(max_length=...) on the union, which would limit the string.
-    topic: FilterValue | conlist(FilterValue, max_length=MAX_FILTER_VALUES) | None = None
-    source: FilterValue | conlist(FilterValue, max_length=MAX_FILTER_VALUES) | None = None
+    topic: OneOrMany | None = None
+    source: OneOrMany | None = None
     date_from: dt.date | None = Field(None, description="YYYY-MM-DD")
     date_to: dt.date | None = Field(None, description="YYYY-MM-DD")
 

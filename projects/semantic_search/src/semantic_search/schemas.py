@@ -7,12 +7,14 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     StringConstraints,
+    Tag,
     field_validator,
 )
 
-from semantic_search.documents import NOT_BLANK, Document, Filters, Scalar
+from semantic_search.documents import NOT_BLANK, Document, Filters, Scalar, one_or_many
 from semantic_search.retrieval import SearchMode
 
 MAX_QUERY_CHARS = 4000
@@ -99,7 +101,11 @@ class EmbeddingsRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    input: InputText | Annotated[list[InputText], Field(min_length=1, max_length=MAX_INPUTS)]
+    input: Annotated[
+        Annotated[InputText, Tag("str")]
+        | Annotated[list[InputText], Field(min_length=1, max_length=MAX_INPUTS), Tag("list")],
+        Discriminator(one_or_many),
+    ]
     model: str | None = Field(None, max_length=MAX_MODEL_CHARS)
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: Annotated[int | None, Field(ge=1, strict=True), BeforeValidator(_integral)] = Field(
