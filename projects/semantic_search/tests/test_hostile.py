@@ -1,0 +1,133 @@
+"""Hostile input over real HTTP: each is a clear 4xx naming the field and the limit, answered
+within a second, and nothing reaches the index or the model first."""
+
+import itertools
+import string
+import time
+
+import httpx
+import pytest
+
+from mlstack.testing import live_server
+from semantic_search.service import Settings, build_app
+
+MB = 1_000_000
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def http(encoder_dir, tmp_path_factory):
+    settings = Settings(encoder_dir=encoder_dir, index_uri=str(tmp_path_factory.mktemp("h") / "i"),
+                        corpus_index=None, max_request_tokens=100, max_wait_ms=2)  # fmt: skip
+    with live_server(build_app(settings)) as url, httpx.Client(base_url=url, timeout=30) as client:
+        yield client
+
+
+def timed(http, method, path, **kwargs) -> httpx.Response:
+    t0 = time.perf_counter()
+    r = http.request(method, path, **kwargs)
+    assert time.perf_counter() - t0 < 1.0, f"{path} took {time.perf_counter() - t0:.2f} s"
+    return r
+
+
+def doc(**fields):
+    return {"documents": [{"id": "d", "text": "t", **fields}]}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param", "limit"),
+    [
+        ("/v1/search", {"query": "a" * MB}, None, 4000),  # param: see QUERY_PARAM_BUG
+        ("/v1/search", {"query": "x", "k": 10**30}, "k", 100),
+        ("/v1/search", {"query": "x", "filters": {"topic": ["t"] * 1000}}, "filters.topic.list", 64),
+        ("/v1/search", {"query": "x", "filters": {"source": "s" * MB}}, "filters.source.str", 256),
+        ("/v1/documents", doc(text="b" * MB), "documents.0.text", 100_000),
+        ("/v1/documents", doc(id="i" * MB), "documents.0.id", 256),
+        ("/v1/documents", doc(title="t" * MB), "documents.0.title", 1000),
+        ("/v1/documents", doc(metadata={str(i): i for i in range(1000)}), "documents.0.metadata", 32),
+        ("/v1/documents", doc(metadata={"m": "v" * MB}), "documents.0.metadata.m.str", 4000),
+        ("/v1/documents", {"documents": [{"id": str(i), "text": "t"} for i in range(300)]},
+         "documents", 256),
+        ("/v1/embeddings", {"input": "c" * MB}, "input.str", 20_000),
+        ("/v1/embeddings", {"input": ["x"] * 10_000}, "input.list", 256),
+    ],
+)  # fmt: skip
+def test_oversized_input_is_a_422_naming_field_and_limit(http, path, body, param, limit):
+    r = timed(http, "POST", path, json=body)
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert (err["param"], err["limit"]) == (param, limit)
+    assert str(limit) in err["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/v1/search", {"query": " \n\t\u3000"}, None),  # param: see QUERY_PARAM_BUG
+        ("/v1/search", {"query": "x", "k": True}, "k"),
+        ("/v1/search", {"query": "x", "filters": {"topic": [""]}}, "filters.topic.list.0"),
+        ("/v1/search", {"query": "x", "filters": {"date_from": 0}}, "filters.date_from"),
+        ("/v1/documents", doc(id="  "), "documents.0.id"),
+        ("/v1/documents", doc(text="\u200a\x1f "), "documents.0.text"),
+        ("/v1/documents", doc(date=0), "documents.0.date"),
+        ("/v1/documents", doc(date="20200101"), "documents.0.date"),
+        ("/v1/documents", doc(extra="field"), "documents.0.extra"),
+        ("/v1/documents", {"documents": []}, "documents"),
+        ("/v1/embeddings", {"input": ["x", " "]}, "input.list.1"),
+        ("/v1/embeddings", {"input": []}, "input.list"),
+        ("/v1/embeddings", {"input": [101, 2023, 102]}, "input"),  # token ids: refused clearly
+        ("/v1/embeddings", {"input": "x", "dimensions": "32"}, "dimensions"),
+    ],
+)
+def test_empty_blank_and_mistyped_values_are_a_422(http, path, body, param):
+    r = timed(http, "POST", path, json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["param"] == param
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_metadata_is_refused_not_stored(http, value):
+    body = '{"documents": [{"id": "nan", "text": "t", "metadata": {"x": ' + value + "}}]}"
+    r = timed(http, "POST", "/v1/documents", content=body, headers=JSON)
+    assert r.status_code == 422 and r.json()["error"]["param"] == "documents.0.metadata.x.float"
+    assert http.get("/v1/documents/nan").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("content", "status"),
+    [
+        (b'{"query": "\xff\xfe caf\xe9"}', 400),  # invalid UTF-8
+        (b'{"query": "x", "filters": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400),
+        (b"[" * 1_000_000, 400),
+        (b'{"query": "' + b"a" * 11 * MB + b'"}', 413),  # over the body limit
+    ],
+)
+def test_malformed_and_huge_bodies(http, content, status):
+    r = timed(http, "POST", "/v1/search", content=content, headers=JSON)
+    assert r.status_code == status and "error" in r.json()
+
+
+def test_nul_bytes_are_plain_characters(http):
+    """JSON allows \\u0000 in strings; the index stores and finds it like any other character."""
+    r = timed(http, "POST", "/v1/documents", json=doc(id="nul\x00id", text="a\x00b zebra"))
+    assert r.status_code == 200
+    assert http.get("/v1/documents/nul%00id").json()["text"] == "a\x00b zebra"
+    assert timed(http, "POST", "/v1/search", json={"query": "zebra\x00"}).status_code == 200
+
+
+def test_over_the_token_budget_is_a_400_before_encoding(http):
+    r = timed(http, "POST", "/v1/embeddings", json={"input": ["word " * 30] * 8, "truncate": True})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert (err["code"], err["param"], err["limit"]) == ("too_many_tokens", "input", 100)
+
+
+def test_highlighting_long_documents_for_a_long_query_stays_fast(http):
+    """1000 distinct query words against ten 100 KB documents: 6+ s of regex before the cap."""
+    text = "zzq " * 25_000
+    docs = [{"id": f"long-{i}", "text": text} for i in range(10)]
+    assert http.post("/v1/documents", json={"documents": docs}).status_code == 200
+    words = ["".join(w) for w in itertools.product(string.ascii_lowercase, repeat=3)]
+    query = " ".join(words)[:4000]
+    r = timed(http, "POST", "/v1/search", json={"query": query, "k": 10, "mode": "dense"})
+    assert r.status_code == 200 and len(r.json()["results"]) == 10
