@@ -166,12 +166,12 @@ def test_a_document_over_the_chunk_limit_is_a_413(encoder_dir, tmp_path, fake_ll
 
 
 def test_pdf_extraction_past_its_time_budget_is_a_422(encoder_dir, tmp_path, fake_llm):
-    settings = settings_for(encoder_dir, tmp_path, fake_llm.url, pdf_timeout_s=1e-9)
+    settings = settings_for(encoder_dir, tmp_path, fake_llm.url, parse_timeout_s=1e-9)
     with live_server(build_app(settings)) as base:
         pdf = make_pdf(["one", "two", "three"])
         r = httpx.post(base + "/v1/documents", headers=AUTH,
                        files={"file": ("slow.pdf", pdf, "application/pdf")})  # fmt: skip
-        assert r.status_code == 422 and r.json()["error"]["code"] == "pdf_too_slow"
+        assert r.status_code == 422 and r.json()["error"]["code"] == "parse_timeout"
         assert httpx.get(base + "/v1/documents", headers=AUTH).json()["total"] == 0
 
 

@@ -22,10 +22,12 @@ import os
 import shutil
 import uuid
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 from rag_chatbot.extract import ExtractError
 from rag_chatbot.library import DocumentInfo, Library, Prepared, chunk_id
+from rag_chatbot.parsing import extract_isolated
 from rag_chatbot.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,8 @@ class Limits:
     max_pages: int = 500
     max_chunks: int | None = 2000
     max_chars: int | None = 500_000
-    pdf_timeout_s: float | None = 20.0
+    parse_timeout_s: float = 20.0
+    parse_memory_mb: int | None = 1024
 
 
 class DocumentStore:
@@ -67,11 +70,12 @@ class DocumentStore:
 
     def prepare(self, filename: str, data: bytes, *, doc_id: str, title: str | None,
                 topic: str, media_type: str | None) -> Prepared:  # fmt: skip
-        """Step 1 (CPU-bound, no lock). Raises `ExtractError`."""
+        """Step 1 (CPU-bound, no lock; parsing in a child process). Raises `ExtractError`."""
         return self.library.prepare(
             filename, data, doc_id=doc_id, title=title, topic=topic, media_type=media_type,
             max_pages=self.limits.max_pages, max_chunks=self.limits.max_chunks,
-            max_chars=self.limits.max_chars, pdf_timeout_s=self.limits.pdf_timeout_s,
+            max_chars=self.limits.max_chars, parse_timeout_s=self.limits.parse_timeout_s,
+            parse=partial(extract_isolated, memory_mb=self.limits.parse_memory_mb),
         )  # fmt: skip
 
     def put(self, new: Prepared, data: bytes, *, title: str | None, media_type: str | None,

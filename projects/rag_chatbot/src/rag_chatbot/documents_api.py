@@ -88,7 +88,8 @@ async def upload(
     except ExtractError as exc:
         lim = docs.limits
         limits = {"too_many_pages": lim.max_pages, "too_many_chunks": lim.max_chunks,
-                  "document_too_long": lim.max_chars, "pdf_too_slow": lim.pdf_timeout_s}  # fmt: skip
+                  "document_too_long": lim.max_chars, "parse_timeout": lim.parse_timeout_s,
+                  "parse_memory": lim.parse_memory_mb}  # fmt: skip
         raise APIError(exc.status, exc.code, str(exc), param="file",
                        limit=limits.get(exc.code)) from None  # fmt: skip
     except DocumentExistsError:

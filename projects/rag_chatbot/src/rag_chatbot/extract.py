@@ -111,7 +111,7 @@ def _pdf(data: bytes, max_pages: int, timeout_s: float | None) -> tuple[str, lis
         for n, page in enumerate(reader.pages, start=1):
             # A crafted content stream can take seconds a page: stop at the deadline.
             if deadline is not None and time.monotonic() > deadline:
-                raise ExtractError("pdf_too_slow", f"text extraction passed its {timeout_s:g} s "
+                raise ExtractError("parse_timeout", f"text extraction passed its {timeout_s:g} s "
                                    f"limit at page {n} of {len(reader.pages)}")  # fmt: skip
             pages.append(_clean(page.extract_text() or ""))
     except ExtractError:

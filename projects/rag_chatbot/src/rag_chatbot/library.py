@@ -133,15 +133,16 @@ class Library:
         max_pages: int = 1000,
         max_chunks: int | None = None,
         max_chars: int | None = None,
-        pdf_timeout_s: float | None = None,
+        parse_timeout_s: float | None = None,
+        parse: Callable[..., tuple[str, list[Section]]] = extract,
     ) -> Prepared:
         """Parse, chunk and embed, writing nothing (CPU work: run it off the event loop).
         Raises `ExtractError` for a file that cannot be read or is over a limit."""
         doc_id = doc_id or Path(filename).name
         kind = detect_format(filename, media_type)  # refuse the wrong type before reading anything
-        found_title, sections = extract(filename, data, media_type=media_type,
-                                        max_pages=max_pages, timeout_s=pdf_timeout_s,
-                                        max_chars=max_chars)  # fmt: skip
+        found_title, sections = parse(filename, data, media_type=media_type,
+                                      max_pages=max_pages, timeout_s=parse_timeout_s,
+                                      max_chars=max_chars)  # fmt: skip
         chars = sum(len(s.text) for s in sections)
         if max_chars is not None and chars > max_chars:  # before tokenizing: ~1 s a megabyte
             raise ExtractError("document_too_long", f"the document has {chars} characters of "

@@ -222,7 +222,8 @@ def open_documents(settings: Settings) -> tuple[Encoder, DocumentStore]:
     library = Library(store, encoder, None, chunk_tokens=settings.chunk_tokens,
                       overlap_tokens=settings.overlap_tokens)  # fmt: skip
     limits = Limits(max_pages=settings.max_pages, max_chunks=settings.max_document_chunks,
-                    max_chars=settings.max_document_chars, pdf_timeout_s=settings.pdf_timeout_s)  # fmt: skip
+                    max_chars=settings.max_document_chars, parse_timeout_s=settings.parse_timeout_s,
+                    parse_memory_mb=settings.parse_memory_mb)  # fmt: skip
     docs = DocumentStore(library, registry, settings.uploads_dir, limits)
     docs.reconcile()
     return encoder, docs

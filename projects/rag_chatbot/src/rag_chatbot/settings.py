@@ -57,7 +57,12 @@ class Settings(ServeSettings):
         500_000, ge=1, description="Characters of text one upload may hold (413), checked "
         "before tokenizing (~1 s of CPU a megabyte).",
     )  # fmt: skip
-    pdf_timeout_s: float = Field(20.0, gt=0, description="PDF text extraction budget (422).")
+    parse_timeout_s: float = Field(
+        20.0, gt=0, description="Wall-clock budget to parse one upload, in a child process (422)."
+    )
+    parse_memory_mb: int = Field(
+        1024, ge=128, description="Address space of that child: decompression bombs fail (413)."
+    )
     onnx_threads: int = Field(0, ge=0)
     max_body_bytes: int = Field(11 * 1024 * 1024, ge=1024)  # an upload plus its form fields
 
