@@ -129,5 +129,10 @@ def test_highlighting_long_documents_for_a_long_query_stays_fast(http):
     assert http.post("/v1/documents", json={"documents": docs}).status_code == 200
     words = ["".join(w) for w in itertools.product(string.ascii_lowercase, repeat=3)]
     query = " ".join(words)[:4000]
-    r = timed(http, "POST", "/v1/search", json={"query": query, "k": 10, "mode": "dense"})
+    r = timed(
+        http,
+        "POST",
+        "/v1/search",
+        json={"query": query, "k": 10, "mode": "dense", "truncate": True},
+    )
     assert r.status_code == 200 and len(r.json()["results"]) == 10
