@@ -136,3 +136,14 @@ def test_highlighting_long_documents_for_a_long_query_stays_fast(http):
         json={"query": query, "k": 10, "mode": "dense", "truncate": True},
     )
     assert r.status_code == 200 and len(r.json()["results"]) == 10
+
+
+def test_dates_before_year_1000_round_trip(http):
+    """Found by schemathesis: year 738 was stored as 7381009, and reading it back raised (500)."""
+    r = http.post(
+        "/v1/documents", json=doc(id="old", text="a Tang dynasty poem", date="0738-10-09")
+    )
+    assert r.status_code == 200
+    assert http.get("/v1/documents/old").json()["date"] == "0738-10-09"
+    hits = http.post("/v1/search", json={"query": "Tang poem", "mode": "bm25"}).json()["results"]
+    assert hits[0]["id"] == "old" and hits[0]["date"] == "0738-10-09"

@@ -137,7 +137,8 @@ def test_documents_lifecycle(http):
 )
 def test_bad_uploads(http, documents, code, param):
     r = http.post("/v1/documents", json={"documents": documents})
-    assert r.status_code == 400 and r.json()["error"]["code"] == code
+    assert r.status_code == (409 if code == "duplicate_id" else 400)
+    assert r.json()["error"]["code"] == code
     assert r.json()["error"]["param"] == param
 
 

@@ -100,7 +100,8 @@ class Document(BaseModel):
 
     @staticmethod
     def date_from_key(key: int | None) -> dt.date | None:
-        return dt.datetime.strptime(str(key), "%Y%m%d").date() if key else None
+        # Arithmetic, not strptime("%Y%m%d"): year 738 is the key 7381009, which has 7 digits.
+        return dt.date(key // 10_000, key // 100 % 100, key % 100) if key else None
 
 
 class Filters(BaseModel):

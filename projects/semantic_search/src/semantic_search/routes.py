@@ -144,13 +144,14 @@ def _check_upsert(documents: list[Document], settings) -> None:
                            param=f"documents[{i}].text", limit=settings.max_document_chars)  # fmt: skip
     ids = [d.id for d in documents]
     if len(set(ids)) != len(ids):
+        # 409, not 400: no JSON Schema can say "unique by id", so the schema admits the request.
         raise APIError(
-            400, "duplicate_id", "document ids must be unique within a request", param="documents"
+            409, "duplicate_id", "document ids must be unique within a request", param="documents"
         )
 
 
 @router.post("/documents", response_model=UpsertResponse, tags=["documents"],
-             responses=error_responses(400))  # fmt: skip
+             responses=error_responses(400, 409))  # fmt: skip
 async def upsert_documents(
     body: UpsertRequest, request: Request, retriever: RetrieverDep, write_lock: WriteLock
 ) -> UpsertResponse:
