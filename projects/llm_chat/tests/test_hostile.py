@@ -49,7 +49,6 @@ CASES = {
     "whitespace part": (chat(messages=[{"role": "user", "content": [
         {"type": "text", "text": "   "}]}]), 422, "messages.0.content.0.text", None),
     "huge max_tokens": (chat(max_tokens=10**12), 422, "max_tokens", 32768),
-    "max_tokens over the context": (chat(max_tokens=30_000), 400, "max_tokens", None),
     "huge top_k": (chat(top_k=10**15), 422, "top_k", 1_000_000),
     "n of 5": (chat(n=5), 422, "n", 1),
     "logprobs": (chat(logprobs=True), 422, "logprobs", None),
@@ -129,5 +128,5 @@ def test_the_largest_accepted_message_is_screened_and_measured_quickly(http):
     started = time.perf_counter()
     response = http.post("/v1/chat/completions",
                          json=chat(messages=[{"role": "user", "content": "b" * 32_768}]))  # fmt: skip
-    check(response, started, 400, "messages", 256)
+    check(response, started, 400, "messages", 512)
     assert response.json()["error"]["code"] == "context_length_exceeded"

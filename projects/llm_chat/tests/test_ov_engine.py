@@ -156,6 +156,15 @@ def test_parameters_openvino_cannot_honour_are_refused_with_a_400(make_engine, n
     assert engine.load() == (0, 0)
 
 
+@pytest.mark.parametrize("params", [{"temperature": 1e-300}, {"top_p": 1e-300},
+                                    {"repetition_penalty": 1e-300}, {"top_k": 1_000_000},
+                                    {"seed": -5}, {"seed": 2**53}])  # fmt: skip
+def test_extreme_but_valid_settings_are_honoured_not_refused_by_openvino(make_engine, params):
+    # Before: OpenVINO keeps float32, so 1e-300 became 0 and its validation refused it (a 500).
+    (deltas,) = run_all(make_engine(), PROMPTS[:1], max_tokens=8, **({"temperature": 1.0} | params))
+    assert deltas[-1].finish_reason == "length" and deltas[-1].tokens == 8
+
+
 class Failing:
     """The real pipeline, except for the calls named in `fail`."""
 

@@ -42,6 +42,17 @@ def test_penalties_push_away_from_repeats():
     assert Sampler(SamplingParams(temperature=0, repetition_penalty=2.0), [1], 5)(LOGITS) == 2
 
 
+def test_extreme_but_valid_settings_still_pick_a_token():
+    # schemathesis found these: a penalty of 5e-324 overflowed the logits to inf, softmax gave
+    # NaN and multinomial raised, which failed the request (a 500).
+    for params in (SamplingParams(temperature=1.6, repetition_penalty=5e-324, seed=1),
+                   SamplingParams(temperature=1e-300, seed=1),
+                   SamplingParams(temperature=2.0, repetition_penalty=1e-300, top_p=0.99999,
+                                  top_k=3, frequency_penalty=-2.0, seed=1)):  # fmt: skip
+        sampler = Sampler(params, [1, 2], vocab_size=5)
+        assert all(0 <= sampler(LOGITS) < 5 for _ in range(5))
+
+
 class CharTokenizer:
     """One token per UTF-8 byte, so a multi-byte character spans several tokens."""
 

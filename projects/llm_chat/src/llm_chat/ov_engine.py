@@ -27,6 +27,8 @@ from mlstack.serve import APIError
 
 log = logging.getLogger("llm_chat.ov_engine")
 BLOCK_TOKENS = 32  # the CPU plugin's KV cache block
+MIN_TEMPERATURE = 1e-4  # as sampling.py: below it, greedy
+TINY = 1e-30  # the smallest penalty and top_p passed on: float32 keeps it, and it acts as 0+
 
 
 @dataclass
@@ -88,11 +90,12 @@ def generation_config(params: SamplingParams, max_new_tokens: int, eos: set[int]
         config.stop_token_ids = set(eos)
     else:
         config.ignore_eos = True
-    config.repetition_penalty = params.repetition_penalty
-    if params.temperature > 0:
+    # OpenVINO holds these as float32: a valid 1e-300 would become 0 and be refused.
+    config.repetition_penalty = max(params.repetition_penalty, TINY)
+    if params.temperature >= MIN_TEMPERATURE:  # below it greedy, as in sampling.py
         config.do_sample = True
         config.temperature = params.temperature
-        config.top_p = params.top_p
+        config.top_p = max(params.top_p, TINY)
         if params.top_k:
             config.top_k = params.top_k
         # OpenVINO's seed defaults to 0: unseeded requests would all draw the same tokens.
@@ -100,7 +103,11 @@ def generation_config(params: SamplingParams, max_new_tokens: int, eos: set[int]
         config.rng_seed = seed % 2**64
     else:
         config.do_sample = False
-    config.validate()
+    try:
+        config.validate()
+    except RuntimeError as exc:  # the schema should have refused it; still the client's 400
+        raise APIError(400, "unsupported_parameter", f"the openvino backend refused the "
+                       f"sampling parameters: {str(exc).splitlines()[-1]}") from None  # fmt: skip
     return config
 
 

@@ -19,6 +19,10 @@ class SamplingParams:
     seed: int | None = None
 
 
+# Below this temperature, sampling is greedy: dividing logits by ~0 overflows them to inf.
+MIN_TEMPERATURE = 1e-4
+
+
 class Sampler:
     """The state of one request's sampling: its generator and the token counts penalties need."""
 
@@ -44,7 +48,7 @@ class Sampler:
             )
         if p.presence_penalty or p.frequency_penalty:
             logits -= p.presence_penalty * (self.counts > 0) + p.frequency_penalty * self.counts
-        greedy = p.temperature == 0
+        greedy = p.temperature < MIN_TEMPERATURE
         token = int(logits.argmax()) if greedy else self._sample(logits / p.temperature)
         self.seen[token] = True
         self.counts[token] += 1
@@ -62,4 +66,8 @@ class Sampler:
             drop = cumulative - torch.softmax(ordered, -1) >= p.top_p
             logits[order[drop]] = float("-inf")
         probs = torch.softmax(logits, -1)
+        if not torch.isfinite(probs).all():
+            # Extreme but valid settings (a penalty of 1e-300) overflow to inf/nan: the
+            # likeliest token is the only answer left that means anything.
+            return int(logits.nan_to_num(nan=float("-inf")).argmax())
         return int(torch.multinomial(probs, 1, generator=self.generator))

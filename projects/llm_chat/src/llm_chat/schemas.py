@@ -20,8 +20,9 @@ MAX_PARTS = 64  # content parts of one message
 MAX_STOP, MAX_STOP_CHARS = 4, 128
 MAX_OUTPUT_TOKENS = 32_768  # schema bound; the model's context is checked per request (400)
 MAX_MODEL_CHARS = 256
-# Not blank and no NUL character, linear for Python re (the three parts cannot overlap).
-NOT_BLANK = r"^\s*[^\s\x00][^\x00]*$"
+# Not blank (ASCII whitespace, spelled out: regex dialects disagree on what else `\s` covers,
+# e.g. U+0085 or U+001C) and no NUL; linear, as the three parts cannot overlap.
+NOT_BLANK = r"^[ \t\n\r\f\v]*[^ \t\n\r\f\v\x00][^\x00]*$"
 
 # Python's `re` for `pattern`, so the server and schemathesis (Python) agree on what `\S` means;
 # strict types: `"1"` is not an integer, `0` is not a boolean; no NaN or infinity.

@@ -118,7 +118,13 @@ class ChatModel:
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 SafetyDep = Annotated[SafetyFilter, Depends(requires("safety"))]
-ERRORS = error_responses(400, 404, 500, 504)
+# 200 is JSON, or with `stream: true` server-sent events: `data: <chunk JSON>` lines, then
+# `data: [DONE]`; a failure after the first chunk is a `data: {"error": ...}` line.
+SSE_EVENT = {"type": "object", "required": ["data"],
+             "properties": {"data": {"type": "string"}}}  # fmt: skip
+SSE = {200: {"description": "JSON, or with `stream: true` server-sent events",
+             "content": {"text/event-stream": {"schema": SSE_EVENT}}}}  # fmt: skip
+RESPONSES = {**SSE, **error_responses(400, 404, 500, 504)}
 
 
 def _model(hub: Hub, name: str | None) -> ChatModel:
@@ -135,19 +141,15 @@ def _prompt_tokens(model: ChatModel, body: ChatRequest | CompletionRequest) -> l
 
 
 def _output_limit(model: ChatModel, settings: Settings, body, prompt: list[int]) -> int:
-    """The 400s for a prompt or a max_tokens the context cannot hold, with the numbers."""
+    """The output budget: max_tokens, capped to what the context leaves after the prompt (the
+    answer then ends with finish_reason "length", as the schema cannot know the prompt's
+    tokens); a 400 with the numbers when the prompt alone fills the context."""
     room = model.context - len(prompt)
     if room <= 0:
         raise APIError(400, "context_length_exceeded",
                        f"the prompt has {len(prompt)} tokens; this model's context is "
                        f"{model.context} tokens", param="messages", limit=model.context)  # fmt: skip
-    asked = body.output_limit
-    if asked is not None and asked > room:
-        raise APIError(400, "context_length_exceeded",
-                       f"max_tokens {asked} + {len(prompt)} prompt tokens exceed this model's "
-                       f"context of {model.context} tokens (at most {room} here)",
-                       param="max_tokens", limit=room)  # fmt: skip
-    return asked or min(settings.default_max_tokens, room)
+    return min(body.output_limit or settings.default_max_tokens, room)
 
 
 async def _generate(request: Request, hub: Hub, safety: SafetyFilter, body, kind: str):
@@ -186,13 +188,13 @@ async def _generate(request: Request, hub: Hub, safety: SafetyFilter, body, kind
     return {**meta, "object": "text_completion", "choices": [choice], "usage": used}
 
 
-@router.post("/chat/completions", responses=ERRORS)
+@router.post("/chat/completions", responses=RESPONSES)
 async def chat_completions(body: ChatRequest, request: Request, hub: Hub, safety: SafetyDep):
     """Chat with the model; `stream: true` answers with server-sent events."""
     return await _generate(request, hub, safety, body, "chat")
 
 
-@router.post("/completions", responses=ERRORS)
+@router.post("/completions", responses=RESPONSES)
 async def completions(body: CompletionRequest, request: Request, hub: Hub, safety: SafetyDep):
     """Plain text completion of `prompt` (no chat template)."""
     return await _generate(request, hub, safety, body, "completion")

@@ -53,7 +53,7 @@ def tiny_settings(model_dir: Path, **overrides):
     from llm_chat.service import Settings
 
     defaults = {"model_dir": model_dir, "model_name": "tiny-llama", "slots": 4,
-                "context_tokens": 256, "default_max_tokens": 24, "threads": 1}  # fmt: skip
+                "context_tokens": 512, "default_max_tokens": 24, "threads": 1}  # fmt: skip
     return Settings(**(defaults | overrides))
 
 
