@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 from mlstack.serve import APIError, error_responses, offload, requires
@@ -21,6 +22,7 @@ from rag_chatbot.settings import Settings
 documents = APIRouter(prefix="/v1", tags=["documents"])
 
 Docs = Annotated[DocumentStore, Depends(requires("documents"))]
+DocIdValue = Annotated[str, Field(min_length=1, max_length=MAX_DOC_ID_CHARS, pattern=NOT_BLANK)]
 DocId = Annotated[str, PathParam(min_length=1, max_length=MAX_DOC_ID_CHARS, pattern=NOT_BLANK)]
 
 
@@ -42,9 +44,9 @@ class UploadForm(BaseModel):
     # format: binary tells fuzzers the part is raw bytes (its media types are in `encoding`)
     file: UploadFile = Field(description="PDF, Markdown, HTML or plain text.",
                              json_schema_extra={"format": "binary"})  # fmt: skip
-    id: str | None = Field(None, min_length=1, max_length=MAX_DOC_ID_CHARS, pattern=NOT_BLANK,
-                           description="Default: the file name.")  # fmt: skip
-    title: str | None = Field(None, max_length=500)
+    # No `null` in the schema: a form has no null, an absent field is how a client leaves it out.
+    id: DocIdValue | SkipJsonSchema[None] = Field(None, description="Default: the file name.")
+    title: str | SkipJsonSchema[None] = Field(None, max_length=500)
     topic: str = Field("", max_length=100)
     replace: bool = Field(False, description="Replace a document with this id; else 409.")
 
