@@ -1,13 +1,14 @@
-"""The document library: files in, chunks in the semantic-search index, a manifest of what is there.
+"""The document library: files in, chunks in the semantic-search index.
 
 Each document's chunks are index documents with ids `<doc id>#<n>` and `source` = the doc id (so
-the search's `source` filter selects documents). The manifest (JSON next to the index) records
-each document's title, file, hash and chunk count.
+the search's `source` filter selects documents). `prepare` parses, chunks and embeds a file and
+writes nothing: the service writes through `docstore.py`, whose sqlite registry every worker
+shares. The corpus build (`dvc repro`, one process) and the tests write here directly, recording
+documents in a JSON manifest beside the index (the service imports it when it seeds its index).
 
 Writes keep the index whole: a document is parsed, chunked and embedded before anything is
 written; its new chunks then land in one atomic upsert, and only then are left-over chunks of an
-older version deleted and the manifest replaced (write to a temporary file, then rename).
-"""
+older version deleted and the manifest replaced (write to a temporary file, then rename)."""
 
 import datetime as dt
 import hashlib
