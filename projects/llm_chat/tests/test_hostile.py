@@ -108,6 +108,23 @@ def test_unparsable_bodies_are_400(http, raw):
     check(response, started, 400, "body", None)
 
 
+def test_a_body_over_two_megabytes_is_413_unread(http):
+    started = time.perf_counter()
+    response = http.post("/v1/chat/completions",
+                         json=chat(messages=[{"role": "user", "content": "a" * (3 * MB)}]))  # fmt: skip
+    check(response, started, 413, "body", 2 * 1024 * 1024)
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions", "/v1/models"])
+def test_every_compute_route_needs_a_key(http, path):
+    body = {"prompt": "Hi"} if path == "/v1/completions" else chat()
+    method = "GET" if path == "/v1/models" else "POST"
+    kwargs = {} if method == "GET" else {"json": body}
+    anonymous = httpx.request(method, str(http.base_url.join(path)), timeout=5, **kwargs)
+    assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "invalid_api_key"
+    assert http.request(method, path, **kwargs).status_code == 200
+
+
 def test_a_megabyte_of_unbroken_text_leaves_the_service_responsive(http):
     # The finding: a 60 KB message blocked the event loop for 13.6 s. Fire several
     # megabyte requests at once; a normal chat still answers promptly.

@@ -38,6 +38,9 @@ class Settings(ServeSettings):
     model_config = SettingsConfigDict(env_prefix="LLM_CHAT_", env_file=".env", extra="ignore")
 
     port: int = 8003
+    # The largest valid request (131k characters, each up to 6 bytes as a JSON escape) is under
+    # 1 MB; FastAPI parses the body on the event loop, so a bigger one is refused unread.
+    max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
     workers: int = Field(1, ge=1, le=1, description="One process holds the model and its cache.")
     model_dir: Path = Field(Path("models/llm_chat/base"), description="A Hugging Face folder.")
     model_name: str = Field("smollm2-135m-instruct", description="The id clients pass as `model`.")
