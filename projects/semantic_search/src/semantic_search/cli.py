@@ -9,6 +9,21 @@ from typing import Annotated
 import typer
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+# What the service serves (and `ingest` adds to); dvc's ss_index rebuilds CORPUS_INDEX.
+SERVICE_INDEX = "data/semantic_search/service-index"
+CORPUS_INDEX = Path("data/semantic_search/index")
+
+
+def _open_service_index(uri: str, dim: int):
+    """The store at `uri`, seeded from the pipeline's index first if it is a new local folder
+    (as the service does on start), so documents ingested here sit beside the corpus."""
+    from semantic_search.stores import open_store
+    from semantic_search.stores.base import is_milvus_uri
+    from semantic_search.stores.seed import seed_index
+
+    if not is_milvus_uri(uri):
+        seed_index(Path(uri), CORPUS_INDEX)
+    return open_store(uri, dim)
 
 
 def _params() -> dict:
@@ -101,7 +116,7 @@ def ingest(
     ],
     index_uri: Annotated[
         str, typer.Option("--index", help="LanceDB folder or Milvus URI")
-    ] = "data/semantic_search/index",
+    ] = SERVICE_INDEX,
     encoder_dir: Annotated[Path, typer.Option("--encoder")] = Path(
         "models/semantic_search/encoder"
     ),
@@ -111,10 +126,9 @@ def ingest(
     from semantic_search.encoder import Encoder
     from semantic_search.indexing import index_documents
     from semantic_search.ingest import IngestError, read_documents
-    from semantic_search.stores import open_store
 
     encoder = Encoder(encoder_dir)
-    store = open_store(index_uri, encoder.dim)
+    store = _open_service_index(index_uri, encoder.dim)
     try:
         total = index_documents(
             store, encoder, read_documents(path), batch_size=batch_size,
@@ -131,17 +145,16 @@ def search(
     k: Annotated[int, typer.Option(min=1, max=100)] = 5,
     mode: Annotated[str, typer.Option(help="dense | bm25 | hybrid")] = "hybrid",
     topic: Annotated[list[str] | None, typer.Option(help="filter; repeat for several")] = None,
-    index_uri: Annotated[str, typer.Option("--index")] = "data/semantic_search/index",
+    index_uri: Annotated[str, typer.Option("--index")] = SERVICE_INDEX,
     encoder_dir: Annotated[Path, typer.Option("--encoder")] = Path(
         "models/semantic_search/encoder"
     ),
 ) -> None:
     """One query from the shell, through the Python API."""
     from semantic_search import Encoder, Filters, Retriever
-    from semantic_search.stores import open_store
 
     encoder = Encoder(encoder_dir)
-    retriever = Retriever(encoder, open_store(index_uri, encoder.dim))
+    retriever = Retriever(encoder, _open_service_index(index_uri, encoder.dim))
     result = retriever.search(
         query, k=k, mode=mode, filters=Filters(topic=topic) if topic else None
     )
