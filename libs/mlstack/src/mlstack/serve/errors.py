@@ -86,7 +86,9 @@ def validation_error(errors: list[dict]) -> APIError:
     """Pydantic's errors as our envelope: the first error's field (dotted path), message and limit;
     400 for a body that is not JSON. Routes that validate by hand raise this too."""
     first = errors[0] if errors else {}
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    loc = [str(p) for p in first.get("loc", ())]
+    if loc and loc[0] in ("body", "query", "path", "header"):  # where it came from, not a field
+        loc = loc[1:]
     param = ".".join(loc) or None
     if first.get("type") == "json_invalid":
         return APIError(400, "invalid_json", f"request body is not valid JSON: {first.get('msg')}",
