@@ -13,12 +13,11 @@ from rag_chatbot.parsing import extract_isolated
 from .conftest import make_pdf
 
 
-def test_a_file_parses_as_in_process_and_quickly():
-    extract_isolated("warm.md", b"# Warm up\n\nthe fork server", timeout_s=30, memory_mb=None)
+def test_a_file_parses_as_in_process():
     pdf = make_pdf(["Cats purr.", "Cats sleep."])
     t0 = time.perf_counter()
     _, sections = extract_isolated("cats.pdf", pdf, timeout_s=10, memory_mb=512)
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < 3.0  # an interpreter start and pypdf's import: ~0.8 s
     assert [(s.text, s.page) for s in sections] == [("Cats purr.", 1), ("Cats sleep.", 2)]
 
 
