@@ -120,6 +120,9 @@ class ChatRequest(_Sampling):
     logprobs: Literal[False] | None = Field(None, description="Not supported: false or unset.")
     top_logprobs: Literal[0] | None = Field(None, description="Not supported: 0 or unset.")
 
+    def characters(self) -> int:
+        return sum(len(m.text()) for m in self.messages)
+
     @field_validator("messages")
     @classmethod
     def _total(cls, messages: list[Message]) -> list[Message]:
