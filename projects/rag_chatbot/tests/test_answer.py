@@ -133,3 +133,15 @@ def test_support_refuses_invented_names_and_numbers():
     assert support("The country in Southeast Europe is Portugal.", passage) == 0.0
     assert support("It became independent in 2008.", passage) == 0.0
     assert 0 < support("Kosovo has mountains and a capital.", passage) < 1
+
+
+def test_citation_stripping_is_linear_on_long_whitespace_runs():
+    """`\\s*\\[n\\]` tried from every space of a run without a `[` (quadratic: 50k spaces took
+    seconds); it runs on every question and answer sentence."""
+    import time
+
+    from rag_chatbot.prompts import strip_citations
+
+    t0 = time.perf_counter()
+    assert strip_citations("a" + " " * 50_000 + "b [1] c\t [2].") == "a b c."
+    assert time.perf_counter() - t0 < 0.1
