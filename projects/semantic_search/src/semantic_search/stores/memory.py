@@ -69,7 +69,8 @@ class MemoryMirror:
         self._lock = threading.Lock()
 
     def bm25(self, snapshot: _Snapshot):
-        """The BM25 index of `snapshot`'s texts, built once per table version."""
+        """The BM25 index of `snapshot`'s texts, built once per table version; None when no text
+        has a single indexable word (bm25s cannot index an empty vocabulary)."""
         built = self._bm25
         if built is not None and built[0] == snapshot.version:
             return built[1]
@@ -77,8 +78,11 @@ class MemoryMirror:
             if self._bm25 is None or self._bm25[0] != snapshot.version:
                 import bm25s
 
-                index = bm25s.BM25()
-                index.index(bm25_tokens(snapshot.columns["text"]), show_progress=False)
+                tokens = bm25_tokens(snapshot.columns["text"])
+                index = None
+                if tokens.vocab:
+                    index = bm25s.BM25()
+                    index.index(tokens, show_progress=False)
                 self._bm25 = (snapshot.version, index)
             return self._bm25[1]
 
@@ -165,6 +169,8 @@ def bm25_text(
     *,
     with_vectors: bool,
 ) -> list[Hit]:
+    if index is None:  # nothing in the table has a word BM25 can match
+        return []
     terms = [t for t in bm25_tokens([query], ids=False)[0] if t in index.vocab_dict]
     keep = snapshot.mask(filters)
     k = min(k, len(snapshot.ids) if keep is None else int(keep.sum()))
