@@ -1,13 +1,12 @@
 """Sampling, streaming detokenisation with stop sequences, and the safety filters."""
 
-import contextlib
 import time
 
 import pytest
 import torch
 
 from llm_chat.detokenize import TextStream
-from llm_chat.safety import OutputStream, SafetyFilter
+from llm_chat.safety import INJECTION, OutputStream, SafetyFilter
 from llm_chat.sampling import Sampler, SamplingParams
 from mlstack.serve import APIError
 
@@ -133,11 +132,11 @@ def test_every_input_filter_is_linear_on_100k_characters(text):
     # The e-mail pattern took 0.25 s on 10k letters without `@` and grew with the square
     # (40k: 6 s); a linear scan of 100k characters takes milliseconds.
     safety = SafetyFilter(blocked_topics=["explosives", "secret plan"])
-    from llm_chat.schemas import CompletionRequest
-
     started = time.perf_counter()
-    with contextlib.suppress(APIError):  # an injection refusal is fine, it is the time we check
-        safety.screen_input(CompletionRequest.model_construct(prompt=text))
+    # Every pattern screen_input applies, called directly: a refusal would count in metrics.
+    safety.blocked.search(text)
+    INJECTION.search(text)
+    safety.mask(text)
     safety.screen_output(text)
     assert time.perf_counter() - started < 0.5
 
@@ -146,3 +145,18 @@ def test_email_masking_still_finds_addresses_inside_text():
     safety = SafetyFilter(blocked_topics=[])
     masked = safety.mask("to jane.doe@example.com, x.y+z@a-b.co.uk and foo!bar@baz.org.")
     assert masked == "to [email], [email] and foo![email]."
+
+
+def test_streaming_detokenisation_is_linear_and_equals_a_full_decode(tiny_llama):
+    # Decoding the whole output at every token was quadratic on the engine thread, which all
+    # requests share: 2048 tokens took 0.3 s, 8192 took 7 s. A window per token is linear.
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    text = 'The quick brown fox, Grüße aus Köln: café 東京 🙂 and "quotes". ' * 600
+    ids = tokenizer(text)["input_ids"][:6000]
+    stream = TextStream(tokenizer, ["\nUser:"])
+    started = time.perf_counter()
+    out = "".join(stream.push(i)[0] for i in ids) + stream.flush()
+    assert time.perf_counter() - started < 1.0
+    assert out == tokenizer.decode(ids, skip_special_tokens=True)
