@@ -66,12 +66,9 @@ def load_pipeline(ov_dir: str | Path, *, slots: int, max_len: int, threads: int 
     if precision:
         properties["INFERENCE_PRECISION_HINT"] = precision
     pipe = og.ContinuousBatchingPipeline(str(ov_dir), scheduler, "CPU", properties)
-    quant = (
-        json.loads(p.read_text()) if (p := Path(ov_dir) / "openvino_config.json").exists() else {}
-    )
-    bits = (quant.get("quantization_config") or {}).get("bits")
-    name = f"openvino-int{bits}" if bits else "openvino"
-    return OVModel(pipe, name, slots, max_len, config["vocab_size"])
+    exported = Path(ov_dir) / "export.json"  # written by ov_export.py: its weight format
+    weights = json.loads(exported.read_text())["weights"] if exported.exists() else "unknown"
+    return OVModel(pipe, f"openvino-{weights}", slots, max_len, config["vocab_size"])
 
 
 def generation_config(params: SamplingParams, max_new_tokens: int, eos: set[int]):
