@@ -2,12 +2,16 @@
 
 - HF `generate` (the baseline): batch 1, one prompt after another; and a static batch of 8
   (left-padded), the best `generate` can do for 8 streams;
-- our engine on each backend: one stream alone, then 8 concurrent streams (continuous batching);
-- llama.cpp on the packaged GGUF, batch 1, where `llama-cpp-python` is installed.
+- our engine on each backend: one stream alone, then 8, 16 and 32 concurrent streams
+  (continuous batching); the openvino backends run OpenVINO GenAI's pipeline (ov_engine.py);
+- llama.cpp on the packaged GGUF, batch 1, where `llama-cpp-python` is installed;
+- the HTTP server on the default backend: 16 streaming clients, against the same 16 streams in
+  process (both stop at end-of-turn there, as a served answer does).
 
-Reported: decode tokens/s at batch 1 (after the first token), aggregate tokens/s with 8 streams,
-time to first token. Greedy, end-of-turn ignored, so every contender writes exactly the same
-number of tokens. Writes reports/llm_chat/benchmark.json. Run after `dvc repro llm_convert`.
+Reported: decode tokens/s at batch 1 (after the first token), aggregate tokens/s per stream
+count, time to first token p50/p99 under load. Greedy, end-of-turn ignored (except in the HTTP
+pair), so every contender writes exactly the same number of tokens. Writes
+reports/llm_chat/benchmark.json. Run after `dvc repro llm_convert llm_export_openvino`.
 """
 
 import argparse
@@ -19,7 +23,9 @@ from pathlib import Path
 import torch
 
 MODEL = Path("models/llm_chat/base")
+MODELS = Path("models/llm_chat")  # openvino-int8, openvino-int4: `dvc repro llm_export_openvino`
 ONNX = Path("models/llm_chat/onnx")  # `dvc repro llm_export`
+STREAMS = (8, 16, 32)
 OUT = Path("reports/llm_chat/benchmark.json")
 PROMPTS = [
     "What is the capital of France?",
@@ -73,55 +79,131 @@ def bench_hf(tokenizer, prompts: list[list[int]], tokens: int) -> dict:
     }
 
 
-def bench_engine(kind: str, tokenizer, prompts: list[list[int]], tokens: int,
-                 openings: list[str]) -> dict:  # fmt: skip
+def make_engine(kind: str, tokenizer, slots: int, threads: int, eos: set[int]):
     from llm_chat.backends import load_backend
     from llm_chat.engine import Engine
+
+    if kind.startswith("openvino"):
+        from llm_chat.ov_engine import OVEngine, load_pipeline
+
+        model = load_pipeline(MODELS / kind, slots=slots, max_len=512, threads=threads)
+        return OVEngine(model, tokenizer, eos=eos, max_queue=slots)
+    backend = load_backend(kind, MODEL, slots=slots, max_len=512, onnx_dir=ONNX, threads=threads)
+    return Engine(backend, tokenizer, eos=eos, max_queue=slots)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def streams(engine, batch: list[list[int]], tokens: int) -> dict:
+    """`batch` concurrently: aggregate tokens/s, first-token p50/p99, the texts."""
     from llm_chat.sampling import SamplingParams
 
-    backend = load_backend(kind, MODEL, slots=len(prompts), max_len=512, onnx_dir=ONNX)
-    engine = Engine(backend, tokenizer, eos=set())  # end-of-turn ignored: exactly `tokens` each
     params = SamplingParams(max_tokens=tokens, temperature=0)
 
-    texts: dict[int, str] = {}
-
-    async def one(prompt: list[int]) -> tuple[float, float, float]:
-        t0 = time.perf_counter()
-        first, text = None, ""
+    async def one(prompt: list[int]) -> tuple[float, float, str, int]:
+        t0, first, text, count = time.perf_counter(), None, "", 0
         async for delta in engine.stream(prompt, params):
-            if first is None:
-                first = time.perf_counter()
-            text += delta.text
-        texts[id(prompt)] = text
-        return t0, first, time.perf_counter()
+            first = first or time.perf_counter()
+            text, count = text + delta.text, delta.tokens
+        return first - t0, time.perf_counter() - first, text, count
 
-    async def run(batch: list[list[int]]) -> list[tuple[float, float, float]]:
-        return await asyncio.gather(*[one(p) for p in batch])
+    t0 = time.perf_counter()
+    done = await asyncio.gather(*[one(p) for p in batch])
+    wall = time.perf_counter() - t0
+    ttft = [1000 * f for f, *_ in done]
+    return {"aggregate_tokens_per_s": round(sum(c for *_, c in done) / wall, 1),
+            "ttft_ms_p50": round(percentile(ttft, 0.5), 1),
+            "ttft_ms_p99": round(percentile(ttft, 0.99), 1),
+            "texts": [t for _, _, t, _ in done], "decode_s": [d for _, d, _, _ in done]}  # fmt: skip
 
+
+def bench_engine(kind: str, tokenizer, prompts: list[list[int]], tokens: int,
+                 openings: list[str], threads: int) -> dict:  # fmt: skip
+    engine = make_engine(kind, tokenizer, max(STREAMS), threads, eos=set())
     try:
-        asyncio.run(run(prompts[:1]))  # warm-up
-        alone = [asyncio.run(run([p]))[0] for p in prompts]
-        t0 = time.perf_counter()
-        together = asyncio.run(run(prompts))
-        wall = time.perf_counter() - t0
+        asyncio.run(streams(engine, prompts[:1], 4))  # warm-up
+        alone = [asyncio.run(streams(engine, [p], tokens)) for p in prompts]
+        loaded = {n: asyncio.run(streams(engine, (prompts * n)[:n], tokens)) for n in STREAMS}
     finally:
         engine.stop()
-    decode_s = sum(end - first for _, first, end in alone)
     # A speed figure means nothing if the text is wrong: the share of prompts whose first 24
     # characters are HF's greedy ones (INT8 may drift later; a broken export differs at once).
-    same = [
-        texts[id(p)].strip()[:24] == o.strip()[:24] for p, o in zip(prompts, openings, strict=True)
-    ]
-    ttft = sorted(first - start for start, first, _ in alone)
-    return {
-        "ttft_ms_p50": round(1000 * ttft[len(ttft) // 2], 1),
+    texts = [a["texts"][0] for a in alone]
+    same = [t.strip()[:24] == o.strip()[:24] for t, o in zip(texts, openings, strict=True)]
+    result = {
+        "ttft_ms_p50": round(percentile([a["ttft_ms_p50"] for a in alone], 0.5), 1),
         "opening_matches_hf": round(sum(same) / len(same), 2),
-        "decode_tokens_per_s_b1": round(len(prompts) * (tokens - 1) / decode_s, 1),
-        "aggregate_tokens_per_s_8_streams": round(len(prompts) * tokens / wall, 1),
-        "ttft_ms_p50_8_streams": round(
-            1000 * sorted(f - s for s, f, _ in together)[len(together) // 2], 1
+        "decode_tokens_per_s_b1": round(
+            len(prompts) * (tokens - 1) / sum(a["decode_s"][0] for a in alone), 1
         ),
     }
+    for n, r in loaded.items():
+        result[f"aggregate_tokens_per_s_{n}_streams"] = r["aggregate_tokens_per_s"]
+        result[f"ttft_ms_p50_{n}_streams"] = r["ttft_ms_p50"]
+        result[f"ttft_ms_p99_{n}_streams"] = r["ttft_ms_p99"]
+    return result
+
+
+def bench_http(kind: str, tokenizer, questions: list[str], tokens: int, threads: int,
+               clients: int = 16) -> dict:  # fmt: skip
+    """The served default backend with `clients` streaming clients, and the same streams in
+    process; both stop at end-of-turn, as served answers do."""
+    import httpx
+
+    from mlstack.loadtest import serve_process
+    from mlstack.testing import free_port
+
+    batch = (questions * clients)[:clients]
+    engine = make_engine(kind, tokenizer, clients, threads, eos={tokenizer.eos_token_id})
+    try:
+        asyncio.run(streams(engine, [chat_ids(tokenizer, batch[0])], 4))  # warm-up
+        local = asyncio.run(streams(engine, [chat_ids(tokenizer, q) for q in batch], tokens))
+    finally:
+        engine.stop()
+
+    async def one(client: httpx.AsyncClient, question: str) -> tuple[float, int]:
+        body = {"messages": [{"role": "user", "content": question}], "max_tokens": tokens,
+                "temperature": 0, "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
+        t0, first, used = time.perf_counter(), None, 0
+        async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+            response.raise_for_status()
+            async for line in response.aiter_lines():
+                if line.startswith("data: {"):
+                    first = first or time.perf_counter()
+                    chunk = json.loads(line[6:])
+                    if "error" in chunk:
+                        raise RuntimeError(chunk["error"])
+                    used = (chunk.get("usage") or {}).get("completion_tokens", used)
+        return first - t0, used
+
+    async def run(url: str) -> tuple[float, list]:
+        async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+            await one(client, batch[0])  # warm-up
+            t0 = time.perf_counter()
+            done = await asyncio.gather(*[one(client, q) for q in batch], return_exceptions=True)
+            return time.perf_counter() - t0, done
+
+    port = free_port()
+    served = {"LLM_CHAT_BACKEND": kind}
+    if kind.startswith("openvino"):  # the service's openvino backend serves one export folder
+        served = {"LLM_CHAT_BACKEND": "openvino", "LLM_CHAT_OV_DIR": str(MODELS / kind)}
+    env = served | {"LLM_CHAT_SLOTS": str(clients), "LLM_CHAT_PORT": str(port),
+                    "LLM_CHAT_THREADS": str(threads), "LLM_CHAT_CONTEXT_TOKENS": "512"}  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    with serve_process(["llm-chat", "serve"], env, url):
+        wall, done = asyncio.run(run(url))
+    ok = [d for d in done if not isinstance(d, BaseException)]
+    aggregate = sum(u for _, u in ok) / wall
+    return {"clients": clients, "errors": len(done) - len(ok),
+            "errors_sample": [repr(d)[:200] for d in done if isinstance(d, BaseException)][:3],
+            "aggregate_tokens_per_s": round(aggregate, 1),
+            "ttft_ms_p50": round(percentile([1000 * f for f, _ in ok], 0.5), 1) if ok else None,
+            "ttft_ms_p99": round(percentile([1000 * f for f, _ in ok], 0.99), 1) if ok else None,
+            "in_process_aggregate_tokens_per_s": local["aggregate_tokens_per_s"],
+            "vs_in_process": round(aggregate / local["aggregate_tokens_per_s"], 2)}  # fmt: skip
 
 
 def bench_llama_cpp(prompts: list[str], tokens: int, threads: int) -> dict | None:
@@ -155,8 +237,12 @@ def main() -> None:
     )
     parser.add_argument("--tokens", type=int, default=64, help="tokens generated per prompt")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--backends", nargs="*", default=["native", "native-int8", "onnx-int8"],
+    parser.add_argument("--backends", nargs="*",
+                        default=["openvino-int8", "openvino-int4", "native", "native-int8", "onnx-int8"],
                         help="also: transformers, onnx")  # fmt: skip
+    parser.add_argument(
+        "--http", default="openvino-int8", help="the backend served for the HTTP run; '' skips it"
+    )
     args = parser.parse_args()
 
     from transformers import AutoTokenizer
@@ -168,7 +254,7 @@ def main() -> None:
                "prompts": len(prompts), "hf_generate": bench_hf(tokenizer, prompts, args.tokens)}  # fmt: skip
     base = results["hf_generate"]
     for kind in args.backends:
-        r = bench_engine(kind, tokenizer, prompts, args.tokens, base["openings"])
+        r = bench_engine(kind, tokenizer, prompts, args.tokens, base["openings"], args.threads)
         r["b1_x"] = round(r["decode_tokens_per_s_b1"] / base["decode_tokens_per_s_b1"], 2)
         r["aggregate_x_vs_sequential"] = round(
             r["aggregate_tokens_per_s_8_streams"] / base["aggregate_tokens_per_s_8_sequential"], 2
@@ -181,6 +267,10 @@ def main() -> None:
     if (cpp := bench_llama_cpp(PROMPTS, args.tokens, args.threads)) is not None:
         cpp["b1_x"] = round(cpp["decode_tokens_per_s_b1"] / base["decode_tokens_per_s_b1"], 2)
         results["llama_cpp"] = cpp
+    if args.http:
+        results["http"] = {"backend": args.http} | bench_http(args.http, tokenizer, PROMPTS,
+                                                              args.tokens, args.threads)  # fmt: skip
+        print("http", results["http"], flush=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
