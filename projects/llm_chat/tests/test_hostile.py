@@ -44,6 +44,9 @@ CASES = {
                            "messages.0.content", None),
     "NUL in content": (chat(messages=[{"role": "user", "content": "hi\x00there"}]), 422,
                        "messages.0.content", None),
+    "NUL in an answer": (chat(messages=[USER, {"role": "assistant", "content": "\x00"}, USER]),
+                         422, "messages.1.content", None),
+    "unknown role": (chat(messages=[{"role": "tool", "content": "x"}]), 422, "messages.0", None),
     "no content parts": (chat(messages=[{"role": "user", "content": []}]), 422,
                          "messages.0.content", None),
     "whitespace part": (chat(messages=[{"role": "user", "content": [
@@ -90,6 +93,13 @@ def test_hostile_completion_requests_are_clear_4xx_within_a_second(http, name):
     body, status, param, limit = COMPLETIONS[name]
     started = time.perf_counter()
     check(http.post("/v1/completions", json=body), started, status, param, limit)
+
+
+def test_an_empty_earlier_answer_can_be_replayed(http):
+    # The model may end its answer at once; a client sends that empty answer back in the
+    # conversation, so blank content is refused for what clients write, not for answers.
+    messages = [USER, {"role": "assistant", "content": ""}, USER]
+    assert http.post("/v1/chat/completions", json=chat(messages=messages)).status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -53,16 +53,16 @@ class TextPart(BaseModel):
     text: Text
 
 
-class Message(BaseModel):
+Parts = Annotated[list[TextPart], Field(min_length=1, max_length=MAX_PARTS)]
+# An earlier answer may be empty (the model can end at once), and clients replay it as is.
+NO_NUL = r"^[^\x00]*$"
+AnswerText = Annotated[str, Field(max_length=MAX_CONTENT_CHARS, pattern=NO_NUL)]
+
+
+class _Message(BaseModel):
     model_config = _CONFIG | {"extra": "ignore"}
 
-    role: Literal["system", "user", "assistant", "developer"]
-    content: Text | Annotated[list[TextPart], Field(min_length=1, max_length=MAX_PARTS)] = Field(
-        description=f"Text, or text parts; at most {MAX_CONTENT_CHARS} characters in all and "
-        "not blank.",
-    )
-
-    @field_validator("content")
+    @field_validator("content", check_fields=False)
     @classmethod
     def _parts(cls, value: str | list[TextPart]) -> str | list[TextPart]:
         if isinstance(value, list) and (n := sum(len(p.text) for p in value)) > MAX_CONTENT_CHARS:
@@ -73,6 +73,25 @@ class Message(BaseModel):
         if isinstance(self.content, str):
             return self.content
         return "".join(p.text for p in self.content)
+
+
+class InstructionMessage(_Message):
+    role: Literal["system", "user", "developer"]
+    content: Text | Parts = Field(
+        description=f"Text, or text parts; at most {MAX_CONTENT_CHARS} characters in all, not "
+        "blank, no NUL.",
+    )
+
+
+class AnswerMessage(_Message):
+    role: Literal["assistant"]
+    content: AnswerText | Parts = Field(
+        description=f"An earlier answer: at most {MAX_CONTENT_CHARS} characters, no NUL; may be "
+        "empty.",
+    )
+
+
+Message = Annotated[InstructionMessage | AnswerMessage, Field(discriminator="role")]
 
 
 class StreamOptions(BaseModel):

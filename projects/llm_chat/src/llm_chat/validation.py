@@ -9,7 +9,7 @@ envelope as usual. (A candidate for mlstack.serve.errors.validation_error.)"""
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 
-from llm_chat.schemas import NOT_BLANK
+from llm_chat.schemas import NO_NUL, NOT_BLANK
 from mlstack.serve.errors import error_response, validation_error
 
 # Errors that only say "this union branch is another type": the least useful to report.
@@ -23,8 +23,15 @@ def _is_branch(part) -> bool:
     )
 
 
+SAID = {NOT_BLANK: "must hold a non-whitespace character and no NUL", NO_NUL: "must not hold NUL"}
+ROLES = {"system", "user", "developer", "assistant"}
+
+
 def _say(error: dict) -> dict:
-    loc = tuple(p for p in error.get("loc", ()) if not _is_branch(p))
+    parts = error.get("loc", ())
+    # A message's role picks its schema; pydantic puts the role in the location after the index.
+    loc = tuple(p for i, p in enumerate(parts) if not _is_branch(p)
+                and not (p in ROLES and i and isinstance(parts[i - 1], int)))  # fmt: skip
     if (
         error.get("type") == "string_pattern_mismatch"
         and error.get("ctx", {}).get("pattern") == NOT_BLANK
