@@ -55,7 +55,9 @@ class Settings(ServeSettings):
     context_tokens: int = Field(2048, ge=16, description="Prompt + output per request.")
     max_queue: int = Field(64, ge=0, description="Requests that may wait beyond the free slots "
                            "before 503 + Retry-After; 0 = none (start at once or 503).")  # fmt: skip
-    stall_timeout_s: float = Field(120.0, gt=0, description="A request that gets no token for "
+    # A safety net for a stuck engine, above a full queue's legitimate wait (64 requests of 512
+    # tokens over 8 slots: ~100 s on 2 cores).
+    stall_timeout_s: float = Field(300.0, gt=0, description="A request that gets no token for "
                                    "this long ends: 504 before its first token, an error event "
                                    "in its stream after it.")  # fmt: skip
     default_max_tokens: int = Field(512, ge=1)
