@@ -1,4 +1,4 @@
-"""The OpenVINO engine on the tiny Llama, exported (fp32 weights, f32 inference) in the test:
+"""The OpenVINO engine on the tiny Llama, exported (fp32 weights, f32 inference) in the test (conftest):
 the same greedy tokens as the native engine, streaming, stop strings, limits, cancellation, the
 bounded queue, refusals, and failures that end requests instead of hanging them."""
 
@@ -17,15 +17,6 @@ from mlstack.serve import APIError
 
 pytest.importorskip("openvino_genai")
 pytest.importorskip("optimum.intel")
-
-
-@pytest.fixture(scope="session")
-def tiny_ov(tiny_llama, tmp_path_factory):
-    from llm_chat.ov_export import export
-
-    out = tmp_path_factory.mktemp("tiny-ov") / "ov"
-    export(tiny_llama, out, weights="fp32")
-    return out
 
 
 @pytest.fixture

@@ -2,11 +2,14 @@
 for every slot in one call. `NativeBackend` batches the decode (model.py); `TransformersBackend`
 runs any Hugging Face causal LM, one slot at a time, for architectures model.py does not cover."""
 
+import logging
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import torch
+
+log = logging.getLogger("llm_chat.backends")
 
 
 class Backend(Protocol):
@@ -193,7 +196,27 @@ class LlamaCppBackend:
         return torch.stack(rows)
 
 
-BACKENDS = ("auto", "native", "native-int8", "transformers", "onnx", "onnx-int8", "llama.cpp")
+BACKENDS = ("auto", "openvino", "native", "native-int8", "transformers", "onnx", "onnx-int8",
+            "llama.cpp")  # fmt: skip
+
+
+def default_ov_dir(model_dir: str | Path) -> Path:
+    """Where the DVC stages put a model's int8 OpenVINO export: models/llm_chat/base ->
+    models/llm_chat/openvino-int8, any other <dir>/<name> -> <dir>/openvino-<name>-int8."""
+    model_dir = Path(model_dir)
+    name = "openvino-int8" if model_dir.name == "base" else f"openvino-{model_dir.name}-int8"
+    return model_dir.parent / name
+
+
+def _openvino_ready(ov_dir: Path) -> str | None:
+    """None when the openvino backend can serve `ov_dir`, else why not."""
+    import importlib.util
+
+    if not (ov_dir / "openvino_model.xml").exists():
+        return f"no OpenVINO export at {ov_dir} (dvc repro llm_export_openvino@int8)"
+    if importlib.util.find_spec("openvino_genai") is None:
+        return "openvino-genai is not installed"
+    return None
 
 
 def load_backend(
@@ -205,13 +228,20 @@ def load_backend(
     threads: int = 0,
     gguf: str | Path | None = None,
     onnx_dir: str | Path | None = None,
+    ov_dir: str | Path | None = None,
+    ov_precision: str | None = None,
 ):
-    """`auto` picks native for Llama-family folders and transformers otherwise. llama.cpp
+    """`auto` picks openvino where `ov_dir` (default: `default_ov_dir(model_dir)`) holds an
+    export, else native for Llama-family folders and transformers otherwise. openvino returns
+    an `OVModel`, driven by `OVEngine` (ov_engine.py; `engine_for` picks the engine). llama.cpp
     reads `gguf` (default: the packaged SmolLM2 file), ONNX reads `onnx_dir` (see
     onnx_export.py); their vocabulary must be `model_dir`'s, whose tokenizer the engine uses."""
     if kind not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {kind!r}")
-    if kind == "auto":
+    ov_dir = Path(ov_dir) if ov_dir else default_ov_dir(model_dir)
+    if kind == "auto" and (why := _openvino_ready(ov_dir)) is None:
+        kind = "openvino"
+    elif kind == "auto":
         from llm_chat.model import LlamaConfig
 
         try:
@@ -219,7 +249,12 @@ def load_backend(
             kind = "native"
         except ValueError:
             kind = "transformers"
+        log.info("backend auto: %s; serving with the %s backend", why, kind)
     options = {"slots": slots, "max_len": max_len, "threads": threads}
+    if kind == "openvino":
+        from llm_chat.ov_engine import load_pipeline
+
+        return load_pipeline(ov_dir, precision=ov_precision, **options)
     if kind == "llama.cpp":
         from llm_chat.convert import packaged_gguf
 

@@ -100,7 +100,7 @@ def chat(
     from transformers import AutoTokenizer
 
     from llm_chat.backends import load_backend
-    from llm_chat.engine import Engine
+    from llm_chat.ov_engine import engine_for
     from llm_chat.sampling import SamplingParams
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -108,8 +108,8 @@ def chat(
         {"role": "user", "content": prompt}
     ]
     ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
-    engine = Engine(load_backend("auto", model_dir, slots=1, max_len=len(ids) + max_tokens),
-                    tokenizer, eos={tokenizer.eos_token_id})  # fmt: skip
+    engine = engine_for(load_backend("auto", model_dir, slots=1, max_len=len(ids) + max_tokens),
+                        tokenizer, eos={tokenizer.eos_token_id})  # fmt: skip
 
     async def run() -> None:
         params = SamplingParams(max_tokens=max_tokens, temperature=temperature)

@@ -237,3 +237,9 @@ class OVEngine(Engine):
         except Exception:
             log.exception("request %d: cancel failed", running.request.id)
         super()._finish(slot, reason)
+
+
+def engine_for(backend, tokenizer, **options) -> Engine:
+    """The engine that drives `backend` (a `load_backend` result): same arguments, same
+    surface."""
+    return (OVEngine if isinstance(backend, OVModel) else Engine)(backend, tokenizer, **options)

@@ -7,7 +7,7 @@ model; concurrency comes from the engine's continuous batching, not from uvicorn
 import time
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import StreamingResponse
@@ -15,7 +15,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from llm_chat import metrics
-from llm_chat.engine import Engine, QueueFullError
+from llm_chat.engine import QueueFullError
 from llm_chat.responses import client_gone, collect, sse, until_disconnected, usage, within
 from llm_chat.safety import SafetyFilter
 from llm_chat.schemas import ChatRequest, CompletionRequest
@@ -46,9 +46,17 @@ class Settings(ServeSettings):
     model_name: str = Field("smollm2-135m-instruct", description="The id clients pass as `model`.")
     backend: str = Field(
         "auto",
-        description="auto (native for Llama-family models, else "
-        "transformers) | native | native-int8 | transformers | llama.cpp",
+        description="auto (openvino where `ov_dir` holds an export, else native for Llama-family "
+        "models, else transformers) | openvino | native | native-int8 | transformers | onnx | "
+        "onnx-int8 | llama.cpp",
     )
+    ov_dir: Path | None = Field(None, description="the openvino backend's export; default: "
+                                "openvino-int8 beside models/llm_chat/base, openvino-<name>-int8 "
+                                "beside any other model folder (the DVC stages' names)")  # fmt: skip
+    ov_precision: Literal["bf16", "f32"] | None = Field(None, description="OpenVINO's compute "
+                                                        "precision; default: the CPU plugin's "
+                                                        "(bf16 where the CPU has AMX or "
+                                                        "AVX512-BF16, else f32)")  # fmt: skip
     gguf: Path | None = Field(None, description="llama.cpp's model file; default: the packaged one")
     onnx_dir: Path = Field(Path("models/llm_chat/onnx"), description="for the onnx backends")
     slots: int = Field(8, ge=1, le=256, description="Requests decoded together.")
@@ -61,7 +69,7 @@ class Settings(ServeSettings):
                                    "this long ends: 504 before its first token, an error event "
                                    "in its stream after it.")  # fmt: skip
     default_max_tokens: int = Field(512, ge=1)
-    threads: int = Field(0, ge=0, description="Torch threads; 0 = all cores.")
+    threads: int = Field(0, ge=0, description="Torch (or OpenVINO) threads; 0 = all cores.")
     blocked_topics: list[str] = Field(default_factory=list, description="Words that refuse.")
     redact_pii: bool = Field(True, description="Mask e-mails, phone and card numbers.")
     refuse_prompt_injection: bool = True
@@ -76,20 +84,23 @@ class ChatModel:
         from transformers import AutoTokenizer, GenerationConfig
 
         from llm_chat.backends import load_backend
+        from llm_chat.ov_engine import engine_for
 
         started = time.perf_counter()
         self.tokenizer = AutoTokenizer.from_pretrained(settings.model_dir)
         backend = load_backend(settings.backend, settings.model_dir, slots=settings.slots,
                                max_len=settings.context_tokens, threads=settings.threads,
-                               gguf=settings.gguf, onnx_dir=settings.onnx_dir)  # fmt: skip
+                               gguf=settings.gguf, onnx_dir=settings.onnx_dir,
+                               ov_dir=settings.ov_dir, ov_precision=settings.ov_precision)  # fmt: skip
         eos = {self.tokenizer.eos_token_id}
         try:
             configured = GenerationConfig.from_pretrained(settings.model_dir).eos_token_id
             eos |= set(configured if isinstance(configured, list) else [configured])
         except OSError:
             pass
-        self.engine = Engine(backend, self.tokenizer, eos=eos - {None},
-                             max_queue=settings.max_queue, observer=metrics.PrometheusObserver())  # fmt: skip
+        self.engine = engine_for(backend, self.tokenizer, eos=eos - {None},
+                                 max_queue=settings.max_queue,
+                                 observer=metrics.PrometheusObserver())  # fmt: skip
         self.context = backend.max_len
         self.card = ModelCard(
             settings.model_name, "1", path=str(settings.model_dir),
