@@ -19,6 +19,7 @@ from starlette.requests import Request
 from image_classifier.decode import FORMAT_NAMES
 from mlstack.serve import APIError, offload
 from mlstack.serve.errors import validation_error
+from mlstack.serve.types import json_int
 
 # Standard base64 (padded), optionally as a data URL; whitespace is not base64.
 B64_PATTERN = (
@@ -65,7 +66,7 @@ def json_model(limits: Limits) -> type[BaseModel]:
             description="Several base64 images, classified in one batch.",
             json_schema_extra=_no_default,
         )
-        top_k: int = Field(5, ge=1, le=MAX_TOP_K, description="Labels per image, best first.")
+        top_k: json_int(ge=1, le=MAX_TOP_K) = Field(5, description="Labels per image, best first.")
 
     return ClassifyJSON
 

@@ -7,7 +7,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -15,6 +14,7 @@ from pydantic import (
     field_validator,
 )
 
+from mlstack.serve.types import json_int
 from rag_chatbot.answer import Source
 from rag_chatbot.library import DocumentInfo
 from semantic_search.documents import MAX_ID_CHARS, Filters
@@ -28,11 +28,6 @@ NOT_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
 # Text sent on to the generator: not blank and no NUL (the LLM chat service refuses NUL), in a
 # form that is linear in a backtracking engine (the three parts cannot overlap).
 TEXT = r"^[\s\x1c-\x1f\x85\ufeff]*[^\s\x00\x1c-\x1f\x85\ufeff][^\x00]*$"
-
-
-def _integral(value: Any) -> Any:
-    # JSON Schema counts 1.0 as an integer; strict pydantic would not.
-    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def is_blank(text: str) -> bool:
@@ -82,9 +77,7 @@ class RetrievalOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # strict: JSON `true` is not 1 and `false` not 0.0, as the schema says
-    k: Annotated[int | None, Field(ge=1, le=20, strict=True), BeforeValidator(_integral)] = Field(
-        None, description="Sources at most."
-    )
+    k: json_int(ge=1, le=20) | None = Field(None, description="Sources at most.")
     mode: Literal["dense", "bm25", "hybrid"] | None = None
     diversify: float | None = Field(None, ge=0, le=1, strict=True,
                                     description="MMR lambda; 1 = relevance only.")  # fmt: skip
@@ -106,8 +99,7 @@ class ChatRequest(RetrievalOptions):
     )  # fmt: skip
     stream: bool = Field(False, strict=True)
     temperature: float | None = Field(None, ge=0, le=2, strict=True)
-    max_tokens: Annotated[int | None, Field(ge=1, le=2048, strict=True),
-                          BeforeValidator(_integral)] = None  # fmt: skip
+    max_tokens: json_int(ge=1, le=2048) | None = None
 
     @field_validator("messages")
     @classmethod

@@ -117,15 +117,46 @@ def tiny_env(settings) -> dict[str, str]:
 
 
 def schemathesis_media_types() -> None:
-    """Teaches schemathesis what a valid upload is (file contents are beyond a JSON schema): a
-    short text with a letter or digit, for each text type the upload's `encoding` names. PDFs
-    are not generated (a valid one cannot be drawn at random)."""
-    import schemathesis
-    from hypothesis import strategies as st
+    """Teaches schemathesis what a valid upload is (file contents are beyond a JSON schema).
 
-    text = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9 .,]{0,200}\Z").map(str.encode)
-    for media_type in ("text/plain", "text/markdown", "text/html"):
-        schemathesis.openapi.media_type(media_type, text)
+    The file part's bytes come from the schema's `format: binary` (random bytes, or a PNG or ZIP
+    sample) while its Content-Type is drawn from the `encoding` list on its own, so a case meant
+    to be valid could send a PNG as `application/pdf`. In such cases the bytes are replaced by a
+    file of the chosen type: a short text, or a one-page PDF of one."""
+    import hashlib
+
+    import schemathesis
+
+    @schemathesis.hook
+    def map_case(context, case):
+        meta, body = case.meta, case.body
+        if (
+            case.operation.path == "/v1/documents"
+            and case.operation.method.upper() == "POST"
+            and meta is not None
+            and meta.generation.mode.is_positive
+            and isinstance(body, dict)
+            and "file" in body
+        ):
+            # pin the part's type too: it may be drawn later, at serialization
+            kind = (case.multipart_content_types or {}).get("file", "text/plain")
+            case.multipart_content_types = {**(case.multipart_content_types or {}), "file": kind}
+            drawn = getattr(body["file"], "data", body["file"])  # bytes arrive wrapped (Binary)
+            seed = drawn if isinstance(drawn, bytes) else str(drawn).encode()
+            text = "Upload " + hashlib.sha256(seed).hexdigest()[:12]
+            body["file"] = pdf_bytes(text) if kind == "application/pdf" else text.encode()
+        return case
+
+
+def pdf_bytes(text: str) -> bytes:
+    """A one-page PDF holding `text` (fpdf2, a dev dependency)."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=12)
+    pdf.multi_cell(0, 8, text)
+    return bytes(pdf.output())
 
 
 def main() -> None:
