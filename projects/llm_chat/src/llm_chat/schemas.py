@@ -9,9 +9,10 @@ over them is a 422 naming the field and the limit, before any of that work start
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llm_chat.sampling import SamplingParams
+from mlstack.serve.types import json_int
 
 MAX_CONTENT_CHARS = 32_768  # one message, or one prompt: ~8k tokens of English, above any context
 MAX_TOTAL_CHARS = 131_072  # all messages of a request together
@@ -29,18 +30,7 @@ NOT_BLANK = r"^[ \t\n\r\f\v]*[^ \t\n\r\f\v\x00][^\x00]*$"
 _CONFIG = ConfigDict(strict=True, regex_engine="python-re", allow_inf_nan=False)
 
 
-def _integral(value: Any) -> Any:
-    # JSON Schema counts 1.0 as an integer; strict pydantic does not.
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-def _int(**bounds) -> Any:
-    # The bounds before the validator, so the JSON schema says minimum/maximum (after it,
-    # pydantic writes them as unknown keys on a function schema, and nobody checks them).
-    return Annotated[int, Field(**bounds), BeforeValidator(_integral)]
-
-
-OutputTokens = _int(ge=1, le=MAX_OUTPUT_TOKENS)
+OutputTokens = json_int(ge=1, le=MAX_OUTPUT_TOKENS)
 Text = Annotated[str, Field(min_length=1, max_length=MAX_CONTENT_CHARS, pattern=NOT_BLANK)]
 Stop = Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
 Stops = Annotated[list[Stop], Field(max_length=MAX_STOP)]
@@ -107,14 +97,14 @@ class _Sampling(BaseModel):
     max_tokens: OutputTokens | None = None
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
-    top_k: _int(ge=0, le=1_000_000) = Field(0, description="Extension: keep the k likeliest "
+    top_k: json_int(ge=0, le=1_000_000) = Field(0, description="Extension: keep the k likeliest "
                        "tokens; 0 = off.")  # fmt: skip
     repetition_penalty: float = Field(1.0, gt=0, le=2, description="Extension, HF style.")
     presence_penalty: float = Field(0.0, ge=-2, le=2)
     frequency_penalty: float = Field(0.0, ge=-2, le=2)
     stop: Stop | Stops | None = None
-    seed: _int(ge=-(2**53), le=2**53) | None = None  # exact in a double, as JSON tools read it
-    n: _int(ge=1, le=1) = Field(1, description="One choice per request.")
+    seed: json_int(ge=-(2**53), le=2**53) | None = None  # exact in a double, as JSON tools read it
+    n: json_int(ge=1, le=1) = Field(1, description="One choice per request.")
     stream: bool = False
     stream_options: StreamOptions | None = None
     tools: list[Any] | None = Field(None, max_length=0, description="Not supported: unset or [].")

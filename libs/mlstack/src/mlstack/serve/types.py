@@ -12,5 +12,7 @@ def integral(value: Any) -> Any:
 
 
 def json_int(**bounds: Any) -> Any:
-    """An integer field: 3 and 3.0 pass, "3", true and 3.5 are refused. `bounds`: ge, le..."""
+    """An integer field: 3 and 3.0 pass, "3", true and 3.5 are refused. `bounds`: ge, le...
+    They sit before the validator so the JSON schema says minimum/maximum (after it, pydantic
+    writes them as unknown keys on a function schema, which no client checks)."""
     return Annotated[int, Field(strict=True, **bounds), BeforeValidator(integral)]
