@@ -4,6 +4,8 @@ bounded queue, refusals, and failures that end requests instead of hanging them.
 
 import asyncio
 import math
+import os
+import signal
 import time
 
 import pytest
@@ -113,7 +115,7 @@ def test_a_client_that_leaves_frees_its_request_in_openvino(make_engine):
 
     assert len(asyncio.run(leave_early())) == 3
     wait_until(lambda: engine.load() == (0, 0))
-    wait_until(lambda: not engine.pipe.has_non_finished_requests())
+    wait_until(lambda: not engine.pending)  # dropped in the worker, its KV blocks free
     assert text(run_all(engine, PROMPTS[:1])[0])  # and the engine still serves
 
 
@@ -156,31 +158,28 @@ def test_extreme_but_valid_settings_are_honoured_not_refused_by_openvino(make_en
     assert deltas[-1].finish_reason == "length" and deltas[-1].tokens == 8
 
 
-class Failing:
-    """The real pipeline, except for the calls named in `fail`."""
-
-    def __init__(self, pipe, fail: set[str]):
-        self.pipe, self.fail = pipe, fail
-
-    def __getattr__(self, name):
-        if name in self.fail:
-            self.fail.discard(name)  # fails once
-
-            def broken(*args, **kwargs):
-                raise RuntimeError(f"{name} failed on purpose")
-
-            return broken
-        return getattr(self.pipe, name)
-
-
-@pytest.mark.parametrize("call", ["add_request", "step"])
-def test_a_failure_ends_requests_with_an_error_and_the_engine_goes_on(make_engine, call):
+def test_a_worker_that_dies_ends_its_requests_with_an_error_and_a_new_one_serves(make_engine):
     engine = make_engine()
-    engine.pipe = Failing(engine.pipe, {call})
-    failed = run_all(engine, PROMPTS[:1])[0]
-    assert failed[-1].finish_reason == "error"
-    wait_until(lambda: engine.load() == (0, 0))
+    first = engine.worker.pid
+
+    async def killed_mid_answer():
+        deltas = engine.stream(PROMPTS[2], SamplingParams(max_tokens=200, temperature=0))
+        got = [await anext(deltas)]
+        os.kill(first, signal.SIGKILL)  # as a fault in a CPU kernel would end it
+        return got + [d async for d in deltas]
+
+    got = asyncio.run(asyncio.wait_for(killed_mid_answer(), timeout=60))
+    assert got[-1].finish_reason == "error" and got[-1].tokens < 200
+    assert engine.worker.pid != first
     assert run_all(engine, PROMPTS[:1])[0][-1].finish_reason == "length"
+
+
+def test_a_token_outside_the_vocabulary_ends_its_request_with_an_error_alone(make_engine):
+    # Before: OpenVINO took it and generated from whatever lay past its embedding table.
+    engine = make_engine()
+    bad, good = run_all(engine, [[5, 10**12], PROMPTS[0]])
+    assert bad[-1].finish_reason == "error"
+    assert good[-1].finish_reason == "length" and good[-1].tokens == 16
 
 
 def test_quality_measures_perplexity_and_agreement_the_same_way_for_every_backend(

@@ -4,10 +4,11 @@ the service needs no special case.
 
 OpenVINO schedules the batch itself: paged KV cache, chunked prefill (`dynamic_split_fuse`: a
 long prompt is prefilled `max_num_batched_tokens` at a time between decode steps instead of
-stalling every stream) and prefix caching (a shared system prompt is prefilled once). Our thread
-admits requests (`add_request`), calls `step()` and reads each request's new token ids from its
-handle. Text comes from the same Python detokenizer as the native engine (the export has no
-OpenVINO tokenizer), which also finds stop strings; the handle is then cancelled.
+stalling every stream) and prefix caching (a shared system prompt is prefilled once). The
+pipeline runs in a worker process (ov_worker.py: its `step()` holds the GIL); our thread sends it
+new requests and cancellations, one `step()` per tick, and gets each request's new token ids.
+Text comes from the same Python detokenizer as the native engine (the export has no OpenVINO
+tokenizer), which also finds stop strings; the request is then cancelled in the worker.
 
 Sampling runs inside OpenVINO. Refused with a 400, not silently changed: presence and frequency
 penalties (OpenVINO moves a negative logit *up* by the penalty, OpenAI always subtracts it).
@@ -33,13 +34,16 @@ TINY = 1e-30  # the smallest penalty and top_p passed on: float32 keeps it, and 
 
 @dataclass
 class OVModel:
-    """The exported folder loaded as a pipeline; `slots`, `max_len` and `name` as on a backend."""
+    """An exported folder and how to run it (`OVEngine` starts it in a worker process);
+    `name`, `slots`, `max_len` and `vocab_size` as on a backend."""
 
-    pipe: object
     name: str
     slots: int
     max_len: int
     vocab_size: int
+    ov_dir: str
+    scheduler: dict
+    properties: dict
 
 
 def load_pipeline(ov_dir: str | Path, *, slots: int, max_len: int, threads: int = 0,
@@ -51,28 +55,24 @@ def load_pipeline(ov_dir: str | Path, *, slots: int, max_len: int, threads: int 
     has AMX/AVX512-BF16, else f32)."""
     import json
 
-    import openvino_genai as og
-
     config = json.loads((Path(ov_dir) / "config.json").read_text())
     max_len = min(max_len, config.get("max_position_embeddings", max_len))
-    scheduler = og.SchedulerConfig()
-    scheduler.cache_size = 0  # sized by blocks instead
-    scheduler.num_kv_blocks = slots * math.ceil(max_len / BLOCK_TOKENS)
-    scheduler.max_num_seqs = slots
-    scheduler.max_num_batched_tokens = max(chunk_tokens, slots)
-    scheduler.dynamic_split_fuse = True
-    scheduler.enable_prefix_caching = prefix_caching
+    scheduler = {"cache_size": 0,  # sized by blocks instead
+                 "num_kv_blocks": slots * math.ceil(max_len / BLOCK_TOKENS),
+                 "max_num_seqs": slots, "max_num_batched_tokens": max(chunk_tokens, slots),
+                 "dynamic_split_fuse": True, "enable_prefix_caching": prefix_caching}  # fmt: skip
     properties: dict = {"INFERENCE_NUM_THREADS": threads} if threads else {}
     if precision:
         properties["INFERENCE_PRECISION_HINT"] = precision
-    pipe = og.ContinuousBatchingPipeline(str(ov_dir), scheduler, "CPU", properties)
     exported = Path(ov_dir) / "export.json"  # written by ov_export.py: its weight format
     weights = json.loads(exported.read_text())["weights"] if exported.exists() else "unknown"
-    return OVModel(pipe, f"openvino-{weights}", slots, max_len, config["vocab_size"])
+    return OVModel(f"openvino-{weights}", slots, max_len, config["vocab_size"], str(ov_dir),
+                   scheduler, properties)  # fmt: skip
 
 
-def generation_config(params: SamplingParams, max_new_tokens: int, eos: set[int]):
-    """OpenVINO's config for `params`, or an APIError (400) naming what it cannot honour."""
+def generation_options(params: SamplingParams, max_new_tokens: int, eos: set[int]) -> dict:
+    """OpenVINO's GenerationConfig fields for `params` (a dict: it crosses to the worker), or
+    an APIError (400) naming what OpenVINO cannot honour."""
     import openvino_genai as og
 
     for name in ("presence_penalty", "frequency_penalty"):
@@ -81,41 +81,36 @@ def generation_config(params: SamplingParams, max_new_tokens: int, eos: set[int]
                            f"{name} is not supported by the openvino backend (its penalty moves "
                            "negative logits up); leave it 0 or serve with backend native",
                            param=name)  # fmt: skip
-    config = og.GenerationConfig()
-    config.max_new_tokens = max_new_tokens
-    if eos:
-        config.stop_token_ids = set(eos)
-    else:
-        config.ignore_eos = True
+    options: dict = {"max_new_tokens": max_new_tokens}
+    options |= {"stop_token_ids": set(eos)} if eos else {"ignore_eos": True}
     # OpenVINO holds these as float32: a valid 1e-300 would become 0 and be refused.
-    config.repetition_penalty = max(params.repetition_penalty, TINY)
+    options["repetition_penalty"] = max(params.repetition_penalty, TINY)
     if params.temperature >= MIN_TEMPERATURE:  # below it greedy, as in sampling.py
-        config.do_sample = True
-        config.temperature = params.temperature
-        config.top_p = max(params.top_p, TINY)
+        options |= {"do_sample": True, "temperature": params.temperature,
+                    "top_p": max(params.top_p, TINY)}  # fmt: skip
         if params.top_k:
-            config.top_k = params.top_k
+            options["top_k"] = params.top_k
         # OpenVINO's seed defaults to 0: unseeded requests would all draw the same tokens.
         seed = params.seed if params.seed is not None else random.getrandbits(63)
-        config.rng_seed = seed % 2**64
+        options["rng_seed"] = seed % 2**63  # the kwargs constructor takes a signed 64-bit int
     else:
-        config.do_sample = False
+        options["do_sample"] = False
     try:
-        config.validate()
+        og.GenerationConfig(**options).validate()
     except RuntimeError as exc:  # the schema should have refused it; still the client's 400
         raise APIError(400, "unsupported_parameter", f"the openvino backend refused the "
                        f"sampling parameters: {str(exc).splitlines()[-1]}") from None  # fmt: skip
-    return config
+    return options
 
 
 @dataclass
 class _Running:
     request: Request
-    handle: object
     text: TextStream
     max_new: int
     output: int = 0
     last_emit: float = 0.0
+    ended: bool = False  # the worker reported it finished: nothing to cancel there
 
 
 class OVEngine(Engine):
@@ -123,32 +118,48 @@ class OVEngine(Engine):
 
     def __init__(self, model: OVModel, tokenizer, *, eos: set[int], max_queue: int = 64,
                  observer: Observer | None = None) -> None:  # fmt: skip
-        import numpy as np
-        import openvino as ov
-
-        self._tensor = lambda ids: ov.Tensor(np.array([ids], dtype=np.int64))
-        self.pipe = model.pipe
+        self.model = model
+        self._commands: list[tuple] = []  # for the worker's next tick
+        self._slot_of: dict[int, int] = {}  # request id -> slot
+        self.pending = False  # the worker holds unfinished requests (as of the last tick)
+        self._start_worker()
         super().__init__(model, tokenizer, eos=eos, max_queue=max_queue, observer=observer)
+
+    def _start_worker(self) -> None:
+        from llm_chat.ov_worker import spawn
+
+        m = self.model
+        self.worker, self._conn = spawn(m.ov_dir, m.scheduler, m.properties)
 
     def submit(self, prompt: list[int], params: SamplingParams, emit=None, *, queue=None,
                loop=None) -> Request:  # fmt: skip
         # Refusals (400) happen here, on the caller's side, before the request is queued.
-        generation_config(params, 1, self.eos)
+        generation_options(params, 1, self.eos)
         return super().submit(prompt, params, emit, queue=queue, loop=loop)
+
+    def stop(self) -> None:
+        super().stop()
+        self._conn.close()  # the worker reads EOF and exits
+        self.worker.join(timeout=10)
+        if self.worker.is_alive():
+            self.worker.kill()
 
     # --- the engine thread ----------------------------------------------------------------
     def _prefill(self, slot: int, request: Request) -> _Running:
-        """Hands the request to OpenVINO; its first token comes from a later `step()`."""
+        """Queues the request for the worker; its first token comes with a later tick."""
         room = self.backend.max_len - len(request.prompt)
         if room <= 0:
             raise ValueError(f"prompt of {len(request.prompt)} tokens fills the context")
+        if min(request.prompt) < 0 or max(request.prompt) >= self.backend.vocab_size:
+            # OpenVINO does not check: it would embed whatever lies past its table.
+            raise ValueError(f"a token id outside the vocabulary of {self.backend.vocab_size}")
         max_new = min(request.params.max_tokens, room)
-        config = generation_config(request.params, max_new, self.eos)
-        handle = self.pipe.add_request(request.id, self._tensor(request.prompt), config)
-        return _Running(request, handle, TextStream(self.tokenizer, request.params.stop), max_new)
+        options = generation_options(request.params, max_new, self.eos)
+        self._commands.append(("add", request.id, request.prompt, options))
+        return _Running(request, TextStream(self.tokenizer, request.params.stop), max_new)
 
     def _admit(self) -> None:
-        """`Engine._admit` without its first token: that comes with a later step."""
+        """`Engine._admit` without its first token: that comes with a later tick."""
         while True:
             with self._wake:
                 if not self._waiting or None not in self._slots:
@@ -163,53 +174,71 @@ class OVEngine(Engine):
                 try:
                     running = self._prefill(0, request)
                 except Exception:  # this request fails alone; the batch goes on
-                    log.exception("request %d: add_request failed", request.id)
+                    log.exception("request %d: could not be queued", request.id)
                     self._emit(request, Delta(finish_reason="error"))
                     self.observer.finished(len(request.prompt), 0,
                                            time.perf_counter() - request.created, "error")  # fmt: skip
                     continue
-                self._slots[self._slots.index(None)] = running
+                slot = self._slots.index(None)
+                self._slots[slot], self._slot_of[request.id] = running, slot
             finally:
                 with self._wake:
                     self._prefilling -= 1
 
     def _step(self) -> None:
-        if not any(self._slots):
-            return
-        if self.pipe.has_non_finished_requests():
-            self.pipe.step()
-        now = time.perf_counter()
         for slot, running in enumerate(self._slots):
-            if running is None:
+            if running is not None and running.request.cancelled:
+                self._finish(slot, "cancelled")
+        if not any(self._slots) and not self._commands:
+            return
+        commands, self._commands = self._commands, []
+        try:
+            self._conn.send(commands)
+            results, self.pending = self._conn.recv()  # the GIL is free while the worker steps
+        except (EOFError, OSError):
+            return self._restart()
+        now = time.perf_counter()
+        for rid, tokens, status in results:
+            slot = self._slot_of.get(rid)
+            if slot is None:  # ended here already (cancelled, stop string)
                 continue
+            running = self._slots[slot]
             try:
-                self._read(slot, running, now)
+                self._read(slot, running, tokens, status, now)
             except Exception:
-                log.exception("request %d: token handling failed", running.request.id)
+                log.exception("request %d: token handling failed", rid)
                 if self._slots[slot] is running:
                     self._finish(slot, "error")
-        if not any(self._slots) and self.pipe.has_non_finished_requests():
-            # Cancelled handles leave the pipeline (and free their KV blocks) in a step; the
-            # loop sleeps once no request runs, so take that step now.
-            self.pipe.step()
+        if not any(self._slots) and self._commands:
+            self._step()  # hand over the last cancellations: the loop sleeps once none runs
+        return None
 
-    def _read(self, slot: int, running: _Running, now: float) -> None:
-        import openvino_genai as og
+    def _restart(self) -> None:
+        log.error("the OpenVINO worker died (exit code %s): ending its requests, starting "
+                  "a new one", self.worker.exitcode)  # fmt: skip
+        self.worker.join(timeout=5)
+        for slot, running in enumerate(self._slots):
+            if running is not None:
+                running.ended = True
+                self._finish(slot, "error")
+        self._commands.clear()
+        self._start_worker()
 
-        handle, request = running.handle, running.request
-        if request.cancelled:
-            return self._finish(slot, "cancelled")
-        if handle.can_read():
-            for output in handle.read().values():
-                for token in output.generated_ids:
-                    if self._accept_token(slot, running, token, now):
-                        return None
-        status = handle.get_status()
-        if status == og.GenerationStatus.RUNNING:
-            return None
-        if status == og.GenerationStatus.FINISHED:
-            return self._finish(slot, "length" if running.output >= running.max_new else "stop")
-        return self._finish(slot, "error")  # IGNORED (no room), or dropped by the pipeline
+    def _read(self, slot: int, running: _Running, tokens: list[int], status: str,
+              now: float) -> None:  # fmt: skip
+        for token in tokens:
+            if self._accept_token(slot, running, token, now):
+                return
+        if status == "RUNNING":
+            return
+        running.ended = True
+        if status == "FINISHED":
+            self._finish(slot, "length" if running.output >= running.max_new else "stop")
+        elif status in ("CANCEL", "STOP"):
+            self._finish(slot, "cancelled")
+        else:  # IGNORED (no room in the cache), or the worker could not add it
+            log.error("request %d: %s", running.request.id, status)
+            self._finish(slot, "error")
 
     def _accept_token(self, slot: int, running: _Running, token: int, now: float) -> bool:
         """Emits one token; True once the request has ended."""
@@ -232,10 +261,9 @@ class OVEngine(Engine):
 
     def _finish(self, slot: int, reason: str) -> None:
         running = self._slots[slot]
-        try:  # frees its KV blocks at the next step; a no-op on a finished handle
-            running.handle.cancel()
-        except Exception:
-            log.exception("request %d: cancel failed", running.request.id)
+        self._slot_of.pop(running.request.id, None)
+        if not running.ended:  # frees its KV blocks in the worker
+            self._commands.append(("cancel", running.request.id))
         super()._finish(slot, reason)
 
 
