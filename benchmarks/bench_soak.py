@@ -46,7 +46,8 @@ def png(width: int, height: int, pixels: bytes | None = None) -> bytes:
     )
 
 
-def calls_for(service: str) -> list:
+def calls_for(service: str, model: str) -> list:
+    """The request mix; `model` is the id the service lists first in /v1/models."""
     from mlstack.loadtest import Call
 
     def not_json(path: str) -> Call:
@@ -74,7 +75,7 @@ def calls_for(service: str) -> list:
     if service == "semantic_search":
         return [
             Call("valid: search", "POST", "/v1/search", json={"query": "the history of music", "k": 5}),
-            Call("valid: embeddings", "POST", "/v1/embeddings", json={"input": ["a sentence", "another"], "model": "encoder"}),
+            Call("valid: embeddings", "POST", "/v1/embeddings", json={"input": ["a sentence", "another"], "model": model}),
             Call("valid: upsert", "POST", "/v1/documents", json={"documents": [{"id": "soak", "text": "soak test text", "title": "Soak"}]}),
             Call("hostile: megabyte query", "POST", "/v1/search", json={"query": MEGABYTE}),
             Call("hostile: huge k", "POST", "/v1/search", json={"query": "music", "k": 10**12}),
@@ -84,7 +85,7 @@ def calls_for(service: str) -> list:
             not_json("/v1/embeddings"),
         ]  # fmt: skip
     if service == "llm_chat":
-        chat = {"model": "tiny-llama", "max_tokens": 16, "temperature": 0}
+        chat = {"model": model, "max_tokens": 16, "temperature": 0}
         return [
             Call("valid: chat", "POST", "/v1/chat/completions", json={**chat, "messages": [{"role": "user", "content": "Where is Paris?"}]}),
             Call("valid: completion", "POST", "/v1/completions", json={**chat, "prompt": "The capital of France"}),
@@ -125,6 +126,8 @@ def verdict(report: dict) -> dict:
 
 
 def soak(service: str, args: argparse.Namespace, scratch: Path) -> dict:
+    import httpx
+
     from mlstack.loadtest import mixed_load, serve_process
 
     port = args.port + SERVICES.index(service)
@@ -132,8 +135,9 @@ def soak(service: str, args: argparse.Namespace, scratch: Path) -> dict:
     cmd = [sys.executable, "-m", f"{service}.testing", str(scratch / service), "--port", str(port),
            "--api-key", "soak-key"]  # fmt: skip
     headers = {"Authorization": "Bearer soak-key"}
-    calls = calls_for(service)
     with serve_process(cmd, {"PYTHONUNBUFFERED": "1"}, url, ready_s=600) as proc:
+        model = httpx.get(f"{url}/v1/models", headers=headers).json()["data"][0]["id"]
+        calls = calls_for(service, model)
         print(f"{service}: warming up", flush=True)
         asyncio.run(mixed_load(url, calls, clients=args.clients, seconds=10, headers=headers))
         print(f"{service}: soaking {args.seconds:.0f} s with {args.clients} clients", flush=True)

@@ -5,7 +5,7 @@
 
 or from a shell (serves on 127.0.0.1:PORT until interrupted):
 
-    python -m image_classifier.testing --port 8765 [--api-key KEY]
+    python -m image_classifier.testing /tmp/classifier-tiny --port 8765 [--api-key KEY]
 """
 
 import argparse
@@ -128,16 +128,16 @@ def schemathesis_images() -> None:
 
 
 def main() -> None:
-    import tempfile
-
+    """`python -m image_classifier.testing FOLDER --port P [--api-key K]`: the service on the
+    tiny model, written to FOLDER."""
     import uvicorn
 
     parser = argparse.ArgumentParser(description="Serve the image classifier on a tiny model.")
+    parser.add_argument("folder", type=Path)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--api-key", default=None)
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="image-classifier-tiny-"))
-    app = tiny_app(folder, api_key=args.api_key)
+    app = tiny_app(args.folder, api_key=args.api_key)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
 

@@ -69,9 +69,24 @@ def tiny_app(model_dir: Path | None = None, **overrides):
     return build_app(tiny_settings(model_dir, **overrides))
 
 
-if __name__ == "__main__":  # python -m llm_chat.testing PORT: the service on the tiny Llama
-    import sys
+def main() -> None:
+    """`python -m llm_chat.testing FOLDER --port P [--api-key K]`: the service on the tiny Llama,
+    saved in FOLDER (the same command shape as the other projects' testing modules)."""
+    import argparse
 
     import uvicorn
 
-    uvicorn.run(tiny_app(), host="127.0.0.1", port=int(sys.argv[1]) if len(sys.argv) > 1 else 8003)
+    parser = argparse.ArgumentParser(description="Serve LLM chat on a tiny random Llama.")
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--port", type=int, default=8003)
+    parser.add_argument("--api-key", default=None)
+    args = parser.parse_args()
+    model_dir = args.folder / "tiny-llama"
+    if not (model_dir / "config.json").exists():
+        save_tiny_llama(model_dir)
+    app = tiny_app(model_dir, api_key=args.api_key)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
