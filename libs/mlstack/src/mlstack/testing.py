@@ -2,6 +2,7 @@
 API contract with schemathesis."""
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -14,6 +15,21 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+
+
+def settings_env(settings) -> dict[str, str]:
+    """Service settings as the environment variables that give them (the settings class's own
+    prefix), for a service started in another process. Only fields set explicitly, None left
+    out, so the rest keep their defaults: start it where relative defaults do not exist."""
+    prefix = settings.model_config.get("env_prefix", "")
+    env = {}
+    for key, value in settings.model_dump(exclude_unset=True).items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"{prefix}{key.upper()}"] = json.dumps(value) if isinstance(value, list) else str(value)
+    return env
 
 
 def free_port() -> int:

@@ -18,6 +18,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from mlstack.testing import settings_env
 from rag_chatbot import prompts
 
 
@@ -101,19 +102,8 @@ def tiny_settings(folder: Path, generator_url: str, **overrides):
 
 
 def tiny_env(settings) -> dict[str, str]:
-    """`settings` as RAG_CHATBOT_* variables, for a service started in another process. None
-    values are left out, so their defaults apply: start it in a folder where the relative
-    defaults (the corpus index) do not exist."""
-    env = {}
-    for key, value in settings.model_dump(exclude_unset=True).items():
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[f"RAG_CHATBOT_{key.upper()}"] = (
-            json.dumps(value) if isinstance(value, list) else str(value)
-        )
-    return env
+    """`settings` as environment variables, for a service started in another process."""
+    return settings_env(settings)
 
 
 def schemathesis_media_types() -> None:

@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+from mlstack.testing import settings_env
+
 
 def save_tiny_sentence_transformer(out: Path) -> Path:
     """A 2-layer, 32-wide BERT saved in the sentence-transformers layout (mean pooling,
@@ -77,17 +79,8 @@ def tiny_settings(folder: Path, **overrides):
 
 
 def tiny_env(settings) -> dict[str, str]:
-    """`settings` as SEMANTIC_SEARCH_* variables, for a service started in another process."""
-    env = {}
-    for key, value in settings.model_dump(exclude_unset=True).items():
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[f"SEMANTIC_SEARCH_{key.upper()}"] = (
-            json.dumps(value) if isinstance(value, list) else str(value)
-        )
-    return env
+    """`settings` as environment variables, for a service started in another process."""
+    return settings_env(settings)
 
 
 def main() -> None:
