@@ -9,7 +9,7 @@ envelope as usual. (A candidate for mlstack.serve.errors.validation_error.)"""
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 
-from llm_chat.schemas import NO_NUL, NOT_BLANK
+from llm_chat.schemas import NOT_BLANK
 from mlstack.serve.errors import error_response, validation_error
 
 # Errors that only say "this union branch is another type": the least useful to report.
@@ -23,7 +23,6 @@ def _is_branch(part) -> bool:
     )
 
 
-SAID = {NOT_BLANK: "must hold a non-whitespace character and no NUL", NO_NUL: "must not hold NUL"}
 ROLES = {"system", "user", "developer", "assistant"}
 
 
