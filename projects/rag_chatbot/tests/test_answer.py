@@ -125,6 +125,9 @@ def test_citation_parsing():
     assert prompts.strip_citations("A [2]. B [1, 3].") == "A. B."
     assert prompts.split_sentences("Written by J. D. Salinger in 1951 [1]. It sold well.") == [
         "Written by J. D. Salinger in 1951 [1].", "It sold well."]  # fmt: skip
+    # a marker after the full stop cites the sentence before it, not a sentence of its own
+    assert prompts.split_sentences("It boils water. [1] Descale it monthly. [2, 3]") == [
+        "It boils water. [1]", "Descale it monthly. [2, 3]"]  # fmt: skip
 
 
 def test_support_refuses_invented_names_and_numbers():
@@ -145,3 +148,16 @@ def test_citation_stripping_is_linear_on_long_whitespace_runs():
     t0 = time.perf_counter()
     assert strip_citations("a" + " " * 50_000 + "b [1] c\t [2].") == "a b c."
     assert time.perf_counter() - t0 < 0.1
+
+
+def test_a_marker_after_the_full_stop_is_kept_once():
+    """Found in the browser: "...water. [1]" came back as "...water. [1] [1]" (the marker was
+    split off as a sentence, and the sentence before it was attributed again)."""
+    from rag_chatbot.answer import Source, cite
+
+    passage = "Descale the kettle every month to remove limescale from the water."
+    source = Source(1, "c1", "guide", "Guide", "guide.md", None, "Descaling", passage, 0.9)
+    answer, citations, dropped = cite("Descale the kettle every month. [1]", [source],
+                                      attribute=True, threshold=0.1)  # fmt: skip
+    assert answer == "Descale the kettle every month. [1]"
+    assert [c.n for c in citations] == [1] and dropped == 0

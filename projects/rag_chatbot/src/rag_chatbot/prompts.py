@@ -80,8 +80,20 @@ def cited_numbers(text: str) -> list[int]:
     return seen
 
 
+# Markers that open a fragment after a sentence end: "water. [1] Next" cites the sentence before.
+LEADING_CITATIONS = re.compile(r"(?:\[\d{1,3}(?:\s*,\s*\d{1,3})*\]\s*)+")
+
+
 def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in SENTENCE.split(text) if len(s.strip()) > 1]
+    sentences: list[str] = []
+    for piece in SENTENCE.split(text):
+        piece = piece.strip()
+        if sentences and (lead := LEADING_CITATIONS.match(piece)):
+            sentences[-1] += " " + lead.group().strip()
+            piece = piece[lead.end() :].strip()
+        if len(piece) > 1:
+            sentences.append(piece)
+    return sentences
 
 
 def strip_citations(text: str) -> str:
