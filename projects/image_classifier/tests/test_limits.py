@@ -38,7 +38,8 @@ def server_process(tmp_path):
     port = free_port()
     env = {**os.environ, "IMAGE_CLASSIFIER_MAX_REQUEST_PIXELS": str(16 * 25_000_000)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "image_classifier.testing", "--port", str(port)], env=env
+        [sys.executable, "-m", "image_classifier.testing", str(tmp_path), "--port", str(port)],
+        env=env,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -47,6 +48,7 @@ def server_process(tmp_path):
                 if httpx.get(f"{base}/readyz").status_code == 200:
                     break
             except httpx.TransportError:
+                assert proc.poll() is None, "the service exited before it was ready"
                 time.sleep(0.1)
         yield base, proc.pid
     finally:
