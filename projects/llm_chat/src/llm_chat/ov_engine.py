@@ -214,9 +214,9 @@ class OVEngine(Engine):
         return None
 
     def _restart(self) -> None:
+        self.worker.join(timeout=5)
         log.error("the OpenVINO worker died (exit code %s): ending its requests, starting "
                   "a new one", self.worker.exitcode)  # fmt: skip
-        self.worker.join(timeout=5)
         for slot, running in enumerate(self._slots):
             if running is not None:
                 running.ended = True
