@@ -143,26 +143,6 @@ def llm_chat() -> str:
                   "|---|---|---|---|---|"]  # fmt: skip
         lines += [f"| {name} | {m['perplexity']} | {m['token_f1']} | {m['rouge_l']} | "
                   f"{m['preference_win_rate']} |" for name, m in f["models"].items()]  # fmt: skip
-    if (reports / "benchmark.json").exists():
-        b = load(reports / "benchmark.json")
-        base = b["hf_generate"]
-        lines += ["", f"Decoding (`benchmarks/bench_llm_chat.py`, {b['prompts']} prompts x "
-                  f"{b['tokens']} tokens, greedy, {b['threads']} threads; HF `generate` for 8 "
-                  f"streams: {base['aggregate_tokens_per_s_8_sequential']} tokens/s one after "
-                  f"another, {base['aggregate_tokens_per_s_8_static_batch']} as one static batch):", "",
-                  "| contender | same greedy opening as HF | first token p50 | tokens/s b1 | x HF b1 "
-                  "| tokens/s 8 streams | x HF sequential | x HF static batch |",
-                  "|---|---|---|---|---|---|---|---|",
-                  f"| HF generate | 1.0 | {base['ttft_ms_p50']} ms | {base['decode_tokens_per_s_b1']} "
-                  "| 1.0 | | | |"]  # fmt: skip
-        for key, v in b.items():
-            if key.startswith(("engine_", "llama_cpp")):
-                lines.append(f"| {key.removeprefix('engine_')} | {v.get('opening_matches_hf', '')} | "
-                             f"{v['ttft_ms_p50']} ms | "
-                             f"{v['decode_tokens_per_s_b1']} | {v['b1_x']} | "
-                             f"{v.get('aggregate_tokens_per_s_8_streams', '')} | "
-                             f"{v.get('aggregate_x_vs_sequential', '')} | "
-                             f"{v.get('aggregate_x_vs_static_batch', '')} |")  # fmt: skip
     return "\n".join(lines) if lines else "**LLM chat**: run `dvc repro` to produce its figures."
 
 
@@ -243,6 +223,49 @@ def soak() -> str:
     return "\n".join(lines)
 
 
+LLM = Path("reports/llm_chat")
+
+
+def llm_engine() -> str:
+    """Decoding speed per backend (`benchmarks/bench_llm_chat.py`) and quality per backend and
+    precision (`dvc repro llm_quality`)."""
+    b, q = load(LLM / "benchmark.json"), load(LLM / "quality.json")["base"]
+    lines = [f"Decoding (`benchmarks/bench_llm_chat.py`: {b['prompts']} prompts x {b['tokens']} "
+             f"tokens, {b['threads']} threads, `reports/llm_chat/benchmark.json`):", "",
+             "| backend | tokens/s b1 | 8 streams | 16 | 32 | first token b1 | first token p50/p99, 8 "
+             "streams | opening as HF's |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    hf = b["hf_generate"]
+    lines.append(f"| HF generate fp32 | {hf['decode_tokens_per_s_b1']} | "
+                 f"{hf['aggregate_tokens_per_s_8_static_batch']} (static batch) | | "
+                 f"| {hf['ttft_ms_p50']:.0f} ms | | 1.0 |")  # fmt: skip
+    for key, r in b.items():
+        if key.startswith("engine_") and "decode_tokens_per_s_b1" in r:
+            lines.append(
+                f"| {key.removeprefix('engine_')} | {r['decode_tokens_per_s_b1']} "
+                f"| {r['aggregate_tokens_per_s_8_streams']} | {r['aggregate_tokens_per_s_16_streams']} "
+                f"| {r['aggregate_tokens_per_s_32_streams']} | {r['ttft_ms_p50']:.0f} ms "
+                f"| {r['ttft_ms_p50_8_streams']:.0f} / {r['ttft_ms_p99_8_streams']:.0f} ms "
+                f"| {r['opening_matches_hf']} |"
+            )  # fmt: skip
+    if h := b.get("http"):
+        lines += ["", f"Through HTTP ({h['backend']}, {h['clients']} streaming clients): "
+                  f"{h['aggregate_tokens_per_s']} tokens/s, {h['vs_in_process']}x the in-process "
+                  f"figure, first token p50 {h['ttft_ms_p50']:.0f} ms / p99 {h['ttft_ms_p99']:.0f} ms, "
+                  f"{h['errors']} errors."]  # fmt: skip
+    lines += ["", f"Quality (`reports/llm_chat/quality.json`: perplexity on {q['texts']} held-out "
+              f"Wikipedia summaries, {q['tokens']} tokens; greedy answers to {q['greedy_prompts']} "
+              f"questions against fp32's):", "",
+              "| backend | perplexity | vs fp32 | same first 24 characters | identical |",
+              "|---|---|---|---|---|"]  # fmt: skip
+    for name, r in q["rows"].items():
+        ppl = f"{r['perplexity']:.3f}" if "perplexity" in r else ""
+        delta = f"{r['perplexity_vs_fp32']:+.1%}" if "perplexity" in r and name != "hf-fp32" else ""
+        g = r.get("greedy_vs_fp32", {})
+        lines.append(f"| {name} | {ppl} | {delta} | {g.get('first_24_chars', '')} "
+                     f"| {g.get('identical', '')} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 # Each README block between its markers, rendered only when its source files exist, so a
 # machine that ran one benchmark refreshes that block and leaves the others as they are.
 BLOCKS = {
@@ -251,6 +274,7 @@ BLOCKS = {
         MODELS / "champion.json",
     ),
     "soak": (soak, SOAK),
+    "llm-engine": (llm_engine, LLM / "quality.json"),
 }
 
 
