@@ -203,15 +203,22 @@ class Engine:
                     self.observer.finished(len(request.prompt), 0,
                                            time.perf_counter() - request.created, "error")  # fmt: skip
                     continue
-                self._slots[slot] = running
+                self._place(slot, running)
             finally:
                 with self._wake:
                     self._prefilling -= 1
-            now = time.perf_counter()
-            self.observer.first_token(now - request.created)
-            running.last_emit = now
-            self._accept_or_fail(slot, running)
-            self._flush()  # the first token goes out now, not after the next step
+            self._started(slot, running)
+
+    def _place(self, slot: int, running: _Running) -> None:
+        self._slots[slot] = running
+
+    def _started(self, slot: int, running: _Running) -> None:
+        """The prefill sampled the first token: it goes out now, not after the next step."""
+        now = time.perf_counter()
+        self.observer.first_token(now - running.request.created)
+        running.last_emit = now
+        self._accept_or_fail(slot, running)
+        self._flush()
 
     def _prefill(self, slot: int, request: Request) -> _Running:
         logits = self.backend.prefill(slot, request.prompt)

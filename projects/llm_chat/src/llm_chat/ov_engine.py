@@ -158,32 +158,11 @@ class OVEngine(Engine):
         self._commands.append(("add", request.id, request.prompt, options))
         return _Running(request, TextStream(self.tokenizer, request.params.stop), max_new)
 
-    def _admit(self) -> None:
-        """`Engine._admit` without its first token: that comes with a later tick."""
-        while True:
-            with self._wake:
-                if not self._waiting or None not in self._slots:
-                    return
-                request = self._waiting.popleft()
-                self._prefilling += 1  # as in Engine: `submit` counts this slot as taken
-                self._report()
-            try:
-                if request.cancelled:
-                    self._emit(request, Delta(finish_reason="cancelled"))
-                    continue
-                try:
-                    running = self._prefill(0, request)
-                except Exception:  # this request fails alone; the batch goes on
-                    log.exception("request %d: could not be queued", request.id)
-                    self._emit(request, Delta(finish_reason="error"))
-                    self.observer.finished(len(request.prompt), 0,
-                                           time.perf_counter() - request.created, "error")  # fmt: skip
-                    continue
-                slot = self._slots.index(None)
-                self._slots[slot], self._slot_of[request.id] = running, slot
-            finally:
-                with self._wake:
-                    self._prefilling -= 1
+    def _place(self, slot: int, running: _Running) -> None:
+        self._slots[slot], self._slot_of[running.request.id] = running, slot
+
+    def _started(self, slot: int, running: _Running) -> None:
+        """Nothing to send yet: the first token comes with a later tick of the pipeline."""
 
     def _step(self) -> None:
         for slot, running in enumerate(self._slots):
