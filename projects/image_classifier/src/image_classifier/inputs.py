@@ -17,9 +17,9 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from image_classifier.decode import FORMAT_NAMES
+from mlstack.fields import json_int
 from mlstack.serve import APIError, offload
 from mlstack.serve.errors import validation_error
-from mlstack.serve.types import json_int
 
 # Standard base64 (padded), optionally as a data URL; whitespace is not base64.
 B64_PATTERN = (

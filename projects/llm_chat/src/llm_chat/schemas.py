@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llm_chat.sampling import SamplingParams
-from mlstack.serve.types import json_int
+from mlstack.fields import json_int
 
 MAX_CONTENT_CHARS = 32_768  # one message, or one prompt: ~8k tokens of English, above any context
 MAX_TOTAL_CHARS = 131_072  # all messages of a request together

@@ -11,12 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 from starlette.concurrency import run_in_threadpool
 
+from mlstack.fields import NOT_BLANK, is_blank
 from mlstack.serve import APIError, error_responses, offload, requires
 from rag_chatbot import metrics
 from rag_chatbot.docstore import DocumentExistsError, DocumentStore
 from rag_chatbot.extract import ExtractError, detect_format
 from rag_chatbot.library import MAX_DOC_ID_CHARS, DocumentInfo
-from rag_chatbot.schemas import NOT_BLANK, DocumentList, UploadResponse, is_blank
+from rag_chatbot.schemas import DocumentList, UploadResponse
 from rag_chatbot.settings import Settings
 
 documents = APIRouter(prefix="/v1", tags=["documents"])

@@ -14,7 +14,7 @@ from pydantic import (
     field_validator,
 )
 
-from mlstack.serve.types import json_int
+from mlstack.fields import json_int
 from rag_chatbot.answer import Source
 from rag_chatbot.library import DocumentInfo
 from semantic_search.documents import MAX_ID_CHARS, Filters
@@ -22,17 +22,9 @@ from semantic_search.documents import MAX_ID_CHARS, Filters
 MAX_MESSAGE_CHARS = 4000
 MAX_FILTER_VALUES = 64
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-# "Not empty or whitespace-only", in the schema so clients see it. The class is whitespace in
-# every engine that reads it: Python's (\x1c-\x1f, \x85), ECMA's (\ufeff) and pydantic's Rust.
-NOT_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
 # Text sent on to the generator: not blank and no NUL (the LLM chat service refuses NUL), in a
 # form that is linear in a backtracking engine (the three parts cannot overlap).
 TEXT = r"^[\s\x1c-\x1f\x85\ufeff]*[^\s\x00\x1c-\x1f\x85\ufeff][^\x00]*$"
-
-
-def is_blank(text: str) -> bool:
-    """Blank as the schema's pattern means it."""
-    return re.search(NOT_BLANK, text) is None
 
 
 FilterValue = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]

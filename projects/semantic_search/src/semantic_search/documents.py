@@ -18,6 +18,8 @@ from pydantic import (
     field_validator,
 )
 
+from mlstack.fields import NOT_BLANK
+
 # Limits of what the index takes, in the API schema too (every one is a 422 naming the field).
 MAX_ID_CHARS = 256
 MAX_TEXT_CHARS = 100_000
@@ -27,9 +29,6 @@ MAX_METADATA_KEYS = 32
 MAX_METADATA_KEY_CHARS = 128
 MAX_METADATA_VALUE_CHARS = 4000
 MAX_FILTER_VALUES = 64
-# "Not empty or whitespace-only", as a pattern so the schema says it. The class is whitespace in
-# every engine that reads it: Python's (\x1c-\x1f, \x85), ECMA's (\ufeff) and pydantic's Rust.
-NOT_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 DocId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=NOT_BLANK)]

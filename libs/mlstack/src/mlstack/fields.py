@@ -1,6 +1,7 @@
 """Request field types that mean what JSON Schema says, so the OpenAPI document and the code agree
 (schemathesis checks both directions)."""
 
+import re
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field
@@ -16,3 +17,13 @@ def json_int(**bounds: Any) -> Any:
     They sit before the validator so the JSON schema says minimum/maximum (after it, pydantic
     writes them as unknown keys on a function schema, which no client checks)."""
     return Annotated[int, Field(strict=True, **bounds), BeforeValidator(integral)]
+
+
+# "Not empty or whitespace-only", as a pattern so the schema says it. The class is whitespace in
+# every engine that reads it: Python's (\x1c-\x1f, \x85), ECMA's (\ufeff) and pydantic's Rust.
+NOT_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
+
+
+def is_blank(text: str) -> bool:
+    """Blank as `NOT_BLANK` means it."""
+    return re.search(NOT_BLANK, text) is None
