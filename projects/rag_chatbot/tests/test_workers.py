@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from mlstack.testing import free_port
+from mlstack.testing import free_port, wait_all_workers_ready
 from rag_chatbot.testing import tiny_env
 
 from .test_service import AUTH, RETRIEVAL, settings_for
@@ -29,14 +29,7 @@ def start(settings, workers: int) -> tuple[subprocess.Popen, str]:
         cwd=settings.uploads_dir.parent,  # relative defaults (the corpus index) resolve to nothing
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline, ready = time.monotonic() + 90, 0
-    while ready < 20:  # every worker ready: a run of answers, not the first
-        assert time.monotonic() < deadline and proc.poll() is None, "service did not start"
-        try:
-            ready = ready + 1 if httpx.get(url + "/readyz", timeout=2).status_code == 200 else 0
-        except httpx.TransportError:
-            ready = 0
-        time.sleep(0.05)
+    wait_all_workers_ready(url, proc)
     return proc, url
 
 

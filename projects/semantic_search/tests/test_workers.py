@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mlstack.testing import free_port
+from mlstack.testing import free_port, wait_all_workers_ready
 from semantic_search.encoder import Encoder
 from semantic_search.indexing import index_documents
 from semantic_search.stores import open_store
@@ -43,13 +43,7 @@ def serve(encoder_dir: Path, folder: Path, corpus_index: Path, workers: int) -> 
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                    break
-            assert proc.poll() is None and time.monotonic() < deadline, "service did not start"
-            time.sleep(0.2)
+        wait_all_workers_ready(base, proc)  # every worker, not the first to answer
         yield base, proc
     finally:
         with contextlib.suppress(ProcessLookupError):

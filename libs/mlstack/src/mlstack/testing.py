@@ -32,6 +32,21 @@ def settings_env(settings) -> dict[str, str]:
     return env
 
 
+def wait_all_workers_ready(url: str, proc: subprocess.Popen, *, run: int = 20,
+                           timeout_s: float = 90) -> None:  # fmt: skip
+    """Waits until `run` readiness checks in a row answer 200. With several uvicorn workers each
+    new connection may land on any of them, so the first 200 says only that one is ready."""
+    deadline, ready = time.monotonic() + timeout_s, 0
+    while ready < run:
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"the service at {url} did not get ready within {timeout_s} s")
+        try:
+            ready = ready + 1 if httpx.get(url + "/readyz", timeout=2).status_code == 200 else 0
+        except httpx.TransportError:
+            ready = 0
+        time.sleep(0.05)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
