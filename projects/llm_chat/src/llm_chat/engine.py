@@ -27,10 +27,20 @@ class QueueFullError(Exception):
 
 
 @dataclass
+class TokenLogprob:
+    token: int
+    logprob: float
+    top: list[tuple[int, float]] = field(default_factory=list)  # (token, logprob), likeliest first
+
+
+@dataclass
 class Delta:
     text: str = ""
     tokens: int = 0  # output tokens so far
     finish_reason: str | None = None  # stop | length | cancelled | error
+    # With `SamplingParams.logprobs` set: one entry per output token since the last delta (a
+    # token whose text is held back, e.g. a possible stop string, comes with a later delta).
+    logprobs: list[TokenLogprob] = field(default_factory=list)
 
 
 @dataclass

@@ -17,6 +17,12 @@ class SamplingParams:
     frequency_penalty: float = 0.0
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    min_p: float = 0.0  # drop tokens under min_p x the likeliest one's probability; 0 = off
+    logit_bias: dict[int, float] = field(default_factory=dict)  # token id -> added to its logit
+    # None: off; k >= 0: each output token's log-probability and the k likeliest alternatives,
+    # from the model's distribution before sampling's transforms (vLLM's "raw" logprobs).
+    logprobs: int | None = None
+    grammar: dict | None = None  # the output must match this format (grammar.py); None: free
 
 
 # Below this temperature, sampling is greedy: dividing logits by ~0 overflows them to inf.

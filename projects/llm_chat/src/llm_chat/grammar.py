@@ -1,0 +1,83 @@
+"""What the output must look like, as one engine-neutral value: a *format* in xgrammar's
+structural-tag language (a JSON-able dict). Both engines constrain decoding with xgrammar, so
+they agree on what a format allows: OpenVINO GenAI builds its `StructuredOutputConfig` from it
+(`openvino_config`, in its worker process), the native sampler compiles it with the xgrammar
+package (`compile_format`).
+
+Formats used here:
+- `{"type": "json_schema", "json_schema": {...}}`: `response_format` json_schema / json_object;
+- `{"type": "triggered_tags", ...}`: tool calls (`tools.py`), free text until a trigger such as
+  `<tool_call>` starts a call whose arguments follow the tool's JSON schema.
+"""
+
+import json
+from functools import lru_cache
+from typing import Any
+
+Format = dict[str, Any]
+
+# Any JSON object: what `response_format: {"type": "json_object"}` promises.
+JSON_OBJECT: Format = {"type": "json_schema", "json_schema": {"type": "object"}}
+
+
+def json_schema(schema: dict[str, Any]) -> Format:
+    return {"type": "json_schema", "json_schema": schema}
+
+
+def tag(begin: str, content: Format, end: str) -> Format:
+    return {"type": "tag", "begin": begin, "content": content, "end": end}
+
+
+def triggered_tags(triggers: list[str], tags: list[Format], *, at_least_one: bool,
+                   stop_after_first: bool) -> Format:  # fmt: skip
+    """Free text in which each trigger starts one of `tags` (whose `begin` starts with it);
+    `at_least_one`: the output starts with a tag; `stop_after_first`: it ends after one."""
+    return {"type": "triggered_tags", "triggers": triggers, "tags": tags,
+            "at_least_one": at_least_one, "stop_after_first": stop_after_first}  # fmt: skip
+
+
+def structural_tag(fmt: Format) -> str:
+    """The format as xgrammar's structural-tag JSON."""
+    return json.dumps({"type": "structural_tag", "format": fmt})
+
+
+# --- OpenVINO GenAI (runs in its worker process) ---------------------------------------------
+def openvino_config(fmt: Format):
+    """OpenVINO GenAI's `StructuredOutputConfig` for `fmt`."""
+    import openvino_genai as og
+
+    if fmt["type"] == "json_schema":
+        return og.StructuredOutputConfig(json_schema=json.dumps(fmt["json_schema"]))
+    return og.StructuredOutputConfig(structural_tags_config=_openvino_part(fmt))
+
+
+def _openvino_part(fmt: Format):
+    import openvino_genai as og
+
+    s = og.StructuredOutputConfig
+    kind = fmt["type"]
+    if kind == "json_schema":
+        return s.JSONSchema(json.dumps(fmt["json_schema"]))
+    if kind == "const_string":
+        return s.ConstString(fmt["value"])
+    if kind == "tag":
+        return s.Tag(fmt["begin"], _openvino_part(fmt["content"]), fmt["end"])
+    if kind == "triggered_tags":
+        return s.TriggeredTags(fmt["triggers"], [_openvino_part(t) for t in fmt["tags"]],
+                               fmt["at_least_one"], fmt["stop_after_first"])  # fmt: skip
+    raise ValueError(f"no OpenVINO form for format type {kind!r}")
+
+
+# --- xgrammar (the native sampler) -------------------------------------------------------------
+@lru_cache(maxsize=4)
+def _compiler(tokenizer, vocab_size: int):
+    import xgrammar as xgr
+
+    info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size)
+    return xgr.GrammarCompiler(info, cache_enabled=True)
+
+
+def compile_format(fmt: Format, tokenizer, vocab_size: int):
+    """xgrammar's compiled grammar for `fmt` over the model's vocabulary (`vocab_size`: the
+    logits' width, which may exceed the tokenizer's)."""
+    return _compiler(tokenizer, vocab_size).compile_structural_tag(structural_tag(fmt))
