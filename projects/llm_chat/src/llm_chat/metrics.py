@@ -23,6 +23,9 @@ REFUSED = Counter("llm_refusals_total", "Requests refused by a safety filter.", 
 
 
 class PrometheusObserver(Observer):
+    def __init__(self, model_name: str = "") -> None:
+        self.model_name = model_name
+
     def queued(self, waiting: int, running: int) -> None:
         WAITING.set(waiting)
         RUNNING.set(running)

@@ -100,7 +100,7 @@ class ChatModel:
             pass
         self.engine = engine_for(backend, self.tokenizer, eos=eos - {None},
                                  max_queue=settings.max_queue,
-                                 observer=metrics.PrometheusObserver())  # fmt: skip
+                                 observer=metrics.PrometheusObserver(settings.model_name))  # fmt: skip
         self.context = backend.max_len
         self.card = ModelCard(
             settings.model_name, "1", path=str(settings.model_dir),
