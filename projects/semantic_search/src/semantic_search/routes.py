@@ -8,11 +8,13 @@ import time
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 
 from mlstack.monitor.inference_log import InferenceLog
 from mlstack.serve import APIError, Hub, error_responses, offload, requires
+from mlstack.serve.errors import error_response, validation_error
 from semantic_search import metrics
 from semantic_search.documents import MAX_ID_CHARS, NOT_BLANK, Document
 from semantic_search.encoder import Encoder, Tokenized
@@ -20,6 +22,7 @@ from semantic_search.highlight import highlight, query_terms
 from semantic_search.indexing import document_texts
 from semantic_search.retrieval import Retriever, SearchResult
 from semantic_search.schemas import (
+    TOKEN_IDS,
     Embedding,
     EmbeddingsRequest,
     EmbeddingsResponse,
@@ -38,6 +41,22 @@ WriteLock = Annotated[asyncio.Lock, Depends(requires("write_lock"))]
 DocIdParam = Annotated[str, PathParam(min_length=1, max_length=MAX_ID_CHARS, pattern=NOT_BLANK)]
 
 router = APIRouter(prefix="/v1", tags=["search"])
+
+
+def install_validation_handler(app: FastAPI) -> None:
+    """Schema errors as mlstack answers them (422), except token-id embeddings input: a 400 with
+    the client setting that sends text, found before any tokenizing or encoding."""
+
+    def handler(request: Request, exc: RequestValidationError):
+        errors = list(exc.errors())
+        token_ids = next((e for e in errors if e.get("type") == TOKEN_IDS), None)
+        if token_ids is not None:
+            return error_response(
+                request, APIError(400, TOKEN_IDS, token_ids["msg"], param="input")
+            )
+        return error_response(request, validation_error(errors))
+
+    app.add_exception_handler(RequestValidationError, handler)
 
 
 def _tokenize(encoder: Encoder, texts: list[str], param: str, truncate: bool) -> Tokenized:
@@ -105,8 +124,10 @@ async def search(
 @router.post("/embeddings", response_model=EmbeddingsResponse, tags=["openai"],
              responses=error_responses(400, 404))  # fmt: skip
 async def embeddings(body: EmbeddingsRequest, request: Request, hub: Hub) -> EmbeddingsResponse:
-    """OpenAI-compatible embeddings (works with the `openai` client's `embeddings.create`). 400
-    for a text over the token window (unless `truncate`) or a request over the token budget."""
+    """OpenAI-compatible embeddings (the `openai` client's `embeddings.create`, LangChain's
+    `OpenAIEmbeddings(check_embedding_ctx_length=False)`). 400 for token-id input, `dimensions`
+    other than the model's, a text over the token window (unless `truncate`) or a request over
+    the token budget."""
     settings = request.app.state.settings
     deployment = hub.get(body.model) if body.model else hub.get()
     encoder: Encoder = deployment.model.encoder

@@ -13,6 +13,7 @@ from pydantic import (
     Tag,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from semantic_search.documents import NOT_BLANK, Document, Filters, Scalar, one_or_many
 from semantic_search.retrieval import SearchMode
@@ -96,6 +97,25 @@ InputText = Annotated[
 ]
 
 
+# The error type of token-id input: the service answers it with a 400 that says how to send text
+# (routes.install_validation_handler), not the generic 422 of a schema mismatch.
+TOKEN_IDS = "token_ids_unsupported"
+TOKEN_IDS_HINT = (
+    "token-id arrays are not supported: this encoder has its own WordPiece vocabulary, so ids "
+    "from another tokenizer (tiktoken) would embed the wrong words; send the text instead. "
+    "LangChain: OpenAIEmbeddings(..., check_embedding_ctx_length=False)"
+)
+
+
+def _is_token_ids(value: Any) -> bool:
+    """OpenAI's list[int] or list[list[int]] input. Only the first item is looked at: the
+    refusal must cost nothing however long the list (any other mix is invalid anyway)."""
+    if not isinstance(value, list) or not value:
+        return False
+    first = value[0]
+    return isinstance(first, list) or (isinstance(first, int) and not isinstance(first, bool))
+
+
 class EmbeddingsRequest(BaseModel):
     """OpenAI's `POST /v1/embeddings` body; token-id arrays are refused (send text)."""
 
@@ -105,11 +125,22 @@ class EmbeddingsRequest(BaseModel):
         Annotated[InputText, Tag("str")]
         | Annotated[list[InputText], Field(min_length=1, max_length=MAX_INPUTS), Tag("list")],
         Discriminator(one_or_many),
-    ]
+    ] = Field(
+        description="A text or a list of texts. Token-id arrays (list[int] or list[list[int]], "
+        "what LangChain's OpenAIEmbeddings sends by default) are a 400: the encoder has its "
+        "own vocabulary; pass `check_embedding_ctx_length=False` to send text."
+    )
     model: str | None = Field(None, max_length=MAX_MODEL_CHARS)
-    encoding_format: Literal["float", "base64"] = "float"
+    encoding_format: Literal["float", "base64"] = Field(
+        "float",
+        description="base64: the little-endian float32 bytes, what the openai SDK asks for and "
+        "decodes by default.",
+    )
     dimensions: Annotated[int | None, Field(ge=1, strict=True), BeforeValidator(_integral)] = Field(
-        None, description="Must equal the model's dimension when given."
+        None,
+        description="Only the model's own dimension (see /v1/stats), anything else is a 400: "
+        "truncating and renormalising (Matryoshka) only keeps quality for models trained for "
+        "it, and this MiniLM encoder is not.",
     )
     user: str | None = Field(None, max_length=MAX_MODEL_CHARS)
     truncate: StrictBool = Field(
@@ -119,8 +150,8 @@ class EmbeddingsRequest(BaseModel):
     @field_validator("input", mode="before")
     @classmethod
     def _no_token_ids(cls, value: Any) -> Any:
-        if isinstance(value, list) and value and not isinstance(value[0], str):
-            raise ValueError("token-id arrays are not supported: send text")
+        if _is_token_ids(value):
+            raise PydanticCustomError(TOKEN_IDS, TOKEN_IDS_HINT)
         return value
 
 

@@ -17,7 +17,7 @@ from mlstack.serve import ModelCard, ServeSettings, create_app, file_sha256
 from semantic_search.documents import MAX_TEXT_CHARS
 from semantic_search.encoder import VARIANTS, Encoder, EncoderConfig, Tokenized
 from semantic_search.retrieval import Retriever
-from semantic_search.routes import router
+from semantic_search.routes import install_validation_handler, router
 from semantic_search.schemas import MAX_DOCUMENTS, MAX_INPUTS
 from semantic_search.stores import open_store
 from semantic_search.stores.base import is_milvus_uri
@@ -82,6 +82,7 @@ def build_app(settings: Settings) -> FastAPI:
     # One writer per process (a table's commits conflict less); LanceDB orders the processes.
     app.state.resources["write_lock"] = asyncio.Lock()
     app.include_router(router)
+    install_validation_handler(app)
     describe_deployment(app, settings)
     return app
 
