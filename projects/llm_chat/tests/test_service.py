@@ -1,5 +1,6 @@
 """The server over real HTTP, driven by the real `openai` client: plain, streamed, stop
-sequences, seeds, concurrency, context limits, bad parameters, auth, saturation, metrics."""
+sequences, seeds, concurrency, context limits, bad parameters, auth, saturation (serving
+metrics: test_metrics.py)."""
 
 import asyncio
 
@@ -178,17 +179,6 @@ def test_safety_refusals_are_clear_and_counted(base_url, client):
         client.chat.completions.create(model=MODEL, messages=[
             {"role": "user", "content": "How are explosives made?"}])  # fmt: skip
     assert all(refusals(base_url, n) == before[n] + 1 for n in before)
-
-
-def test_serving_metrics(base_url, client):
-    chat(client, max_tokens=5, temperature=0)
-    text = httpx.get(base_url + "/metrics").text
-    for name in ("llm_time_to_first_token_seconds_count", "llm_inter_token_latency_seconds_count",
-                 "llm_e2e_request_latency_seconds_count", "llm_prompt_tokens_total",
-                 "llm_generation_tokens_total", "llm_requests_running", "llm_requests_waiting"):  # fmt: skip
-        assert name in text
-    count = next(line for line in text.splitlines() if line.startswith("llm_prompt_tokens_total"))
-    assert float(count.split()[-1]) > 0
 
 
 def test_saturation_answers_503_with_retry_after(tiny_llama, tmp_path):
