@@ -22,3 +22,36 @@ def tiny_ov(tiny_llama, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny-ov") / "ov"
     export(tiny_llama, out, weights="fp32")
     return out
+
+
+# The agent's tests (test_agent.py, test_agent_page.py) share one search service and one server.
+AGENT_SEARCH_KEY = "search-key"
+
+
+@pytest.fixture(scope="session")
+def agent_search_url(tmp_path_factory):
+    """The real search service, with an API key, on a tiny encoder over 30 packaged Wikipedia
+    summaries."""
+    from mlstack.testing import live_server
+    from semantic_search.service import build_app
+    from semantic_search.testing import tiny_settings
+
+    settings = tiny_settings(tmp_path_factory.mktemp("search"), api_key=AGENT_SEARCH_KEY)
+    with live_server(build_app(settings)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def agent_chat_url(tmp_path_factory):
+    """The server on the tiny Llama with a 2,048-token window: the tool specs alone take ~800 of
+    its byte-level tokens. Only the config's limit changes, as RoPE has no learned positions."""
+    import json
+
+    from llm_chat.testing import tiny_app
+    from mlstack.testing import live_server
+
+    model_dir = save_tiny_llama(tmp_path_factory.mktemp("tiny-llama-2k"))
+    config = json.loads((model_dir / "config.json").read_text())
+    (model_dir / "config.json").write_text(json.dumps(config | {"max_position_embeddings": 2048}))
+    with live_server(tiny_app(model_dir, context_tokens=2048)) as url:
+        yield url

@@ -123,6 +123,48 @@ def chat(
         engine.stop()
 
 
+CHAT_URL, SEARCH_URL = "http://127.0.0.1:8003/v1", "http://127.0.0.1:8002"
+TOOL_CHOICE_HELP = "the first call's: auto, or required (small models rarely pick a tool alone)"
+
+
+@app.command()
+def agent(
+    question: Annotated[str, typer.Argument(help="what to ask")],
+    base_url: Annotated[str, typer.Option(help="any OpenAI-compatible API")] = CHAT_URL,
+    model: Annotated[str, typer.Option(help="default: the first model the server lists")] = "",
+    api_key: Annotated[str, typer.Option(envvar="OPENAI_API_KEY", show_default=False)] = "",
+    search_url: Annotated[str, typer.Option(help="the semantic search service")] = SEARCH_URL,
+    search_api_key: Annotated[
+        str, typer.Option(envvar="SEMANTIC_SEARCH_API_KEY", show_default=False)
+    ] = "",
+    max_steps: Annotated[int, typer.Option(min=1, max=20, help="model calls at most")] = 5,
+    tool_choice: Annotated[str, typer.Option(help=TOOL_CHOICE_HELP)] = "auto",
+    max_tokens: Annotated[int, typer.Option(min=1)] = 256,
+    temperature: Annotated[float, typer.Option(min=0, max=2)] = 0.0,
+) -> None:
+    """A tool-calling agent: Wikipedia search and a calculator, through an OpenAI-compatible API."""
+    if tool_choice not in ("auto", "required"):
+        raise typer.BadParameter("auto or required", param_hint="--tool-choice")
+    import openai
+
+    from llm_chat.agent import default_model, describe, run_agent
+    from llm_chat.agent_tools import Toolbox
+
+    client = openai.OpenAI(base_url=base_url, api_key=api_key or "unused", max_retries=1)
+    toolbox = Toolbox(search_url=search_url, search_api_key=search_api_key or None)
+    try:
+        run = run_agent(question, client=client, model=model or default_model(client),
+                        toolbox=toolbox, max_steps=max_steps, first_tool_choice=tool_choice,
+                        max_tokens=max_tokens, temperature=temperature,
+                        on_step=lambda step: typer.echo(describe(step)))  # fmt: skip
+    except openai.OpenAIError as e:  # the chat API itself failed: there is no answer to give
+        typer.echo(f"error: the chat API at {base_url} failed: {e}", err=True)
+        raise typer.Exit(1) from None
+    if run.answer is None:
+        typer.echo(f"no answer within {max_steps} model calls", err=True)
+        raise typer.Exit(2)
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="default: LLM_CHAT_HOST or 127.0.0.1")] = None,
