@@ -27,6 +27,21 @@ def chat(**body) -> dict:
     return {"messages": [USER], "max_tokens": 4} | body
 
 
+def tool(**function) -> dict:
+    return {"type": "function", "function": {"name": "calc"} | function}
+
+
+def schema_format(schema: dict) -> dict:
+    return {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+
+
+TOOL = tool(parameters={"type": "object", "properties": {"x": {"type": "number"}}})
+WIDE = {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(40_000)}}
+DEEP: dict = {"type": "object"}
+for _ in range(200):
+    DEEP = {"type": "object", "properties": {"a": DEEP}, "required": ["a"]}
+
+
 CASES = {
     "megabyte content": (chat(messages=[{"role": "user", "content": "a" * MB}]),
                          422, "messages.0.content", 32768),
@@ -46,16 +61,41 @@ CASES = {
                        "messages.0.content", None),
     "NUL in an answer": (chat(messages=[USER, {"role": "assistant", "content": "\x00"}, USER]),
                          422, "messages.1.content", None),
-    "unknown role": (chat(messages=[{"role": "tool", "content": "x"}]), 422, "messages.0", None),
+    "unknown role": (chat(messages=[{"role": "robot", "content": "x"}]), 422, "messages.0", None),
+    "tool result without its call id": (chat(messages=[{"role": "tool", "content": "x"}]), 422,
+                                        "messages.0.tool_call_id", None),
     "no content parts": (chat(messages=[{"role": "user", "content": []}]), 422,
                          "messages.0.content", None),
     "whitespace part": (chat(messages=[{"role": "user", "content": [
         {"type": "text", "text": "   "}]}]), 422, "messages.0.content.0.text", None),
     "huge max_tokens": (chat(max_tokens=10**12), 422, "max_tokens", 32768),
     "huge top_k": (chat(top_k=10**15), 422, "top_k", 1_000_000),
-    "n of 5": (chat(n=5), 422, "n", 1),
-    "logprobs": (chat(logprobs=True), 422, "logprobs", None),
-    "top_logprobs": (chat(top_logprobs=20), 422, "top_logprobs", None),
+    "n of 9": (chat(n=9), 422, "n", 8),
+    "top_logprobs over 20": (chat(logprobs=True, top_logprobs=21), 422, "top_logprobs", 20),
+    "top_logprobs without logprobs": (chat(top_logprobs=2), 400, "top_logprobs", None),
+    "an unknown field": (chat(suffix="x"), 400, "suffix", None),
+    "301 logit biases": (chat(logit_bias={str(i): 1.0 for i in range(301)}), 422,
+                         "logit_bias", 300),
+    "a logit bias key that is no token id": (chat(logit_bias={"the": 1.0}), 422, "logit_bias",
+                                             None),
+    "a logit bias past the vocabulary": (chat(logit_bias={"999999": 1.0}), 400, "logit_bias",
+                                         None),
+    "a logit bias of 1000": (chat(logit_bias={"5": 1000.0}), 422, "logit_bias", None),
+    "65 tools": (chat(tools=[TOOL] * 65), 422, "tools", 64),
+    "two tools of one name": (chat(tools=[TOOL] * 2), 400, "tools", None),
+    "a megabyte tool description": (chat(tools=[tool(description="d" * MB)]), 422,
+                                    "tools.0.function.description", 4096),
+    "a megabyte tool schema": (chat(tools=[tool(parameters=WIDE)]), 422,
+                               "tools.0.function.parameters", None),
+    "a schema xgrammar refuses": (chat(response_format=schema_format({"type": "nonsense"})),
+                                  400, "response_format", None),
+    "a deeply nested schema": (chat(response_format=schema_format(DEEP)), 422,
+                               "response_format.json_schema.schema", None),
+    "tool_choice without tools": (chat(tool_choice="required"), 400, "tool_choice", None),
+    "tool_choice naming no tool": (chat(tools=[TOOL], tool_choice={"type": "function",
+                                   "function": {"name": "other"}}), 400, "tool_choice", None),
+    "json with tools": (chat(tools=[TOOL], response_format={"type": "json_object"}), 400,
+                        "response_format", None),
     "huge seed": (chat(seed=2**70), 422, "seed", None),
     "string number": (chat(temperature="0.5"), 422, "temperature", None),
     "five stops": (chat(stop=["a", "b", "c", "d", "e"]), 422, "stop", 4),

@@ -124,7 +124,7 @@ def test_concurrent_requests_decode_together_and_match_alone(base_url, client):
         ({"temperature": -0.5}, openai.UnprocessableEntityError, "temperature"),
         ({"top_p": 0}, openai.UnprocessableEntityError, "top_p"),
         ({"max_tokens": 0}, openai.UnprocessableEntityError, "max_tokens"),
-        ({"n": 2}, openai.UnprocessableEntityError, "n"),
+        ({"n": 9}, openai.UnprocessableEntityError, "n"),
         ({"stop": ["a", "b", "c", "d", "e"]}, openai.UnprocessableEntityError, "stop"),
         ({"max_tokens": 100_000}, openai.UnprocessableEntityError, "max_tokens"),
         ({"model": "gpt-4o"}, openai.NotFoundError, "model"),

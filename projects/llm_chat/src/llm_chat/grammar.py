@@ -7,10 +7,16 @@ package (`compile_format`).
 Formats used here:
 - `{"type": "json_schema", "json_schema": {...}}`: `response_format` json_schema / json_object;
 - `{"type": "triggered_tags", ...}`: tool calls (`tools.py`), free text until a trigger such as
-  `<tool_call>` starts a call whose arguments follow the tool's JSON schema.
+  `<tool_call>` starts a call whose arguments follow the tool's JSON schema;
+- `{"type": "tags_with_separator", ...}`: calls only (tool_choice required or named).
+
+`lower` turns every JSON schema into an EBNF grammar of compact JSON (`{"a": 1, "b": [2]}`):
+with free whitespace between tokens a small model can pad forever (the tiny test model wrote
+100 tokens of blanks inside `{`), and the engines then only see EBNF.
 """
 
 import json
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -36,6 +42,43 @@ def triggered_tags(triggers: list[str], tags: list[Format], *, at_least_one: boo
             "at_least_one": at_least_one, "stop_after_first": stop_after_first}  # fmt: skip
 
 
+def json_ebnf(schema: dict[str, Any]) -> str:
+    """Compact JSON valid against `schema`, as EBNF (xgrammar's conversion; additional
+    properties only where the schema allows them, as OpenAI's strict mode)."""
+    import xgrammar as xgr
+
+    ebnf = str(xgr.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False))
+    # xgrammar 0.2.9 writes the characters of a length-limited string as a class that only
+    # excludes quote, backslash, CR and LF, so raw control characters got through: JSON forbids
+    # them (json.loads refused the output). Its other strings exclude them, as here.
+    ebnf = ebnf.replace(_LOOSE_CHAR, _JSON_CHAR)
+    # "at least n, no upper bound" as `{n,}`: the xgrammar inside OpenVINO GenAI 2026.4 does
+    # not parse the `{n, -1}` this version writes (its worker died on the first JSON array).
+    return re.sub(r"\{(\d+), -1\}", r"{\1,}", ebnf)
+
+
+_LOOSE_CHAR = r'[^\"\\\r\n]'
+_JSON_CHAR = r'[^\0-\x1f\"\\]'
+
+
+def lower(fmt: Format) -> Format:
+    """`fmt` with each JSON schema replaced by its EBNF grammar."""
+    kind = fmt["type"]
+    if kind == "json_schema":
+        return {"type": "grammar", "grammar": json_ebnf(fmt["json_schema"])}
+    if kind == "tag":
+        return {**fmt, "content": lower(fmt["content"])}
+    if kind in ("triggered_tags", "tags_with_separator"):
+        return {**fmt, "tags": [lower(t) for t in fmt["tags"]]}
+    return fmt
+
+
+def tags_with_separator(tags: list[Format], separator: str, *, stop_after_first: bool) -> Format:
+    """One or more of `tags` and nothing else, `separator` between two."""
+    return {"type": "tags_with_separator", "tags": tags, "separator": separator,
+            "at_least_one": True, "stop_after_first": stop_after_first}  # fmt: skip
+
+
 def structural_tag(fmt: Format) -> str:
     """The format as xgrammar's structural-tag JSON."""
     return json.dumps({"type": "structural_tag", "format": fmt})
@@ -48,6 +91,8 @@ def openvino_config(fmt: Format):
 
     if fmt["type"] == "json_schema":
         return og.StructuredOutputConfig(json_schema=json.dumps(fmt["json_schema"]))
+    if fmt["type"] == "grammar":
+        return og.StructuredOutputConfig(grammar=fmt["grammar"])
     return og.StructuredOutputConfig(structural_tags_config=_openvino_part(fmt))
 
 
@@ -58,6 +103,8 @@ def _openvino_part(fmt: Format):
     kind = fmt["type"]
     if kind == "json_schema":
         return s.JSONSchema(json.dumps(fmt["json_schema"]))
+    if kind == "grammar":
+        return s.EBNF(fmt["grammar"])
     if kind == "const_string":
         return s.ConstString(fmt["value"])
     if kind == "tag":
@@ -65,6 +112,9 @@ def _openvino_part(fmt: Format):
     if kind == "triggered_tags":
         return s.TriggeredTags(fmt["triggers"], [_openvino_part(t) for t in fmt["tags"]],
                                fmt["at_least_one"], fmt["stop_after_first"])  # fmt: skip
+    if kind == "tags_with_separator":
+        return s.TagsWithSeparator([_openvino_part(t) for t in fmt["tags"]], fmt["separator"],
+                                   fmt["at_least_one"], fmt["stop_after_first"])  # fmt: skip
     raise ValueError(f"no OpenVINO form for format type {kind!r}")
 
 

@@ -10,19 +10,22 @@ new requests and cancellations, one `step()` per tick, and gets each request's n
 Text comes from the same Python detokenizer as the native engine (the export has no OpenVINO
 tokenizer), which also finds stop strings; the request is then cancelled in the worker.
 
-Sampling runs inside OpenVINO. Refused with a 400, not silently changed: presence and frequency
-penalties (OpenVINO moves a negative logit *up* by the penalty, OpenAI always subtracts it).
+Sampling runs inside OpenVINO, structured output too (xgrammar, from the format in grammar.py;
+it needs the export's OpenVINO detokenizer, whose vocabulary it reads). Refused with a 400, not
+silently changed: presence and frequency penalties (OpenVINO moves a negative logit *up* by the
+penalty, OpenAI always subtracts it), `logit_bias` (not offered) and top logprobs (OpenVINO
+reports the sampled token's log-probability only): the native backend serves them.
 """
 
 import logging
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from llm_chat.detokenize import TextStream
-from llm_chat.engine import Delta, Engine, Observer, Request
+from llm_chat.engine import Delta, Engine, Observer, Request, TokenLogprob
 from llm_chat.sampling import SamplingParams
 from mlstack.serve import APIError
 
@@ -44,6 +47,7 @@ class OVModel:
     ov_dir: str
     scheduler: dict
     properties: dict
+    structured: bool = False  # the export has OpenVINO's detokenizer: structured output works
 
 
 def load_pipeline(ov_dir: str | Path, *, slots: int, max_len: int, threads: int = 0,
@@ -66,8 +70,14 @@ def load_pipeline(ov_dir: str | Path, *, slots: int, max_len: int, threads: int 
         properties["INFERENCE_PRECISION_HINT"] = precision
     exported = Path(ov_dir) / "export.json"  # written by ov_export.py: its weight format
     weights = json.loads(exported.read_text())["weights"] if exported.exists() else "unknown"
+    structured = (Path(ov_dir) / "openvino_detokenizer.xml").exists()
     return OVModel(f"openvino-{weights}", slots, max_len, config["vocab_size"], str(ov_dir),
-                   scheduler, properties)  # fmt: skip
+                   scheduler, properties, structured)  # fmt: skip
+
+
+def _unsupported(name: str, why: str) -> APIError:
+    return APIError(400, "unsupported_parameter", f"{name} is not supported by the openvino "
+                    f"backend ({why}); serve with backend native for it", param=name)  # fmt: skip
 
 
 def generation_options(params: SamplingParams, max_new_tokens: int, eos: set[int]) -> dict:
@@ -77,11 +87,16 @@ def generation_options(params: SamplingParams, max_new_tokens: int, eos: set[int
 
     for name in ("presence_penalty", "frequency_penalty"):
         if getattr(params, name):
-            raise APIError(400, "unsupported_parameter",
-                           f"{name} is not supported by the openvino backend (its penalty moves "
-                           "negative logits up); leave it 0 or serve with backend native",
-                           param=name)  # fmt: skip
+            raise _unsupported(name, "its penalty moves negative logits up; leave it 0")
+    if params.logit_bias:
+        raise _unsupported("logit_bias", "it has no logit bias")
+    if params.logprobs:
+        raise _unsupported("top_logprobs", "it reports the sampled token's log-probability only")
     options: dict = {"max_new_tokens": max_new_tokens}
+    if params.logprobs is not None:
+        options["logprobs"] = 1
+    if params.grammar is not None:
+        options["grammar"] = params.grammar
     options |= {"stop_token_ids": set(eos)} if eos else {"ignore_eos": True}
     # OpenVINO holds these as float32: a valid 1e-300 would become 0 and be refused.
     options["repetition_penalty"] = max(params.repetition_penalty, TINY)
@@ -90,13 +105,15 @@ def generation_options(params: SamplingParams, max_new_tokens: int, eos: set[int
                     "top_p": max(params.top_p, TINY)}  # fmt: skip
         if params.top_k:
             options["top_k"] = params.top_k
+        if params.min_p:
+            options["min_p"] = params.min_p
         # OpenVINO's seed defaults to 0: unseeded requests would all draw the same tokens.
         seed = params.seed if params.seed is not None else random.getrandbits(63)
         options["rng_seed"] = seed % 2**63  # the kwargs constructor takes a signed 64-bit int
     else:
         options["do_sample"] = False
     try:
-        og.GenerationConfig(**options).validate()
+        og.GenerationConfig(**{k: v for k, v in options.items() if k != "grammar"}).validate()
     except RuntimeError as exc:  # the schema should have refused it; still the client's 400
         raise APIError(400, "unsupported_parameter", f"the openvino backend refused the "
                        f"sampling parameters: {str(exc).splitlines()[-1]}") from None  # fmt: skip
@@ -111,6 +128,11 @@ class _Running:
     output: int = 0
     last_emit: float = 0.0
     ended: bool = False  # the worker reported it finished: nothing to cancel there
+    logprobs: list[TokenLogprob] = field(default_factory=list)  # not yet sent
+
+    def taken(self) -> list[TokenLogprob]:
+        taken, self.logprobs = self.logprobs, []
+        return taken
 
 
 class OVEngine(Engine):
@@ -135,6 +157,11 @@ class OVEngine(Engine):
                loop=None) -> Request:  # fmt: skip
         # Refusals (400) happen here, on the caller's side, before the request is queued.
         generation_options(params, 1, self.eos)
+        if params.grammar is not None and not self.model.structured:
+            raise APIError(400, "unsupported_parameter", "structured output needs OpenVINO's "
+                           f"tokenizer models in {self.model.ov_dir}: add them with `python -m "
+                           "llm_chat.ov_export DIR --tokenizer-only`",
+                           param="response_format")  # fmt: skip
         return super().submit(prompt, params, emit, queue=queue, loop=loop)
 
     def stop(self) -> None:
@@ -177,13 +204,13 @@ class OVEngine(Engine):
         except (EOFError, OSError):
             return self._restart()
         now = time.perf_counter()
-        for rid, tokens, status in results:
+        for rid, tokens, logprobs, status in results:
             slot = self._slot_of.get(rid)
             if slot is None:  # ended here already (cancelled, stop string)
                 continue
             running = self._slots[slot]
             try:
-                self._read(slot, running, tokens, status, now)
+                self._read(slot, running, tokens, logprobs, status, now)
             except Exception:
                 log.exception("request %d: token handling failed", rid)
                 if self._slots[slot] is running:
@@ -203,9 +230,12 @@ class OVEngine(Engine):
         self._commands.clear()
         self._start_worker()
 
-    def _read(self, slot: int, running: _Running, tokens: list[int], status: str,
-              now: float) -> None:  # fmt: skip
-        for token in tokens:
+    def _read(self, slot: int, running: _Running, tokens: list[int], logprobs: list[float],
+              status: str, now: float) -> None:  # fmt: skip
+        wanted = running.request.params.logprobs is not None
+        for token, logprob in zip(tokens, logprobs or [0.0] * len(tokens), strict=True):
+            if wanted and token not in self.eos:
+                running.logprobs.append(TokenLogprob(token, logprob))
             if self._accept_token(slot, running, token, now):
                 return
         if status == "RUNNING":
@@ -232,7 +262,7 @@ class OVEngine(Engine):
         running.output += 1
         piece, stopped = running.text.push(token)
         if piece:
-            self._emit(running.request, Delta(piece, running.output))
+            self._emit(running.request, Delta(piece, running.output, logprobs=running.taken()))
         if stopped:
             self._finish(slot, "stop")
             return True

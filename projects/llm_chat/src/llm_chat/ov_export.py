@@ -1,5 +1,7 @@
 """A Hugging Face folder -> an OpenVINO IR folder for the openvino backend (optimum-intel + NNCF
-weight compression), with the tokenizer copied beside it so the folder serves on its own.
+weight compression), with the tokenizer copied beside it so the folder serves on its own, and
+OpenVINO's tokenizer and detokenizer models: GenAI reads the vocabulary from the detokenizer for
+structured output (`response_format`, tool calls).
 
 `weights`: int8 (per-channel, asymmetric: the default, within 1% of fp32 perplexity here), int4
 (group-wise symmetric, `group_size` columns share a scale: smaller and a little faster, at a
@@ -37,12 +39,64 @@ def export(model_dir: str | Path, out: str | Path, *, weights: str = "int8",
     model = OVModelForCausalLM.from_pretrained(model_dir, export=True, compile=False, **options)
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(model_dir).save_pretrained(out)
+    export_tokenizer(out)
     report = {"source": str(model_dir), "weights": weights,
               "group_size": group_size if weights == "int4" else None,
               "ir_mb": round((out / "openvino_model.bin").stat().st_size / 2**20, 1),
               "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
     (out / "export.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+# Decoder steps that change nothing on a byte-level BPE vocabulary (no "▁" in its tokens, no
+# <0xNN> byte tokens) but that openvino_tokenizers cannot convert (transformers writes them into
+# SmolLM2's tokenizer.json): dropped for the conversion once decoding proves unchanged.
+NO_OPS = {"ByteFallback", "Fuse", "Replace"}
+
+
+def export_tokenizer(folder: str | Path) -> None:
+    """openvino_tokenizer.xml + openvino_detokenizer.xml from `folder`'s tokenizer.json."""
+    import tempfile
+
+    import openvino as ov
+    from openvino_tokenizers import convert_tokenizer
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer
+
+    folder = Path(folder)
+    spec = json.loads((folder / "tokenizer.json").read_text())
+    with tempfile.TemporaryDirectory() as scratch:
+        source = folder
+        decoder = spec.get("decoder") or {}
+        steps = decoder.get("decoders", []) if decoder.get("type") == "Sequence" else []
+        kept = [d for d in steps if d["type"] not in NO_OPS]
+        if steps and len(kept) == 1 and kept[0]["type"] == "ByteLevel":
+            source = Path(scratch)
+            for f in folder.glob("*.json"):
+                if f.name.startswith(("tokenizer", "special_tokens")):
+                    shutil.copy(f, source / f.name)
+            (source / "tokenizer.json").write_text(json.dumps({**spec, "decoder": kept[0]}))
+            _same_decoding(Tokenizer.from_file(str(folder / "tokenizer.json")),
+                           Tokenizer.from_file(str(source / "tokenizer.json")))  # fmt: skip
+        tokenizer, detokenizer = convert_tokenizer(
+            AutoTokenizer.from_pretrained(source), with_detokenizer=True
+        )
+    ov.save_model(tokenizer, folder / "openvino_tokenizer.xml")
+    ov.save_model(detokenizer, folder / "openvino_detokenizer.xml")
+
+
+def _same_decoding(original, simplified) -> None:
+    """Every token alone, and random sequences of them, decode the same: else refuse."""
+    import random
+
+    n = original.get_vocab_size()
+    rng = random.Random(0)
+    cases = [[i] for i in range(n)] + [[rng.randrange(n) for _ in range(32)] for _ in range(500)]
+    for ids in cases:
+        if original.decode(ids, skip_special_tokens=False) != simplified.decode(
+            ids, skip_special_tokens=False
+        ):
+            raise ValueError(f"dropping the decoder's no-op steps changes how {ids} decode")
 
 
 def main() -> None:
@@ -52,9 +106,16 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model_dir", type=Path)
-    parser.add_argument("out", type=Path)
+    parser.add_argument("out", type=Path, nargs="?", help="the IR folder to write")
     parser.add_argument("--weights", choices=WEIGHTS, default="int8")
+    parser.add_argument("--tokenizer-only", action="store_true",
+                        help="add the OpenVINO tokenizer models to the export in model_dir")  # fmt: skip
     args = parser.parse_args()
+    if args.tokenizer_only:
+        export_tokenizer(args.model_dir)
+        return
+    if args.out is None:
+        parser.error("out is required unless --tokenizer-only")
     group_size = load_section("llm_chat").get("openvino", {}).get("group_size", 64)
     print(json.dumps(export(args.model_dir, args.out, weights=args.weights,
                             group_size=group_size), indent=2))  # fmt: skip

@@ -53,15 +53,15 @@ def _main(conn: Connection, ov_dir: str, scheduler: dict[str, Any], properties: 
             commands = conn.recv()
         except EOFError:  # the engine is gone
             return
-        out: list[tuple[int, list[int], str]] = []
+        out: list[tuple[int, list[int], list[float], str]] = []
         for command, rid, *args in commands:
             if command == "add":
                 ids, options = args
                 try:
                     tensor = ov.Tensor(np.array([ids], dtype=np.int64))
-                    handles[rid] = pipe.add_request(rid, tensor, og.GenerationConfig(**options))
+                    handles[rid] = pipe.add_request(rid, tensor, _config(options))
                 except Exception as exc:  # this request fails alone
-                    out.append((rid, [], f"error: {str(exc).strip()[-300:]}"))
+                    out.append((rid, [], [], f"error: {str(exc).strip()[-300:]}"))
             elif command == "cancel" and (handle := handles.pop(rid, None)) is not None:
                 handle.cancel()  # leaves the pipeline, freeing its KV blocks, at the next step
         # Also when nothing runs: a step drops the requests just cancelled.
@@ -69,12 +69,29 @@ def _main(conn: Connection, ov_dir: str, scheduler: dict[str, Any], properties: 
             pipe.step()  # raising ends this process: the engine sees EOF and restarts it
         for rid, handle in list(handles.items()):
             tokens: list[int] = []
+            logprobs: list[float] = []
             if handle.can_read():
                 for output in handle.read().values():
                     tokens += output.generated_ids
+                    logprobs += output.generated_log_probs
             status = handle.get_status()
             if status != og.GenerationStatus.RUNNING:
                 del handles[rid]
             if tokens or status != og.GenerationStatus.RUNNING:
-                out.append((rid, tokens, status.name))
+                out.append((rid, tokens, logprobs, status.name))
         conn.send((out, pipe.has_non_finished_requests()))
+
+
+def _config(options: dict):
+    """A GenerationConfig from the engine's options; `grammar` (a format, see grammar.py)
+    becomes its structured-output config."""
+    import openvino_genai as og
+
+    from llm_chat.grammar import openvino_config
+
+    options = dict(options)
+    grammar = options.pop("grammar", None)
+    config = og.GenerationConfig(**options)
+    if grammar is not None:
+        config.structured_output_config = openvino_config(grammar)
+    return config

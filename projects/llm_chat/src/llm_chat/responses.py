@@ -5,11 +5,14 @@ tokens, cancellation when the client hangs up, and errors said as errors."""
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi import Request, Response
 
+from llm_chat.choices import Choice
 from llm_chat.engine import Delta
+from llm_chat.logprobs import TokenText
 from llm_chat.safety import SafetyFilter
 from mlstack.serve import APIError
 
@@ -74,61 +77,111 @@ async def until_disconnected(request: Request, work: Awaitable[T]) -> T | None:
             await asyncio.gather(task, return_exceptions=True)
 
 
-async def collect(first: Delta, deltas: AsyncIterator[Delta]) -> tuple[str, Delta]:
-    """The whole text and the finishing delta."""
-    text, last = first.text, first
-    if not first.finish_reason:
-        async for last in deltas:
-            text += last.text
-    return text, last
+@dataclass
+class Answer:
+    """What the route needs to shape the answer: the kind, its envelope, what was asked."""
+
+    kind: str  # chat | completion
+    meta: dict  # id, created, model
+    prompt_tokens: int
+    tokens: TokenText | None  # when logprobs were asked
+    tools: bool  # split tool calls out of the text
+    echo: str = ""  # completions: the prompt, before the completion
+    include_usage: bool = False
 
 
-async def sse(first: Delta, deltas: AsyncIterator[Delta], meta: dict, kind: str, prompt: int,
-              body, safety: SafetyFilter) -> AsyncIterator[str]:  # fmt: skip
-    """OpenAI's stream: a role chunk, content chunks, a finish chunk, usage if asked, [DONE].
-    A failure after the first chunk is an `error` event (OpenAI's clients raise it), then
-    [DONE]."""
-    obj = "chat.completion.chunk" if kind == "chat" else "text_completion"
+def _logprobs(answer: Answer, entries: list, offset: int) -> dict | None:
+    if answer.tokens is None:
+        return None
+    if answer.kind == "chat":
+        return {"content": answer.tokens.chat(entries)}
+    return answer.tokens.completion(entries, offset)
 
-    def chunk(text: str | None, finish: str | None, role: bool = False) -> str:
-        if kind == "chat":
-            delta: dict[str, Any] = {"role": "assistant", "content": ""} if role else {}
-            if text:
-                delta["content"] = text
-            choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+
+async def collect(answer: Answer, deltas: AsyncIterator[tuple[int, Delta]], n: int,
+                  safety: SafetyFilter, cpu) -> dict:  # fmt: skip
+    """The whole answer as one JSON body. `cpu(size, fn, *args)` runs the output screen."""
+    choices = [Choice(i, tools=answer.tools) for i in range(n)]
+    async for index, delta in deltas:
+        choices[index].feed(delta)
+    out = []
+    for c in choices:
+        text, refused = await cpu(len(c.content), safety.screen_output, c.content)
+        finish = "content_filter" if refused else c.finish_reason
+        logprobs = _logprobs(answer, c.logprobs, len(answer.echo))
+        if answer.kind == "chat":
+            message = {"role": "assistant", "content": text}
+            if c.calls and not refused:
+                message = {"role": "assistant", "content": text or None,
+                           "tool_calls": [call.openai() for call in c.calls]}  # fmt: skip
+            out.append({"index": c.index, "message": message, "finish_reason": finish,
+                        "logprobs": logprobs})  # fmt: skip
         else:
-            choice = {"index": 0, "text": text or "", "finish_reason": finish, "logprobs": None}
-        return f"data: {json.dumps({**meta, 'object': obj, 'choices': [choice]})}\n\n"
+            out.append({"index": c.index, "text": answer.echo + text, "finish_reason": finish,
+                        "logprobs": logprobs})  # fmt: skip
+    obj = "chat.completion" if answer.kind == "chat" else "text_completion"
+    used = usage(answer.prompt_tokens, sum(c.tokens for c in choices))
+    return {**answer.meta, "object": obj, "choices": out, "usage": used}
 
-    screen = safety.output_stream()
-    last, finish = first, None
+
+async def sse(answer: Answer, deltas: AsyncIterator[tuple[int, Delta]], n: int,
+              safety: SafetyFilter) -> AsyncIterator[str]:  # fmt: skip
+    """OpenAI's stream: per choice a role chunk, content (and tool call) chunks, a finish chunk;
+    usage if asked; [DONE]. A failure after the first chunk is an `error` event (OpenAI's
+    clients raise it), then [DONE]."""
+    chat = answer.kind == "chat"
+    obj = "chat.completion.chunk" if chat else "text_completion"
+
+    def event(choice: dict) -> str:
+        return f"data: {json.dumps({**answer.meta, 'object': obj, 'choices': [choice]})}\n\n"
+
+    def chunk(c: Choice, text: str, calls: list, entries: list, finish: str | None) -> str:
+        logprobs = _logprobs(answer, entries, c.offset) if entries else None
+        c.offset += len(text)
+        if not chat:
+            return event({"index": c.index, "text": text, "finish_reason": finish,
+                          "logprobs": logprobs})  # fmt: skip
+        delta: dict[str, Any] = {"content": text} if text else {}
+        if calls:
+            delta["tool_calls"] = [call.openai(len(c.calls) - len(calls) + i)
+                                   for i, call in enumerate(calls)]  # fmt: skip
+        return event({"index": c.index, "delta": delta, "finish_reason": finish,
+                      "logprobs": logprobs})  # fmt: skip
+
+    choices = [Choice(i, tools=answer.tools) for i in range(n)]
+    screens = [safety.output_stream() for _ in range(n)]
+    refused: set[int] = set()
     try:
-        if kind == "chat":
-            yield chunk(None, None, role=True)
+        for c in choices:
+            if chat:
+                yield event({"index": c.index, "delta": {"role": "assistant", "content": ""},
+                             "finish_reason": None, "logprobs": None})  # fmt: skip
+            elif answer.echo:
+                yield chunk(c, answer.echo, [], [], None)
         try:
-            async for last in _all(first, deltas):
-                piece, refused = screen.push(last.text, final=bool(last.finish_reason))
-                if piece:
-                    yield chunk(piece, None)
-                if refused:
-                    finish = "content_filter"
-                    break
+            async for index, delta in deltas:
+                if index in refused:
+                    continue
+                c = choices[index]
+                piece = c.feed(delta)
+                text, refusal = screens[index].push(piece.content, final=bool(piece.finish_reason))
+                if text or piece.calls or piece.logprobs:
+                    yield chunk(c, text, piece.calls, piece.logprobs, None)
+                if refusal:
+                    refused.add(index)
+                    yield chunk(c, "", [], [], "content_filter")
+                    if n == 1:
+                        break  # closing the stream cancels the request
+                elif piece.finish_reason:
+                    yield chunk(c, "", [], [], piece.finish_reason)
         except APIError as err:
             error = {"message": err.message, "type": "server_error", "code": err.code}
             yield f"data: {json.dumps({'error': error})}\n\n"
             yield "data: [DONE]\n\n"
             return
-        yield chunk(None, finish or last.finish_reason)
-        if body.stream_options and body.stream_options.include_usage:
-            used = {**meta, "object": obj, "choices": [], "usage": usage(prompt, last.tokens)}
-            yield f"data: {json.dumps(used)}\n\n"
+        if answer.include_usage:
+            used = usage(answer.prompt_tokens, sum(c.tokens for c in choices))
+            yield f"data: {json.dumps({**answer.meta, 'object': obj, 'choices': [], 'usage': used})}\n\n"
         yield "data: [DONE]\n\n"
     finally:
-        await deltas.aclose()  # a client that hung up cancels its request in the engine
-
-
-async def _all(first: Delta, deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
-    yield first
-    if not first.finish_reason:
-        async for delta in deltas:
-            yield delta
+        await deltas.aclose()  # a client that hung up cancels its requests in the engine

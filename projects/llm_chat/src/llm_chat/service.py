@@ -4,6 +4,7 @@ Run: `llm-chat serve` (settings from `LLM_CHAT_*` variables or `.env`). One proc
 model; concurrency comes from the engine's continuous batching, not from uvicorn workers.
 """
 
+import asyncio
 import time
 import uuid
 from pathlib import Path
@@ -15,8 +16,11 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from llm_chat import metrics
-from llm_chat.engine import QueueFullError
-from llm_chat.responses import client_gone, collect, sse, until_disconnected, usage, within
+from llm_chat.choices import merge
+from llm_chat.engine import Delta, QueueFullError
+from llm_chat.logprobs import TokenText
+from llm_chat.planning import plan
+from llm_chat.responses import Answer, client_gone, collect, sse, until_disconnected, within
 from llm_chat.safety import SafetyFilter
 from llm_chat.schemas import ChatRequest, CompletionRequest
 from llm_chat.validation import install_validation_handler
@@ -101,7 +105,8 @@ class ChatModel:
         self.engine = engine_for(backend, self.tokenizer, eos=eos - {None},
                                  max_queue=settings.max_queue,
                                  observer=metrics.PrometheusObserver(settings.model_name))  # fmt: skip
-        self.context = backend.max_len
+        self.context, self.vocab_size = backend.max_len, backend.vocab_size
+        self.token_text = TokenText(self.tokenizer)  # logprobs' token strings and bytes
         self.card = ModelCard(
             settings.model_name, "1", path=str(settings.model_dir),
             load_seconds=time.perf_counter() - started,
@@ -149,26 +154,6 @@ def _model(hub: Hub, name: str | None) -> ChatModel:
     return hub.get(name).model
 
 
-def _prompt_tokens(model: ChatModel, body: ChatRequest | CompletionRequest) -> list[int]:
-    if isinstance(body, ChatRequest):
-        messages = [{"role": m.role if m.role != "developer" else "system", "content": m.text()}
-                    for m in body.messages]  # fmt: skip
-        return model.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
-    return model.tokenizer(body.prompt)["input_ids"]
-
-
-def _output_limit(model: ChatModel, settings: Settings, body, prompt: list[int]) -> int:
-    """The output budget: max_tokens, capped to what the context leaves after the prompt (the
-    answer then ends with finish_reason "length", as the schema cannot know the prompt's
-    tokens); a 400 with the numbers when the prompt alone fills the context."""
-    room = model.context - len(prompt)
-    if room <= 0:
-        raise APIError(400, "context_length_exceeded",
-                       f"the prompt has {len(prompt)} tokens; this model's context is "
-                       f"{model.context} tokens", param="messages", limit=model.context)  # fmt: skip
-    return min(body.output_limit or settings.default_max_tokens, room)
-
-
 async def _cpu(size: int, fn, *args):
     """Screening and tokenizing are linear in the text: ~0.1 s for the largest request, in the
     bounded CPU pool so the event loop keeps streaming. A short text (most chats: about a
@@ -177,40 +162,52 @@ async def _cpu(size: int, fn, *args):
     return fn(*args) if size <= INLINE_CHARS else await offload(fn, *args)
 
 
+async def _start(request: Request, streams: list) -> list[Delta] | None:
+    """Each choice's first delta (None: the client left). A refusal (full queue, a parameter
+    the backend refuses) surfaces here, before any byte is sent, and closes every stream."""
+    try:
+        return await until_disconnected(request, asyncio.gather(*(anext(s) for s in streams)))
+    except BaseException:
+        for stream in streams:
+            await stream.aclose()
+        raise
+
+
 async def _generate(request: Request, hub: Hub, safety: SafetyFilter, body, kind: str):
     settings: Settings = request.app.state.settings
     model = _model(hub, body.model)
     size = len(body.prompt) if isinstance(body, CompletionRequest) else body.characters()
     body = await _cpu(size, safety.screen_input, body)  # refuses (400) or masks PII
-    prompt = await _cpu(size, _prompt_tokens, model, body)
-    params = body.sampling(_output_limit(model, settings, body, prompt))
-    deltas = within(model.engine.stream(prompt, params), settings.stall_timeout_s)
+    # Small schemas compile in about a millisecond; large ones go to the pool with the text.
+    work = await _cpu(size, plan, model, body, settings.default_max_tokens)
+    streams = [within(model.engine.stream(work.prompt, params), settings.stall_timeout_s)
+               for params in work.choices]  # fmt: skip
     try:
-        first = await until_disconnected(request, anext(deltas))
-    except QueueFullError as exc:  # refusals surface here, before any bytes are sent
+        firsts = await _start(request, streams)
+    except QueueFullError as exc:
         raise APIError(503, "overloaded", f"server busy: {exc}; retry shortly",
                        limit=settings.max_queue, headers={"Retry-After": "1"}) from None  # fmt: skip
-    if first is None:
+    if firsts is None:
         return client_gone()
-    meta = {"id": f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex[:24]}",
-            "created": int(time.time()), "model": model.card.name}  # fmt: skip
+    answer = Answer(
+        kind, {"id": f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex[:24]}",
+               "created": int(time.time()), "model": model.card.name},
+        len(work.prompt), model.token_text if work.logprobs else None, work.tools, work.echo,
+        bool(body.stream_options and body.stream_options.include_usage),
+    )  # fmt: skip
+    deltas = merge(firsts, streams)
     if body.stream:
-        events = sse(first, deltas, meta, kind, len(prompt), body, safety)
-        return StreamingResponse(events, media_type="text/event-stream",
+        return StreamingResponse(sse(answer, deltas, len(streams), safety),
+                                 media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})  # fmt: skip
-    collected = await until_disconnected(request, collect(first, deltas))
-    if collected is None:  # the client hung up: its request was cancelled, its slot freed
-        return client_gone()
-    text, last = collected
-    text, refused = await _cpu(len(text), safety.screen_output, text)
-    finish = "content_filter" if refused else last.finish_reason
-    used = usage(len(prompt), last.tokens)
-    if kind == "chat":
-        choice = {"index": 0, "message": {"role": "assistant", "content": text},
-                  "finish_reason": finish, "logprobs": None}  # fmt: skip
-        return {**meta, "object": "chat.completion", "choices": [choice], "usage": used}
-    choice = {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
-    return {**meta, "object": "text_completion", "choices": [choice], "usage": used}
+    try:
+        answered = await until_disconnected(
+            request, collect(answer, deltas, len(streams), safety, _cpu)
+        )
+    finally:
+        await deltas.aclose()
+    # None: the client hung up; its requests were cancelled, their slots freed
+    return client_gone() if answered is None else answered
 
 
 @router.post("/chat/completions", responses=RESPONSES)

@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 
 from llm_chat.schemas import NOT_BLANK
-from mlstack.serve.errors import error_response, validation_error
+from mlstack.serve.errors import APIError, error_response, validation_error
 
 # Errors that only say "this union branch is another type": the least useful to report.
 _MISMATCH = ("_type", "literal_error", "none_required", "is_instance_of")
@@ -23,14 +23,16 @@ def _is_branch(part) -> bool:
     )
 
 
-ROLES = {"system", "user", "developer", "assistant"}
+ROLES = {"system", "user", "developer", "assistant", "tool"}
+FORMATS = {"text", "json_object", "json_schema"}  # response_format's tags, which pydantic adds
 
 
 def _say(error: dict) -> dict:
     parts = error.get("loc", ())
-    # A message's role picks its schema; pydantic puts the role in the location after the index.
+    # A message's role (a format's type) picks its schema; pydantic puts it in the location.
     loc = tuple(p for i, p in enumerate(parts) if not _is_branch(p)
-                and not (p in ROLES and i and isinstance(parts[i - 1], int)))  # fmt: skip
+                and not (p in ROLES and i and isinstance(parts[i - 1], int))
+                and not (p in FORMATS and i and parts[i - 1] == "response_format"))  # fmt: skip
     if (
         error.get("type") == "string_pattern_mismatch"
         and error.get("ctx", {}).get("pattern") == NOT_BLANK
@@ -48,6 +50,14 @@ def tidy(errors: list[dict]) -> list[dict]:
 
 def install_validation_handler(app: FastAPI) -> None:
     def handler(request: Request, exc: RequestValidationError):
-        return error_response(request, validation_error(tidy(list(exc.errors()))))
+        errors = tidy(list(exc.errors()))
+        # A field this server does not know is a feature it does not offer: say so (400), as
+        # OpenAI does for an unknown parameter, rather than a validation error (422).
+        unknown = [e for e in errors if e.get("type") == "extra_forbidden"]
+        if unknown:
+            param = ".".join(str(p) for p in unknown[0]["loc"][1:])
+            return error_response(request, APIError(400, "unsupported_parameter",
+                                  f"{param} is not supported by this server", param=param))  # fmt: skip
+        return error_response(request, validation_error(errors))
 
     app.add_exception_handler(RequestValidationError, handler)

@@ -1,0 +1,115 @@
+"""From a request body to what the engine runs: the prompt's tokens, the output's grammar and
+each choice's sampling parameters; and a 400 naming the field for what cannot run (a prompt
+over the context, a schema the grammar compiler refuses, a token id outside the vocabulary,
+combinations OpenAI also refuses). CPU work: the route runs it off the event loop."""
+
+import json
+from dataclasses import dataclass
+
+from llm_chat import grammar
+from llm_chat.sampling import SamplingParams
+from llm_chat.schemas import ChatRequest, CompletionRequest
+from llm_chat.tool_schemas import MAX_SCHEMA_CHARS, JSONObjectFormat, JSONSchemaFormat
+from llm_chat.tools import chat_messages, tool_format
+from mlstack.serve import APIError
+
+
+@dataclass
+class Plan:
+    prompt: list[int]
+    choices: list[SamplingParams]
+    tools: bool  # split tool calls out of the output
+    logprobs: bool
+    echo: str = ""
+
+
+def _bad(param: str, message: str, code: str = "invalid_parameter") -> APIError:
+    return APIError(400, code, message, param=param)
+
+
+def _checked(fmt: grammar.Format, param: str) -> grammar.Format:
+    """`fmt` lowered to EBNF (grammar.lower), if the grammar compiler takes it: the schemas in
+    it are JSON Schemas it supports."""
+    import xgrammar as xgr
+
+    if (size := len(json.dumps(fmt))) > MAX_SCHEMA_CHARS:
+        raise _bad(param, f"the schema is {size} characters serialised; the limit is "
+                   f"{MAX_SCHEMA_CHARS}")  # fmt: skip
+    try:
+        lowered = grammar.lower(fmt)
+        xgr.Grammar.from_structural_tag(grammar.structural_tag(lowered))
+    except Exception as exc:  # xgrammar raises several types; all mean "not a schema it takes"
+        raise _bad(param, f"the schema cannot be compiled to a grammar: "
+                   f"{str(exc).strip()[:300]}") from None  # fmt: skip
+    return lowered
+
+
+def _chat_grammar(body: ChatRequest) -> tuple[grammar.Format | None, bool]:
+    """(the grammar, whether tool calls are split out of the output)."""
+    fmt = body.response_format
+    choice = body.tool_choice or ("auto" if body.tools else "none")
+    if choice != "none" and not body.tools:
+        raise _bad("tool_choice", "tool_choice needs tools")
+    if body.tools and choice != "none":
+        if fmt is not None and not fmt.type == "text":
+            raise _bad("response_format", "response_format cannot be combined with tools "
+                       "unless tool_choice is none")  # fmt: skip
+        names = {t.function.name for t in body.tools}
+        if len(names) < len(body.tools):
+            raise _bad("tools", "two tools share a name")
+        if not isinstance(choice, str) and choice.function.name not in names:
+            raise _bad("tool_choice", f"no tool is named {choice.function.name!r}")
+        return _checked(tool_format(body.tools, choice, body.parallel_tool_calls), "tools"), True
+    if isinstance(fmt, JSONObjectFormat):
+        return _checked(grammar.JSON_OBJECT, "response_format"), False
+    if isinstance(fmt, JSONSchemaFormat):
+        schema = fmt.json_schema.schema_ or {"type": "object"}
+        return _checked(grammar.json_schema(schema), "response_format"), False
+    return None, False
+
+
+def _prompt(model, body: ChatRequest | CompletionRequest) -> list[int]:
+    if isinstance(body, CompletionRequest):
+        return model.tokenizer(body.prompt)["input_ids"]
+    calling = body.tools and body.tool_choice != "none"
+    messages, tools = chat_messages(body.messages, body.tools if calling else None,
+                                    model.tokenizer)  # fmt: skip
+    return model.tokenizer.apply_chat_template(messages, tools=tools, add_generation_prompt=True)
+
+
+def _output_limit(model, default: int, body, prompt: list[int]) -> int:
+    """The output budget: max_tokens, capped to what the context leaves after the prompt (the
+    answer then ends with finish_reason "length", as the schema cannot know the prompt's
+    tokens); a 400 with the numbers when the prompt alone fills the context."""
+    room = model.context - len(prompt)
+    if room <= 0:
+        raise APIError(400, "context_length_exceeded",
+                       f"the prompt has {len(prompt)} tokens; this model's context is "
+                       f"{model.context} tokens", param="messages", limit=model.context)  # fmt: skip
+    return min(body.output_limit or default, room)
+
+
+def plan(model, body: ChatRequest | CompletionRequest, default_max_tokens: int) -> Plan:
+    if isinstance(body, ChatRequest):
+        if body.top_logprobs and not body.logprobs:
+            raise _bad("top_logprobs", "top_logprobs needs logprobs: true")
+        logprobs = (body.top_logprobs or 0) if body.logprobs else None
+        fmt, tools = _chat_grammar(body)
+        echo = ""
+    else:
+        if body.echo and body.logprobs is not None:
+            raise _bad("echo", "echo with logprobs would need the prompt's log-probabilities, "
+                       "which this server does not compute", "unsupported_parameter")  # fmt: skip
+        logprobs, fmt, tools = body.logprobs, None, False
+        echo = body.prompt if body.echo else ""
+    vocab = model.vocab_size
+    if body.logit_bias and (bad := [k for k in body.logit_bias if int(k) >= vocab]):
+        raise _bad("logit_bias", f"token id {bad[0]} is outside the vocabulary of {vocab}")
+    prompt = _prompt(model, body)
+    limit = _output_limit(model, default_max_tokens, body, prompt)
+    base = body.sampling(limit, logprobs=logprobs, grammar=fmt)
+    choices = [base]
+    for i in range(1, body.n):  # choice i: seed + i, so a seeded request stays reproducible
+        seed = None if body.seed is None else (body.seed + i) % 2**63
+        choices.append(SamplingParams(**{**vars(base), "seed": seed}))
+    return Plan(prompt, choices, tools, logprobs is not None, echo)
