@@ -57,8 +57,8 @@ def json_ebnf(schema: dict[str, Any]) -> str:
     return re.sub(r"\{(\d+), -1\}", r"{\1,}", ebnf)
 
 
-_LOOSE_CHAR = r'[^\"\\\r\n]'
-_JSON_CHAR = r'[^\0-\x1f\"\\]'
+_LOOSE_CHAR = r"[^\"\\\r\n]"
+_JSON_CHAR = r"[^\0-\x1f\"\\]"
 
 
 def lower(fmt: Format) -> Format:
