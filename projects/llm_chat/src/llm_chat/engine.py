@@ -17,20 +17,13 @@ from dataclasses import dataclass, field
 
 from llm_chat.backends import Backend
 from llm_chat.detokenize import TextStream
-from llm_chat.sampling import Sampler, SamplingParams
+from llm_chat.sampling import Sampler, SamplingParams, TokenLogprob
 
 log = logging.getLogger("llm_chat.engine")
 
 
 class QueueFullError(Exception):
     pass
-
-
-@dataclass
-class TokenLogprob:
-    token: int
-    logprob: float
-    top: list[tuple[int, float]] = field(default_factory=list)  # (token, logprob), likeliest first
 
 
 @dataclass
@@ -72,6 +65,10 @@ class _Running:
     token: int  # the last sampled token, fed at the next step
     output: int = 0
     last_emit: float = 0.0
+
+    def taken(self) -> list[TokenLogprob]:
+        """Logprob entries not yet sent (OVEngine's running requests answer this too)."""
+        return self.sampler.take_logprobs()
 
 
 class Observer:
@@ -233,8 +230,10 @@ class Engine:
         self._flush()
 
     def _prefill(self, slot: int, request: Request) -> _Running:
+        # The sampler compiles the grammar first: an invalid one fails before any prefill.
+        sampler = Sampler(request.params, request.prompt, self.backend.vocab_size,
+                          tokenizer=self.tokenizer, stop_tokens=self.eos)  # fmt: skip
         logits = self.backend.prefill(slot, request.prompt)
-        sampler = Sampler(request.params, request.prompt, self.backend.vocab_size)
         return _Running(request, sampler, TextStream(self.tokenizer, request.params.stop),
                         position=len(request.prompt), token=sampler(logits))  # fmt: skip
 
@@ -272,12 +271,13 @@ class Engine:
         request, params = running.request, running.request.params
         if request.cancelled:
             return self._finish(slot, "cancelled")
-        if running.token in self.eos:
+        if running.token in self.eos or running.sampler.terminated:  # a grammar's stop token
+            running.sampler.drop_last_logprob()
             return self._finish(slot, "stop")
         running.output += 1
         piece, stopped = running.text.push(running.token)
-        if piece:
-            self._emit(request, Delta(piece, running.output))
+        if piece:  # with the logprobs of every token since the last piece
+            self._emit(request, Delta(piece, running.output, logprobs=running.taken()))
         if stopped:
             return self._finish(slot, "stop")
         if running.output >= params.max_tokens or running.position >= self.backend.max_len:
@@ -294,7 +294,7 @@ class Engine:
             except Exception:
                 log.exception("request %d: final detokenize failed", running.request.id)
                 reason = "error"
-        self._emit(running.request, Delta(tail, running.output, finish_reason=reason))
+        self._emit(running.request, Delta(tail, running.output, reason, running.taken()))
         self.observer.finished(len(running.request.prompt), running.output,
                                time.perf_counter() - running.request.created, reason)  # fmt: skip
         with self._wake:
