@@ -1,11 +1,12 @@
-"""Fixtures: the tiny encoder of `semantic_search.testing`, PDFs written with fpdf2, and the fake
-OpenAI-compatible generator of `rag_chatbot.testing` on a real port."""
+"""Fixtures: the tiny encoder of `semantic_search.testing`, PDFs written with fpdf2, the fake
+OpenAI-compatible generator of `rag_chatbot.testing` on a real port, and the document registry
+on each of its databases (a throwaway Postgres server for the session)."""
 
 from pathlib import Path
 
 import pytest
 
-from mlstack.testing import live_server
+from mlstack.testing import live_server, postgres_database, postgres_server
 from rag_chatbot.testing import FakeLLM
 from semantic_search.testing import build_tiny_encoder
 
@@ -69,3 +70,23 @@ def reset_llm(fake_llm):
     fake_llm.delay_s = 0.0
     fake_llm.requests.clear()
     return fake_llm
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A Postgres server for the session (skips where Debian's `postgresql` is not installed)."""
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_db(postgres_url) -> str:
+    """The URL of a new, empty database on it: one per test."""
+    return postgres_database(postgres_url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def registry_url(request) -> str | None:
+    """The registry a parametrized test runs on: None, the default sqlite file beside the
+    uploads, or a fresh Postgres database."""
+    return request.getfixturevalue("postgres_db") if request.param == "postgres" else None

@@ -1,6 +1,8 @@
-"""Real uvicorn processes: two workers writing one store, and a SIGKILL in the middle of uploads.
-Every acknowledged write is visible from every worker, and after a restart."""
+"""Real uvicorn processes: two workers (sqlite) or two replicas as on two hosts (Postgres) writing
+one store, and a SIGKILL in the middle of uploads. Every acknowledged write is visible from every
+worker and replica, and after a restart."""
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -13,6 +15,9 @@ import httpx
 import pytest
 
 from mlstack.testing import free_port, wait_all_workers_ready
+from rag_chatbot.registry import Registry
+from rag_chatbot.service import registry_location
+from rag_chatbot.settings import Settings
 from rag_chatbot.testing import tiny_env
 
 from .test_service import AUTH, RETRIEVAL, settings_for
@@ -48,72 +53,132 @@ def text_of(n: int) -> str:
     return f"Document {n} says that animal number {n} lives in region {n}. " * 8
 
 
-@pytest.fixture
-def settings(encoder_dir, tmp_path):
-    return settings_for(encoder_dir, tmp_path, "http://127.0.0.1:9/v1")
+@pytest.fixture(params=["sqlite", "postgres"])
+def deployment(request, encoder_dir, tmp_path) -> list[tuple[Settings, int]]:
+    """Services sharing one store, as (settings, workers) per process. sqlite: one host, one
+    service with two workers. postgres: two replicas (one worker each) as on two hosts, each
+    with its own uploads folder and working directory, one Postgres registry, one index folder
+    (standing in for the Milvus every replica would share)."""
+    if request.param == "sqlite":
+        return [(settings_for(encoder_dir, tmp_path, "http://127.0.0.1:9/v1"), 2)]
+    url = request.getfixturevalue("postgres_db")
+    hosts = []
+    for host in ("host-a", "host-b"):
+        (tmp_path / host).mkdir()
+        hosts.append((settings_for(encoder_dir, tmp_path / host, "http://127.0.0.1:9/v1",
+                                   index_uri=str(tmp_path / "index"), registry=url), 1))  # fmt: skip
+    return hosts
 
 
-def test_two_workers_writing_one_store_agree_exactly(settings):
-    proc, url = start(settings, workers=2)
+def test_writers_on_one_store_agree_exactly(deployment):
+    """Uploads, deletes and searches at once, spread over every worker or replica: every
+    acknowledged write is visible from each of them, counts exact; uploads racing for one id
+    (different files) get exactly one 201 and 409s for the rest, never a silent replacement."""
+    services = [start(settings, workers) for settings, workers in deployment]
+    urls = [url for _, url in services]
+    clients = [httpx.Client(base_url=url, headers=AUTH, timeout=60) for url in urls]
     try:
-        with httpx.Client(base_url=url, headers=AUTH, timeout=60) as c:
-            doomed = [f"old-{n}" for n in range(8)]
-            for doc in doomed:
-                assert upload(c, doc, text_of(100)) == 201
-            with ThreadPoolExecutor(8) as pool:
-                ups = pool.map(lambda n: upload(c, f"doc-{n}", text_of(n)), range(24))
-                dels = pool.map(lambda d: c.delete(f"/v1/documents/{d}").status_code, doomed)
-                reads = pool.map(lambda n: c.post("/v1/retrieve", json={
-                    "query": f"animal {n}", **RETRIEVAL}).status_code, range(16))  # fmt: skip
-                assert set(ups) == {201} and set(dels) == {200} and set(reads) == {200}
-            for _ in range(12):  # each answer from whichever worker took the connection
-                with httpx.Client(base_url=url, headers=AUTH, timeout=60) as fresh:
-                    listing = fresh.get("/v1/documents", params={"limit": 1000}).json()
-                    assert listing["total"] == 24
-                    assert {d["id"] for d in listing["documents"]} == {
-                        f"doc-{n}" for n in range(24)
-                    }
-                    hit = fresh.post("/v1/retrieve", json={
-                        "query": "animal", "k": 20, **RETRIEVAL,
-                        "filters": {"source": doomed}}).json()  # fmt: skip
-                    assert hit["sources"] == []  # no chunk of a deleted document is served
+        doomed = [f"old-{n}" for n in range(8)]
+        for n, doc in enumerate(doomed):
+            assert upload(clients[n % len(clients)], doc, text_of(100)) == 201
+        contested = [(f"same-{n % 6}", n) for n in range(24)]  # 6 ids, 4 different files each
+        with ThreadPoolExecutor(8) as pool:
+            ups = pool.map(lambda n: upload(clients[n % len(clients)], f"doc-{n}", text_of(n)),
+                           range(24))  # fmt: skip
+            races = pool.map(lambda item: upload(clients[item[1] % len(clients)], item[0],
+                                                 text_of(item[1] + 1000)), contested)  # fmt: skip
+            dels = pool.map(lambda nd: clients[nd[0] % len(clients)].delete(
+                f"/v1/documents/{nd[1]}").status_code, enumerate(doomed))  # fmt: skip
+            reads = pool.map(lambda n: clients[n % len(clients)].post("/v1/retrieve", json={
+                "query": f"animal {n}", **RETRIEVAL}).status_code, range(16))  # fmt: skip
+            assert set(ups) == {201} and set(dels) == {200} and set(reads) == {200}
+            races = list(races)
+        winners = {doc_id: n for (doc_id, n), status in zip(contested, races, strict=True)
+                   if status == 201}  # fmt: skip
+        assert races.count(201) == 6 and races.count(409) == 18, races
+        expected = {f"doc-{n}" for n in range(24)} | set(winners)
+        for n in range(12):  # each answer from whichever worker or replica took the connection
+            with httpx.Client(base_url=urls[n % len(urls)], headers=AUTH, timeout=60) as fresh:
+                listing = fresh.get("/v1/documents", params={"limit": 1000}).json()
+                assert listing["total"] == 30
+                listed = {d["id"]: d for d in listing["documents"]}
+                assert set(listed) == expected
+                for doc_id, winner in winners.items():  # the winner's file, not another's
+                    assert listed[doc_id]["sha256"] == sha256(text_of(winner + 1000))
+                hit = fresh.post("/v1/retrieve", json={
+                    "query": "animal", "k": 20, **RETRIEVAL,
+                    "filters": {"source": doomed}}).json()  # fmt: skip
+                assert hit["sources"] == []  # no chunk of a deleted document is served
     finally:
-        stop(proc)
+        for c in clients:
+            c.close()
+        for proc, _ in services:
+            stop(proc)
 
 
-def test_sigkill_during_uploads_loses_no_acknowledged_document(settings):
-    proc, url = start(settings, workers=1)
+def test_sigkill_during_uploads_loses_no_acknowledged_document(deployment):
+    """SIGKILL of a service in the middle of uploads (with replicas, of one of them while the
+    other keeps taking uploads), then a restart: every acknowledged document is listed, whole.
+    A restarted replica comes back as on a new host (an empty uploads folder): it still finishes
+    the write the killed one left pending, from the file kept in Postgres."""
+    deployment = [(settings, 1) for settings, _ in deployment]
+    services = [start(settings, workers) for settings, workers in deployment]
     acknowledged: list[str] = []
-    done = threading.Event()
+    stopping = threading.Event()
 
-    def uploader() -> None:
+    def uploader(url: str, prefix: str) -> None:
         with httpx.Client(base_url=url, headers=AUTH, timeout=30) as c:
             for n in range(10_000):
+                if stopping.is_set():
+                    return
                 try:
-                    if upload(c, f"doc-{n}", text_of(n) * 4) == 201:
-                        acknowledged.append(f"doc-{n}")
+                    if upload(c, f"{prefix}-{n}", text_of(n) * 4) == 201:
+                        acknowledged.append(f"{prefix}-{n}")
                 except httpx.TransportError:
-                    break
-        done.set()
+                    return
 
-    thread = threading.Thread(target=uploader)
-    thread.start()
-    while len(acknowledged) < 5:
+    threads = [threading.Thread(target=uploader, args=(url, f"doc{i}"))
+               for i, (_, url) in enumerate(services)]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 120
+    while len([a for a in acknowledged if a.startswith("doc0-")]) < 5:
+        assert time.monotonic() < deadline, "the uploads did not get going"
         time.sleep(0.01)
-    time.sleep(0.137)  # into the middle of the next upload
-    stop(proc, signal.SIGKILL)
-    thread.join(timeout=30)
-    proc, url = start(settings, workers=1)
+    # into the middle of the next upload: between its two steps if the poll catches it there
+    registry = Registry(registry_location(deployment[0][0]))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any(
+            r.id.startswith("doc0-") for r in registry.pending()):  # fmt: skip
+        time.sleep(0.001)
+    stop(services[0][0], signal.SIGKILL)
+    time.sleep(0.5)  # the other replica (if any) goes on taking uploads meanwhile
+    stopping.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    settings = deployment[0][0]
+    if len(deployment) > 1:  # a replica rescheduled on another host: a fresh, empty disk
+        fresh = settings.uploads_dir.parent / "rescheduled"
+        settings = settings.model_copy(update={"uploads_dir": fresh / "uploads"})
+        fresh.mkdir()
+    services[0] = start(settings, 1)
     try:
-        with httpx.Client(base_url=url, headers=AUTH, timeout=60) as c:
-            listing = c.get("/v1/documents", params={"limit": 1000}).json()
-            listed = {d["id"]: d for d in listing["documents"]}
-            assert set(acknowledged) <= set(listed)
-            # at most the one in flight besides: finished from its kept file, or never listed
-            assert len(listed) - len(acknowledged) <= 1
-            for doc_id, info in listed.items():  # whole: every chunk of every listed document
-                hit = c.post("/v1/retrieve", json={"query": "animal region", "k": 20, **RETRIEVAL,
-                                                   "filters": {"source": doc_id}}).json()  # fmt: skip
-                assert len(hit["sources"]) == min(info["chunks"], 20), doc_id
+        for _, url in services:
+            with httpx.Client(base_url=url, headers=AUTH, timeout=60) as c:
+                listing = c.get("/v1/documents", params={"limit": 1000}).json()
+                listed = {d["id"]: d for d in listing["documents"]}
+                assert set(acknowledged) <= set(listed)
+                # at most the one in flight besides: finished from its kept file, or never listed
+                assert len(listed) - len(acknowledged) <= 1
+                for doc_id, info in listed.items():  # whole: every chunk of every listed document
+                    hit = c.post("/v1/retrieve", json={"query": "animal region", "k": 20,
+                                                       **RETRIEVAL, "filters": {"source": doc_id}}).json()  # fmt: skip
+                    assert len(hit["sources"]) == min(info["chunks"], 20), doc_id
+        assert registry.pending() == []
     finally:
-        stop(proc)
+        for proc, _ in services:
+            stop(proc)
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,5 +1,7 @@
 """The service's documents: chunks in the vector store, rows in the registry (registry.py), and
-every uploaded file kept as it came (`<uploads>/<sha256>`), so the index can always be rebuilt.
+every uploaded file kept as it came, so the index can always be rebuilt: beside a sqlite registry
+in `<uploads>/<sha256>`; in a Postgres registry, in its `files` table, so that every replica,
+whatever its host, can read every file.
 
 A write, in the order that loses nothing on a crash at any point:
 1. parse, chunk and embed (no lock; the caller runs it off the event loop);
@@ -8,7 +10,9 @@ A write, in the order that loses nothing on a crash at any point:
 3. one transaction (the write lock): the chunks upserted, chunks of an older, longer version
    deleted, the row switched to the new version. Only then is the client answered.
 A process killed between 2 and 3 leaves a pending row: the next start re-runs step 3 from the
-kept file (`reconcile`). A delete is the same two steps with a `delete` intent.
+kept file (`reconcile`). A delete is the same two steps with a `delete` intent. With replicas on
+several hosts (Postgres), the next start of any replica finishes it: the file is in the database,
+and the token makes a write finished twice (by its own process and a starting replica) land once.
 
 The service index is the corpus index built by `dvc repro`, copied (`seed_index`), plus every
 upload. `dvc repro` never touches it; delete it to pick up a rebuilt corpus and it is seeded
@@ -85,8 +89,8 @@ class DocumentStore:
         info = new.info
         upload = {"file": info.file, "sha256": info.sha256, "title": title, "topic": info.topic,
                   "media_type": media_type}  # fmt: skip
-        with self.registry.write() as con:
-            row = self.registry.row(info.id, con)
+        with self.registry.write() as tx:
+            row = self.registry.row(info.id, tx)
             if row is not None:
                 old = row.info
                 if (old and not row.pending and old.sha256 == info.sha256
@@ -94,19 +98,19 @@ class DocumentStore:
                     return old, "unchanged"  # a retried upload is not a conflict
                 if not replace:
                     raise DocumentExistsError(old)
-            self._keep(data, info.sha256)
-            token = self.registry.set_pending(con, info.id, {
+            self._keep(tx, data, info.sha256)
+            token = self.registry.set_pending(tx, info.id, {
                 "op": "put", "info": asdict(info), "upload": upload,
                 "stale": row.chunks_written() if row else 0})  # fmt: skip
         self._apply_put(info.id, token, new)
         return info, "replaced" if row is not None and row.info is not None else "created"
 
     def delete(self, doc_id: str) -> bool:
-        with self.registry.write() as con:
-            row = self.registry.row(doc_id, con)
+        with self.registry.write() as tx:
+            row = self.registry.row(doc_id, tx)
             if row is None or row.info is None:
                 return False
-            token = self.registry.set_pending(con, doc_id, {"op": "delete",
+            token = self.registry.set_pending(tx, doc_id, {"op": "delete",
                                                             "stale": row.chunks_written()})  # fmt: skip
         self._apply_delete(doc_id, token)
         return True
@@ -121,50 +125,72 @@ class DocumentStore:
                 continue
             up = p["upload"]
             try:
-                data = (self.uploads_dir / up["sha256"]).read_bytes()
+                data = self.kept(up["sha256"])
                 new = self.prepare(up["file"], data, doc_id=row.id, title=up.get("title"),
                                    topic=up.get("topic") or "", media_type=up.get("media_type"))  # fmt: skip
-            except (OSError, ExtractError) as exc:  # the file stays, so a fix can retry it
-                log.warning("pending write of %s abandoned: %s", row.id, exc)
-                with self.registry.write() as con:
-                    self.registry.clear_pending(con, row.id)
+            except ExtractError as exc:
+                if exc.code == "parse_timeout":  # a busy start, maybe: the next one retries it
+                    log.warning("pending write of %s left for the next start: %s", row.id, exc)
+                else:
+                    self._abandon(row.id, p["token"], exc)
+                continue
+            except OSError as exc:  # its file is gone: it can never be finished
+                self._abandon(row.id, p["token"], exc)
                 continue
             done += self._apply_put(row.id, p["token"], new)
         if done:
             log.info("finished %d interrupted writes", done)
         return done
 
+    def _abandon(self, doc_id: str, token: str, why: Exception) -> None:
+        """Drops a write that cannot be finished (its kept file stays, so a fix can retry it).
+        Only that write: its own process, or a newer write, may be finishing the same id."""
+        with self.registry.write() as tx:
+            row = self.registry.row(doc_id, tx)
+            if row is not None and row.pending and row.pending["token"] == token:
+                log.warning("pending write of %s abandoned: %s", doc_id, why)
+                self.registry.clear_pending(tx, doc_id)
+
     # -- step 3 ---------------------------------------------------------------------------------
 
     def _apply_put(self, doc_id: str, token: str, new: Prepared) -> bool:
-        with self.registry.write() as con:
-            row = self.registry.row(doc_id, con)
+        with self.registry.write() as tx:
+            row = self.registry.row(doc_id, tx)
             if row is None or not row.pending or row.pending["token"] != token:
                 return False  # a later write (or a reconcile) took over; it writes the newest
             self.store.upsert(new.docs, new.vectors)
             n, stale = new.info.chunks, row.pending["stale"]
             if stale > n:
                 self.store.delete([chunk_id(doc_id, i) for i in range(n, stale)])
-            self.registry.finish_put(con, doc_id, new.info, row.pending["upload"])
+            self.registry.finish_put(tx, doc_id, new.info, row.pending["upload"])
             if row.upload and row.upload["sha256"] != new.info.sha256:
-                self._forget(con, row.upload["sha256"], doc_id)
+                self._forget(tx, row.upload["sha256"], doc_id)
         return True
 
     def _apply_delete(self, doc_id: str, token: str) -> bool:
-        with self.registry.write() as con:
-            row = self.registry.row(doc_id, con)
+        with self.registry.write() as tx:
+            row = self.registry.row(doc_id, tx)
             if row is None or not row.pending or row.pending["token"] != token:
                 return False
             self.store.delete([chunk_id(doc_id, i) for i in range(row.pending["stale"])])
-            self.registry.drop(con, doc_id)
+            self.registry.drop(tx, doc_id)
             if row.upload:
-                self._forget(con, row.upload["sha256"], doc_id)
+                self._forget(tx, row.upload["sha256"], doc_id)
         return True
 
     # -- kept files -------------------------------------------------------------------------------
 
-    def _keep(self, data: bytes, sha256: str) -> None:
+    def kept(self, sha256: str) -> bytes:
+        """A kept upload's bytes. Raises `OSError` when it is not there."""
+        if self.registry.keeps_files:
+            return self.registry.read_file(sha256)
+        return (self.uploads_dir / sha256).read_bytes()
+
+    def _keep(self, tx, data: bytes, sha256: str) -> None:
         """Inside the write transaction, so a concurrent delete cannot remove it in between."""
+        if self.registry.keeps_files:
+            self.registry.keep_file(tx, sha256, data)
+            return
         blob = self.uploads_dir / sha256
         if blob.exists():
             return
@@ -177,8 +203,12 @@ class DocumentStore:
         tmp.replace(blob)
         _fsync_dir(self.uploads_dir)
 
-    def _forget(self, con, sha256: str, doc_id: str) -> None:
-        if not self.registry.blob_in_use(con, sha256, besides=doc_id):
+    def _forget(self, tx, sha256: str, doc_id: str) -> None:
+        if self.registry.blob_in_use(tx, sha256, besides=doc_id):
+            return
+        if self.registry.keeps_files:
+            self.registry.drop_file(tx, sha256)
+        else:
             (self.uploads_dir / sha256).unlink(missing_ok=True)
 
 
@@ -202,7 +232,12 @@ def open_registry(registry: Registry, index_dir: Path | None, uploads_dir: Path,
                 if manifest_path and manifest_path.exists() else {})  # fmt: skip
     legacy = uploads_dir / "uploads.json"
     uploads = json.loads(legacy.read_text()) if legacy.exists() else {}
-    registry.import_manifest(manifest, uploads, replace_corpus=seeded)
+    files = {}
+    if registry.keeps_files:  # the legacy files move into the database with their rows
+        for up in uploads.values():
+            if (uploads_dir / up["sha256"]).exists():
+                files[up["sha256"]] = (uploads_dir / up["sha256"]).read_bytes()
+    registry.import_manifest(manifest, uploads, replace_corpus=seeded, files=files)
     if legacy.exists():
         legacy.replace(legacy.with_suffix(".json.migrated"))
 

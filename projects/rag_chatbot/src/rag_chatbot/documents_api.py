@@ -1,6 +1,6 @@
 """The document routes: upload, list, describe, delete. Parsing and embedding run in the bounded
 CPU pool with no lock held; only the store write and the registry update are serialised (by the
-registry's sqlite write lock, shared by every worker), see docstore.py."""
+registry's write lock, shared by every worker, and on Postgres by every replica), see docstore.py."""
 
 import hashlib
 from typing import Annotated, Any

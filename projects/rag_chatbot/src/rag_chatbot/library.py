@@ -2,9 +2,10 @@
 
 Each document's chunks are index documents with ids `<doc id>#<n>` and `source` = the doc id (so
 the search's `source` filter selects documents). `prepare` parses, chunks and embeds a file and
-writes nothing: the service writes through `docstore.py`, whose sqlite registry every worker
-shares. The corpus build (`dvc repro`, one process) and the tests write here directly, recording
-documents in a JSON manifest beside the index (the service imports it when it seeds its index).
+writes nothing: the service writes through `docstore.py`, whose registry (sqlite or Postgres)
+every worker shares. The corpus build (`dvc repro`, one process) and the tests write here
+directly, recording documents in a JSON manifest beside the index (the service imports it when
+it seeds its index).
 
 Writes keep the index whole: a document is parsed, chunked and embedded before anything is
 written; its new chunks then land in one atomic upsert, and only then are left-over chunks of an

@@ -6,6 +6,7 @@ Run: `rag-chatbot serve` (settings from `RAG_CHATBOT_*` variables or `.env`).
 """
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -41,6 +42,7 @@ from rag_chatbot.schemas import (
     RetrieveResponse,
 )
 from rag_chatbot.settings import Settings
+from rag_chatbot.sqldb import is_postgres_url
 from semantic_search.documents import Filters
 from semantic_search.encoder import VARIANTS, Encoder
 from semantic_search.retrieval import Retriever
@@ -48,6 +50,7 @@ from semantic_search.stores import open_store
 from semantic_search.stores.base import is_milvus_uri
 
 STATIC = Path(__file__).parent / "static"
+log = logging.getLogger(__name__)
 
 
 class RetrievalModel:
@@ -198,8 +201,22 @@ def build_app(settings: Settings) -> FastAPI:
     return app
 
 
-def registry_path(settings: Settings) -> Path:
-    return settings.registry or settings.uploads_dir / "registry.sqlite"
+def registry_location(settings: Settings) -> str | Path:
+    """A postgresql:// URL, or the sqlite file's path."""
+    if settings.registry is None:
+        return settings.uploads_dir / "registry.sqlite"
+    value = settings.registry.get_secret_value()
+    return value if is_postgres_url(value) else Path(value)
+
+
+def warn_if_not_shared(registry: Registry, index_uri: str) -> None:
+    """A Milvus index is how replicas on several hosts share one store; a sqlite registry cannot
+    be shared by them. One replica (any number of workers) is fine, so this warns, not fails:
+    the service cannot know how many replicas run."""
+    if is_milvus_uri(index_uri) and not registry.db.shared_across_hosts:
+        log.warning("the index is Milvus but the document registry is a local sqlite file (%s): "
+                    "right for one replica only. Replicas on several hosts need "
+                    "RAG_CHATBOT_REGISTRY=postgresql://... (see the README).", registry)  # fmt: skip
 
 
 def open_documents(settings: Settings) -> tuple[Encoder, DocumentStore]:
@@ -215,8 +232,10 @@ def open_documents(settings: Settings) -> tuple[Encoder, DocumentStore]:
     fresh = local and not Path(settings.index_uri).exists()
     no_corpus = settings.corpus_index is None or not settings.corpus_index.exists()
     seeded = fresh and (seed_index(Path(settings.index_uri), settings.corpus_index) or no_corpus)
+    registry = Registry(registry_location(settings))
+    log.info("document registry: %s", registry)  # never the password: str() leaves it out
+    warn_if_not_shared(registry, settings.index_uri)
     store = open_store(settings.index_uri, encoder.dim)
-    registry = Registry(registry_path(settings))
     open_registry(registry, Path(settings.index_uri) if local else None, settings.uploads_dir,
                   seeded=seeded)  # fmt: skip
     library = Library(store, encoder, None, chunk_tokens=settings.chunk_tokens,

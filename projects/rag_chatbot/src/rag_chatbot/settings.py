@@ -24,11 +24,13 @@ class Settings(ServeSettings):
     uploads_dir: Path = Field(
         Path("data/rag_chatbot/uploads"), description="Uploaded files, kept to rebuild the index."
     )
-    registry: Path | None = Field(
+    registry: SecretStr | None = Field(
         None,
-        description="The document registry (sqlite, WAL), shared by every worker on the host. "
-        "Default: <uploads_dir>/registry.sqlite. Keep it on a local disk: sqlite's locks do not "
-        "work over NFS, so replicas on several hosts must not share it (see the README).",
+        description="The document registry: a sqlite file (WAL), shared by every worker on the "
+        "host (default: <uploads_dir>/registry.sqlite; keep it on a local disk, sqlite's locks do "
+        "not work over NFS), or a postgresql:// URL, shared by replicas on several hosts (the "
+        "kept uploads then live in it too). Secret: the URL may hold a password; libpq's "
+        "PGPASSWORD / PGPASSFILE work too. See the README.",
     )
     generator_url: str = Field(
         "http://127.0.0.1:8003/v1", description="OpenAI-compatible base URL."
