@@ -41,7 +41,7 @@ def save_tiny_llama(out: Path, *, vocab: int = 400) -> Path:
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=512, tie_word_embeddings=False,
+                         max_position_embeddings=2048, tie_word_embeddings=False,
                          eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id)  # fmt: skip
     # Untied: with tied random embeddings the likeliest next token is always the last one.
     LlamaForCausalLM(config).save_pretrained(out)
