@@ -68,13 +68,18 @@ def _chat_grammar(body: ChatRequest) -> tuple[grammar.Format | None, bool]:
     return None, False
 
 
+def chat_prompt(model, messages, tools, add_generation_prompt: bool = True) -> list[int]:
+    """The token ids of a chat (and the tools it may call) through the model's template."""
+    rendered, native = chat_messages(messages, tools, model.tokenizer)
+    return model.tokenizer.apply_chat_template(rendered, tools=native,
+                                               add_generation_prompt=add_generation_prompt)  # fmt: skip
+
+
 def _prompt(model, body: ChatRequest | CompletionRequest) -> list[int]:
     if isinstance(body, CompletionRequest):
         return model.tokenizer(body.prompt)["input_ids"]
     calling = body.tools and body.tool_choice != "none"
-    messages, tools = chat_messages(body.messages, body.tools if calling else None,
-                                    model.tokenizer)  # fmt: skip
-    return model.tokenizer.apply_chat_template(messages, tools=tools, add_generation_prompt=True)
+    return chat_prompt(model, body.messages, body.tools if calling else None)
 
 
 def _output_limit(model, default: int, body, prompt: list[int]) -> int:

@@ -23,6 +23,7 @@ from llm_chat.planning import plan
 from llm_chat.responses import Answer, client_gone, collect, sse, until_disconnected, within
 from llm_chat.safety import SafetyFilter
 from llm_chat.schemas import ChatRequest, CompletionRequest
+from llm_chat.tokenize_api import router as tokenize_router
 from llm_chat.validation import install_validation_handler
 from mlstack.serve import (
     APIError,
@@ -230,6 +231,7 @@ def build_app(settings: Settings) -> FastAPI:
         refuse_injection=settings.refuse_prompt_injection)  # fmt: skip
     install_validation_handler(app)
     app.include_router(router)
+    app.include_router(tokenize_router)
     return app
 
 
