@@ -59,6 +59,9 @@ dvc repro
 echo "== starting services"
 IMAGE_CLASSIFIER_MONITOR_DIR="$RUN/monitor/image_classifier" \
   start image-classifier 8001 image-classifier serve --host 127.0.0.1 --port 8001
+# The LLM chat page's Agent tab calls search from the browser (origin :8003): CORS must allow
+# it, under either name the page may be opened by. A JSON list; a value already set wins.
+SEMANTIC_SEARCH_CORS_ORIGINS=${SEMANTIC_SEARCH_CORS_ORIGINS:-'["http://127.0.0.1:8003","http://localhost:8003"]'} \
 SEMANTIC_SEARCH_MONITOR_DIR="$RUN/monitor/semantic_search" \
   start semantic-search 8002 semantic-search serve --host 127.0.0.1 --port 8002
 LLM_CHAT_MONITOR_DIR="$RUN/monitor/llm_chat" \

@@ -28,7 +28,11 @@ from mlstack.serve.auth import ApiKeys
 from mlstack.serve.batching import MicroBatcher
 from mlstack.serve.errors import error_body, install_error_handlers
 from mlstack.serve.gate import Readiness, not_ready, requires
-from mlstack.serve.middleware import GuardMiddleware, RequestContextMiddleware
+from mlstack.serve.middleware import (
+    GuardMiddleware,
+    RequestContextMiddleware,
+    UnhandledErrorMiddleware,
+)
 from mlstack.serve.models import Deployment, ModelHub, ServedModel
 from mlstack.serve.offload import configure as configure_offload
 from mlstack.serve.openapi import document_errors
@@ -122,13 +126,8 @@ def create_app(
     install_error_handlers(app)
     document_errors(app)
 
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["*"],
-            allow_headers=["*"],
-        )
+    # Each add_middleware wraps the ones before it. From the outside in: request context, CORS,
+    # the 500 envelope, the guard, then the routes.
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
     app.add_middleware(
         GuardMiddleware,
@@ -138,6 +137,22 @@ def create_app(
         public_prefixes=PUBLIC_PREFIXES,
         public_routes=public_routes,
     )
+    app.add_middleware(UnhandledErrorMiddleware)  # inside CORS, so a 500 is readable too
+    if settings.cors_origins:
+        # Outside the guard: a browser's preflight never carries the key (Fetch spec), so it is
+        # answered here (only OPTIONS + Origin + Access-Control-Request-Method; any other OPTIONS
+        # meets the guard), and the guard's 401/413 get Access-Control-Allow-Origin, else the
+        # page cannot read them. "*" in allow_headers echoes the requested ones, Authorization
+        # included. No credentials mode: keys travel in a header, not in cookies. The exposed
+        # headers are not CORS-safelisted, so a page could not read them unless named.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            allow_credentials=False,
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
     app.add_middleware(RequestContextMiddleware)  # outermost: ids and logs cover rejections too
 
     def unavailable(request: Request, state: Readiness) -> JSONResponse:

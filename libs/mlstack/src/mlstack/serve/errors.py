@@ -129,7 +129,9 @@ def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
 
 
 def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s", request.url.path)
+    """Only for errors outside UnhandledErrorMiddleware. Starlette calls this after its except
+    block, where `log.exception` finds no exception: hence `exc_info=exc`."""
+    log.error("unhandled error on %s", request.url.path, exc_info=exc)
     return error_response(request, APIError(500, "internal_error", "internal server error"))
 
 

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request ids, JSON access logs, HTTP metrics, API key, body limit.
+"""Pure ASGI middleware: request ids, JSON access logs, HTTP metrics, API key, body limit, the
+500 envelope for unhandled errors.
 
 Written as raw ASGI (not `BaseHTTPMiddleware`) so streaming responses pass straight through and
 the body limit also holds for chunked uploads that send no Content-Length.
@@ -17,6 +18,7 @@ from mlstack.serve.auth import ApiKeys
 from mlstack.serve.errors import APIError, error_body
 
 access_log = logging.getLogger("mlstack.access")
+log = logging.getLogger("mlstack.serve")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 
 
@@ -99,18 +101,6 @@ class GuardMiddleware:
             for m, p in self.public_routes
         )
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send, err: APIError) -> None:
-        request_id = scope.get("state", {}).get("request_id")
-        body = error_body(
-            err.status,
-            err.code,
-            err.message,
-            param=err.param,
-            limit=err.limit,
-            request_id=request_id,
-        )
-        await JSONResponse(body, err.status, headers=err.headers)(scope, receive, send)
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -126,12 +116,12 @@ class GuardMiddleware:
                     param="authorization",
                     headers={"WWW-Authenticate": "Bearer"},
                 )
-                await self._reject(scope, receive, send, err)
+                await _send_error(scope, receive, send, err)
                 return
         declared = _header(scope, b"content-length")
         limit = self.max_body_bytes
         if declared and declared.isdigit() and int(declared) > limit:
-            await self._reject(scope, receive, send, _too_large(limit, int(declared)))
+            await _send_error(scope, receive, send, _too_large(limit, int(declared)))
             return
         await self._call_counting(scope, receive, send, limit)
 
@@ -154,11 +144,48 @@ class GuardMiddleware:
             nonlocal replaced
             if exceeded and message["type"] == "http.response.start":
                 replaced = True
-                await self._reject(scope, receive, send, _too_large(limit))
+                await _send_error(scope, receive, send, _too_large(limit))
             elif not replaced:
                 await send(message)
 
         await self.app(scope, counting_receive, guarded_send)
+
+
+class UnhandledErrorMiddleware:
+    """Answers an exception no handler caught with the 500 envelope. Starlette would send that
+    500 from its ServerErrorMiddleware, outside every middleware added here, so it lacked CORS
+    headers (a browser page could not read it) and `X-Request-ID`; this layer sits inside both."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            if started:  # mid-response: too late for a status; the server drops the connection
+                raise
+            log.exception("unhandled error on %s", scope["path"])
+            err = APIError(500, "internal_error", "internal server error")
+            await _send_error(scope, receive, send, err)
+
+
+async def _send_error(scope: Scope, receive: Receive, send: Send, err: APIError) -> None:
+    request_id = scope.get("state", {}).get("request_id")
+    body = error_body(
+        err.status, err.code, err.message, param=err.param, limit=err.limit, request_id=request_id
+    )
+    await JSONResponse(body, err.status, headers=err.headers)(scope, receive, send)
 
 
 def _too_large(limit: int, size: int | None = None) -> APIError:

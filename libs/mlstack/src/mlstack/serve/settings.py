@@ -41,7 +41,11 @@ class ServeSettings(BaseSettings):
         description="Threads for input-sized CPU work (decode, tokenize); 0 = min(4, cores).",
     )
     cpu_queue: int = Field(64, ge=1, description="CPU tasks that may wait before 503 busy.")
-    cors_origins: list[str] = Field(default_factory=list)
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins whose pages may call the service from a browser; in the environment "
+        "a JSON list: '[\"http://127.0.0.1:8003\"]'. Preflights need no API key, requests do.",
+    )
     exit_on_load_failure: bool = Field(
         False,
         description="Exit with status 3 when loading fails, for supervisors that restart on exit "
