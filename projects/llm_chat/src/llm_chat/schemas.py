@@ -9,7 +9,7 @@ over them is a 422 naming the field and the limit, before any of that work start
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from llm_chat.sampling import SamplingParams
 from llm_chat.tool_schemas import (
@@ -41,6 +41,15 @@ _CONFIG = ConfigDict(strict=True, regex_engine="python-re", allow_inf_nan=False,
 
 
 OutputTokens = json_int(ge=1, le=MAX_OUTPUT_TOKENS)
+TOKEN_ID = r"^[0-9]{1,9}$"  # JSON keys are strings
+LogitBias = Annotated[
+    dict[Annotated[str, Field(pattern=TOKEN_ID)], Annotated[float, Field(ge=-100, le=100)]],
+    Field(max_length=MAX_LOGIT_BIAS),
+    # pydantic writes patternProperties alone, which lets any other key through the schema.
+    WithJsonSchema({"type": "object", "maxProperties": MAX_LOGIT_BIAS, "additionalProperties": False,
+                    "patternProperties": {TOKEN_ID: {"type": "number", "minimum": -100,
+                                                     "maximum": 100}}}),
+]  # fmt: skip
 Text = Annotated[str, Field(min_length=1, max_length=MAX_CONTENT_CHARS, pattern=NOT_BLANK)]
 Stop = Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
 Stops = Annotated[list[Stop], Field(max_length=MAX_STOP)]
@@ -126,22 +135,11 @@ class _Sampling(BaseModel):
                                               "samples with seed + i when a seed is set.")  # fmt: skip
     min_p: float = Field(0.0, ge=0, le=1, description="Extension (vLLM's): drop tokens under "
                          "min_p x the likeliest one's probability; 0 = off.")  # fmt: skip
-    logit_bias: dict[str, float] | None = Field(
-        None, max_length=MAX_LOGIT_BIAS, description="Token id (as a string) -> bias added to "
-        "its logit, -100 to 100.",
-    )  # fmt: skip
+    logit_bias: LogitBias | None = Field(
+        None, description="Token id (as a string) -> bias added to its logit."
+    )
     stream: bool = False
     stream_options: StreamOptions | None = None
-
-    @field_validator("logit_bias")
-    @classmethod
-    def _bias(cls, value: dict[str, float] | None) -> dict[str, float] | None:
-        for key, bias in (value or {}).items():
-            if not (key.isascii() and key.isdigit() and len(key) <= 9):
-                raise ValueError(f"keys are token ids (decimal strings), got {key[:20]!r}")
-            if not -100 <= bias <= 100:
-                raise ValueError(f"biases lie in [-100, 100], got {bias} for token {key}")
-        return value
 
     @field_validator("stop")
     @classmethod
