@@ -5,6 +5,7 @@ are honoured; what the backend cannot do is a 400 naming it."""
 
 import json
 
+import httpx
 import jsonschema_rs
 import openai
 import pytest
@@ -220,3 +221,43 @@ def test_fields_the_server_does_not_know_are_a_400_naming_them(client):
     with pytest.raises(openai.BadRequestError) as err:
         chat(client, extra_body={"guided_json": {"type": "object"}})
     assert err.value.body["param"] == "guided_json"
+
+
+# --- the native backend: the reference engine samples in Python, so it serves the rest too ----
+@pytest.fixture(scope="module")
+def native_url(tiny_llama):
+    from llm_chat.testing import tiny_app
+    from mlstack.testing import live_server
+
+    with live_server(tiny_app(tiny_llama, backend="native", context_tokens=2048)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def native(native_url):
+    return openai.OpenAI(base_url=native_url + "/v1", api_key="none", max_retries=0)
+
+
+@pytest.mark.parametrize("name", SCHEMAS)
+def test_native_json_schema_output_parses_and_validates(native, name):
+    response_format = {"type": "json_schema",
+                       "json_schema": {"name": name, "schema": SCHEMAS[name]}}  # fmt: skip
+    choice = chat(native, response_format=response_format, max_tokens=200, temperature=0)
+    value = json.loads(choice.choices[0].message.content)
+    assert jsonschema_rs.validator_for(SCHEMAS[name]).is_valid(value), value
+
+
+def test_native_tool_calls_and_top_logprobs_and_logit_bias(native, native_url):
+    (call,) = chat(native, tools=[CALC], tool_choice="required", parallel_tool_calls=False,
+                   max_tokens=120, temperature=0).choices[0].message.tool_calls  # fmt: skip
+    assert valid_call(call)
+    answer = chat(native, logprobs=True, top_logprobs=3, max_tokens=4, temperature=0)
+    for entry in answer.choices[0].logprobs.content:
+        tops = [t.logprob for t in entry.top_logprobs]
+        assert len(tops) == 3 and tops == sorted(tops, reverse=True)
+        assert entry.logprob == tops[0]  # greedy: the sampled token is the likeliest
+    token = answer.choices[0].logprobs.content[0]
+    forbidden = httpx.post(native_url + "/tokenize", json={"prompt": token.token}).json()
+    banned = {str(t): -100 for t in forbidden["tokens"]}
+    again = chat(native, logprobs=True, max_tokens=1, temperature=0, logit_bias=banned)
+    assert again.choices[0].logprobs.content[0].token != token.token
