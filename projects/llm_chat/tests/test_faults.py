@@ -24,11 +24,11 @@ class Faults:
         self.fail_prefill = self.fail_decode = False
         self.prefill_delay = self.decode_delay = 0.0
 
-    def prefill(self, slot, tokens):
+    def prefill(self, slot, tokens, **offset):  # offset: a cached prefix's `start`
         time.sleep(self.prefill_delay)
         if self.fail_prefill:
             raise RuntimeError("prefill failed on purpose")
-        return self.inner.prefill(slot, tokens)
+        return self.inner.prefill(slot, tokens, **offset)
 
     def decode(self, tokens, positions):
         time.sleep(self.decode_delay)

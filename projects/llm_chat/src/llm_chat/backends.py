@@ -58,8 +58,11 @@ class NativeBackend:
         self.slots, self.vocab_size = slots, config.vocab_size
         self.cache = self.model.new_cache(slots, self.max_len)
 
-    def prefill(self, slot: int, tokens: list[int]) -> torch.Tensor:
-        return self.model(torch.tensor([tokens]), self.cache, slot, torch.tensor([0]))[0]
+    reuses_prefix = True  # prefill can continue a slot from any position (prefix caching)
+
+    def prefill(self, slot: int, tokens: list[int], start: int = 0) -> torch.Tensor:
+        """`start` > 0 keeps the slot's first `start` positions (a cached prefix)."""
+        return self.model(torch.tensor([tokens]), self.cache, slot, torch.tensor([start]))[0]
 
     def decode(self, tokens: list[int], positions: list[int]) -> torch.Tensor:
         step = torch.tensor(tokens)[:, None]

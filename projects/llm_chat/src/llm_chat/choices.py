@@ -5,7 +5,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from llm_chat.engine import Delta, TokenLogprob
+from llm_chat.engine_api import Delta, TokenLogprob
 from llm_chat.tools import Call, ToolStream
 
 
@@ -27,6 +27,7 @@ class Choice:
         self.finish_reason: str | None = None
         self.tokens = 0
         self.offset = 0  # characters sent so far (completions' logprobs text_offset)
+        self.cached: int | None = None  # prompt tokens from the prefix cache, where known
 
     def feed(self, delta: Delta) -> Piece:
         content, calls = self.split.push(delta.text) if self.split else (delta.text, [])
@@ -35,7 +36,7 @@ class Choice:
                 content += self.split.finish()
             called = delta.finish_reason == "stop" and (self.calls or calls)
             self.finish_reason = "tool_calls" if called else delta.finish_reason
-            self.tokens = delta.tokens
+            self.tokens, self.cached = delta.tokens, delta.cached
         self.content += content
         self.calls += calls
         self.logprobs += delta.logprobs

@@ -17,43 +17,11 @@ from dataclasses import dataclass, field
 
 from llm_chat.backends import Backend
 from llm_chat.detokenize import TextStream
+from llm_chat.engine_api import Delta, Observer, QueueFullError, Request, deliver
+from llm_chat.prefix_cache import SlotPrefixes
 from llm_chat.sampling import Sampler, SamplingParams, TokenLogprob
 
 log = logging.getLogger("llm_chat.engine")
-
-
-class QueueFullError(Exception):
-    pass
-
-
-@dataclass
-class Delta:
-    text: str = ""
-    tokens: int = 0  # output tokens so far
-    finish_reason: str | None = None  # stop | length | cancelled | error
-    # With `SamplingParams.logprobs` set: one entry per output token since the last delta (a
-    # token whose text is held back, e.g. a possible stop string, comes with a later delta).
-    logprobs: list[TokenLogprob] = field(default_factory=list)
-
-
-@dataclass
-class Request:
-    """`emit` runs on the engine thread; asyncio consumers pass `queue` and `loop` instead, and
-    get their deltas in batches (see `Engine._flush`)."""
-
-    prompt: list[int]
-    params: SamplingParams
-    emit: Callable[[Delta], None] | None = None
-    queue: asyncio.Queue | None = None
-    loop: asyncio.AbstractEventLoop | None = None
-    id: int = 0
-    created: float = field(default_factory=time.perf_counter)
-    cancelled: bool = False
-
-
-def _deliver(items: list[tuple[asyncio.Queue, Delta]]) -> None:
-    for queue, delta in items:
-        queue.put_nowait(delta)
 
 
 @dataclass
@@ -65,21 +33,12 @@ class _Running:
     token: int  # the last sampled token, fed at the next step
     output: int = 0
     last_emit: float = 0.0
+    cached: int = 0  # prompt tokens reused from the slot's prefix
+    fed: list[int] = field(default_factory=list)  # tokens whose KV the slot holds, in order
 
     def taken(self) -> list[TokenLogprob]:
         """Logprob entries not yet sent (OVEngine's running requests answer this too)."""
         return self.sampler.take_logprobs()
-
-
-class Observer:
-    """Hooks for metrics; the defaults do nothing (see metrics.py)."""
-
-    def queued(self, waiting: int, running: int) -> None: ...
-    def first_token(self, seconds: float) -> None: ...
-    def inter_token(self, seconds: float) -> None: ...
-    def finished(self, prompt: int, output: int, seconds: float, reason: str) -> None: ...
-    def prefix_cache(self, prompt: int, cached: int) -> None:
-        """A prefill: `cached` of its `prompt` tokens came from the prefix cache."""
 
 
 class Engine:
@@ -93,6 +52,9 @@ class Engine:
         self.observer = observer or Observer()
         self._waiting: collections.deque[Request] = collections.deque()
         self._slots: list[_Running | None] = [None] * backend.slots
+        # Prefix caching where the backend can prefill from an offset (native's slot cache).
+        self.prefixes = (SlotPrefixes(backend.slots, backend.max_len)
+                         if getattr(backend, "reuses_prefix", False) else None)  # fmt: skip
         self._prefilling = 0  # requests taken from the queue whose slot is not yet set
         self._wake = threading.Condition()
         self._ids = itertools.count(1)
@@ -186,7 +148,7 @@ class Engine:
         self._outbox.clear()
         for loop, items in by_loop.items():
             try:
-                loop.call_soon_threadsafe(_deliver, [(r.queue, d) for r, d in items])
+                loop.call_soon_threadsafe(deliver, [(r.queue, d) for r, d in items])
             except RuntimeError:  # that event loop has closed: nobody reads these any more
                 for request, _ in items:
                     request.cancelled = True
@@ -203,7 +165,8 @@ class Engine:
                 if request.cancelled:
                     self._emit(request, Delta(finish_reason="cancelled"))
                     continue
-                slot = self._slots.index(None)
+                free = [i for i, s in enumerate(self._slots) if s is None]
+                slot = self.prefixes.pick(free, request.prompt) if self.prefixes else free[0]
                 try:
                     running = self._prefill(slot, request)
                 except Exception:  # this request fails alone; the batch goes on
@@ -233,18 +196,28 @@ class Engine:
         # The sampler compiles the grammar first: an invalid one fails before any prefill.
         sampler = Sampler(request.params, request.prompt, self.backend.vocab_size,
                           tokenizer=self.tokenizer, stop_tokens=self.eos)  # fmt: skip
-        logits = self.backend.prefill(slot, request.prompt)
+        prompt = request.prompt
+        cached = self.prefixes.take(slot, prompt) if self.prefixes else 0
+        if cached:
+            logits = self.backend.prefill(slot, prompt[cached:], start=cached)
+        else:
+            logits = self.backend.prefill(slot, prompt)
+        self.observer.prefix_cache(len(prompt), cached)
         return _Running(request, sampler, TextStream(self.tokenizer, request.params.stop),
-                        position=len(request.prompt), token=sampler(logits))  # fmt: skip
+                        position=len(prompt), token=sampler(logits), cached=cached,
+                        fed=list(prompt))  # fmt: skip
 
     def _step(self) -> None:
         active = [i for i, s in enumerate(self._slots) if s is not None]
         if not active:
             return
         width = active[-1] + 1  # slots 0..width-1 decode together; idle ones are ignored
-        tokens, positions = [0] * width, [0] * width
+        tokens = [0] * width
+        # An idle slot's dummy row writes past the prefix it keeps (position 0 would spoil it).
+        positions = [self.prefixes.idle_position(i) if self.prefixes else 0 for i in range(width)]
         for i in active:
             tokens[i], positions[i] = self._slots[i].token, self._slots[i].position
+            self._slots[i].fed.append(self._slots[i].token)
         logits = self.backend.decode(tokens, positions)
         now = time.perf_counter()
         for i in active:
@@ -294,7 +267,10 @@ class Engine:
             except Exception:
                 log.exception("request %d: final detokenize failed", running.request.id)
                 reason = "error"
-        self._emit(running.request, Delta(tail, running.output, reason, running.taken()))
+        if self.prefixes:  # after a failure the slot's keys and values are not to be trusted
+            self.prefixes.release(slot, running.fed if reason != "error" else [])
+        self._emit(running.request, Delta(tail, running.output, reason, running.taken(),
+                                          getattr(running, "cached", None)))  # fmt: skip
         self.observer.finished(len(running.request.prompt), running.output,
                                time.perf_counter() - running.request.created, reason)  # fmt: skip
         with self._wake:

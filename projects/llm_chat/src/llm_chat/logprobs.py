@@ -6,7 +6,7 @@ its `bytes` stay exact): byte-level tokens decode alone to what they add to the 
 
 from functools import lru_cache
 
-from llm_chat.engine import TokenLogprob
+from llm_chat.engine_api import TokenLogprob
 
 
 @lru_cache(maxsize=4)

@@ -6,7 +6,7 @@ waiting requests, and prefix-cache queries and hits counted in tokens as vLLM co
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from llm_chat.engine import Observer
+from llm_chat.engine_api import Observer
 
 # vLLM's own buckets, so quantiles from mixed fleets are comparable.
 _TTFT = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from fastapi import Request, Response
 
 from llm_chat.choices import Choice
-from llm_chat.engine import Delta
+from llm_chat.engine_api import Delta
 from llm_chat.logprobs import TokenText
 from llm_chat.safety import SafetyFilter
 from mlstack.serve import APIError
@@ -25,8 +25,15 @@ def client_gone() -> Response:
     return Response(status_code=499)
 
 
-def usage(prompt: int, output: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt, "completion_tokens": output, "total_tokens": prompt + output}
+def usage(prompt: int, choices: list[Choice]) -> dict:
+    """Tokens of the prompt (counted once, as OpenAI does for n > 1) and of every choice; the
+    prompt tokens found in the prefix cache where the engine tells (the first choice's)."""
+    output = sum(c.tokens for c in choices)
+    used: dict = {"prompt_tokens": prompt, "completion_tokens": output,
+                  "total_tokens": prompt + output}  # fmt: skip
+    if choices and choices[0].cached is not None:
+        used["prompt_tokens_details"] = {"cached_tokens": choices[0].cached}
+    return used
 
 
 async def within(deltas: AsyncIterator[Delta], seconds: float) -> AsyncIterator[Delta]:
@@ -120,7 +127,7 @@ async def collect(answer: Answer, deltas: AsyncIterator[tuple[int, Delta]], n: i
             out.append({"index": c.index, "text": answer.echo + text, "finish_reason": finish,
                         "logprobs": logprobs})  # fmt: skip
     obj = "chat.completion" if answer.kind == "chat" else "text_completion"
-    used = usage(answer.prompt_tokens, sum(c.tokens for c in choices))
+    used = usage(answer.prompt_tokens, choices)
     return {**answer.meta, "object": obj, "choices": out, "usage": used}
 
 
@@ -180,7 +187,7 @@ async def sse(answer: Answer, deltas: AsyncIterator[tuple[int, Delta]], n: int,
             yield "data: [DONE]\n\n"
             return
         if answer.include_usage:
-            used = usage(answer.prompt_tokens, sum(c.tokens for c in choices))
+            used = usage(answer.prompt_tokens, choices)
             yield f"data: {json.dumps({**answer.meta, 'object': obj, 'choices': [], 'usage': used})}\n\n"
         yield "data: [DONE]\n\n"
     finally:

@@ -24,8 +24,8 @@ class TokenizeRequest(BaseModel):
 
     model: str | None = Field(None, max_length=MAX_MODEL_CHARS)
     prompt: Text | None = Field(None, description="Plain text (no chat template).")
-    messages: Annotated[list[Message], Field(min_length=1, max_length=MAX_MESSAGES)] | None = (
-        Field(None, description="A chat, rendered as /v1/chat/completions renders it.")
+    messages: Annotated[list[Message], Field(min_length=1, max_length=MAX_MESSAGES)] | None = Field(
+        None, description="A chat, rendered as /v1/chat/completions renders it."
     )
     tools: Tools | None = Field(None, description="With messages: tools the prompt describes.")
     add_generation_prompt: bool = True
