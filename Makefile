@@ -50,14 +50,16 @@ drift: install  ## drift report: live inference log vs the training set
 stop:  ## stop the services `make demo` started
 	scripts/demo.sh stop
 
+# torch==X+cpu resolves from FIND_LINKS (a local wheel) or PyTorch's CPU index: its metadata names
+# no CUDA libraries. The lock keeps torch==X (install.sh fetches the CPU build either way).
+TORCH_SOURCE = $(if $(FIND_LINKS),--find-links $(FIND_LINKS),--extra-index-url https://download.pytorch.org/whl/cpu)
 lock:  ## recompile requirements*.lock from requirements*.in
 	$(BIN)/uv pip compile requirements.in -o requirements.lock --python-version 3.11 --no-header \
-	  --excludes requirements-exclude.txt \
-	  $(if $(FIND_LINKS),--find-links $(FIND_LINKS))
+	  --excludes requirements-exclude.txt $(TORCH_SOURCE)
 	sed -i 's/^torch==\(.*\)+cpu$$/torch==\1/' requirements.lock
 	$(BIN)/uv pip compile requirements-serve.in -o requirements-serve.lock --python-version 3.11 --no-header
 	$(BIN)/uv pip compile requirements-llm.in -o requirements-llm.lock --python-version 3.11 --no-header \
-	  $(if $(FIND_LINKS),--find-links $(FIND_LINKS))
+	  --excludes requirements-exclude.txt $(TORCH_SOURCE)
 	sed -i 's/^torch==\(.*\)+cpu$$/torch==\1/' requirements-llm.lock
 
 clean: stop
