@@ -1,7 +1,8 @@
 """Continuous batching: one thread owns the model and loops over
-admit waiting requests into free cache slots (prefill) -> one batched decode step for all of them,
-so a request joins or leaves the batch between any two tokens. Requests wait in a bounded queue;
-a full queue refuses new ones at once (the service answers 503 with Retry-After).
+admit waiting requests into free cache slots (prefill) -> one chunk of a long prompt (prefill.py)
+-> one batched decode step for all of them, so a request joins or leaves the batch between any
+two tokens. Requests wait in a bounded queue; a full queue refuses new ones at once (the service
+answers 503 with Retry-After).
 
 Each request gets its output as `Delta`s on an asyncio queue: text pieces, then a finish reason.
 """
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from llm_chat.backends import Backend
 from llm_chat.detokenize import TextStream
 from llm_chat.engine_api import Delta, Observer, QueueFullError, Request, deliver
+from llm_chat.prefill import prefill_chunk
 from llm_chat.prefix_cache import SlotPrefixes
 from llm_chat.sampling import Sampler, SamplingParams, TokenLogprob
 
@@ -36,6 +38,11 @@ class _Running:
     cached: int = 0  # prompt tokens reused from the slot's prefix
     fed: list[int] = field(default_factory=list)  # tokens whose KV the slot holds, in order
 
+    @property
+    def prefilling(self) -> bool:
+        """Its prompt is still being prefilled in chunks; `position` is the next one to write."""
+        return self.position < len(self.request.prompt)
+
     def taken(self) -> list[TokenLogprob]:
         """Logprob entries not yet sent (OVEngine's running requests answer this too)."""
         return self.sampler.take_logprobs()
@@ -46,7 +53,7 @@ class Engine:
     refused). Every submitted request ends with exactly one finishing delta, whatever fails."""
 
     def __init__(self, backend: Backend, tokenizer, *, eos: set[int], max_queue: int = 64,
-                 observer: Observer | None = None) -> None:  # fmt: skip
+                 observer: Observer | None = None, chunk_tokens: int = 256) -> None:  # fmt: skip
         self.backend, self.tokenizer, self.eos = backend, tokenizer, eos
         self.max_queue = max_queue
         self.observer = observer or Observer()
@@ -55,6 +62,8 @@ class Engine:
         # Prefix caching where the backend can prefill from an offset (native's slot cache).
         self.prefixes = (SlotPrefixes(backend.slots, backend.max_len)
                          if getattr(backend, "reuses_prefix", False) else None)  # fmt: skip
+        # Chunks need the same offset prefill; 0: a prompt is prefilled in one pass.
+        self.chunk_tokens = chunk_tokens if self.prefixes else 0
         self._prefilling = 0  # requests taken from the queue whose slot is not yet set
         self._wake = threading.Condition()
         self._ids = itertools.count(1)
@@ -115,6 +124,7 @@ class Engine:
                     break
             try:
                 self._admit()
+                prefill_chunk(self)
                 self._step()
             except Exception:  # a failed batched decode ends the running requests, not the engine
                 log.exception("decode step failed; ending the running requests")
@@ -179,7 +189,8 @@ class Engine:
             finally:
                 with self._wake:
                     self._prefilling -= 1
-            self._started(slot, running)
+            if not (self.chunk_tokens and running.prefilling):  # else: chunks, then started
+                self._started(slot, running)
 
     def _place(self, slot: int, running: _Running) -> None:
         self._slots[slot] = running
@@ -198,23 +209,32 @@ class Engine:
                           tokenizer=self.tokenizer, stop_tokens=self.eos)  # fmt: skip
         prompt = request.prompt
         cached = self.prefixes.take(slot, prompt) if self.prefixes else 0
+        text = TextStream(self.tokenizer, request.params.stop)
+        if self.chunk_tokens and len(prompt) - cached > self.chunk_tokens:
+            if len(prompt) > self.backend.max_len:  # fail now, not after chunks
+                raise ValueError(f"prompt of {len(prompt)} tokens exceeds the context")
+            return _Running(request, sampler, text, position=cached, token=-1, cached=cached,
+                            fed=prompt[:cached])  # fmt: skip
         if cached:
             logits = self.backend.prefill(slot, prompt[cached:], start=cached)
         else:
             logits = self.backend.prefill(slot, prompt)
         self.observer.prefix_cache(len(prompt), cached)
-        return _Running(request, sampler, TextStream(self.tokenizer, request.params.stop),
-                        position=len(prompt), token=sampler(logits), cached=cached,
-                        fed=list(prompt))  # fmt: skip
+        return _Running(request, sampler, text, position=len(prompt), token=sampler(logits),
+                        cached=cached, fed=list(prompt))  # fmt: skip
 
     def _step(self) -> None:
-        active = [i for i, s in enumerate(self._slots) if s is not None]
+        active = [i for i, s in enumerate(self._slots) if s is not None and not s.prefilling]
         if not active:
             return
         width = active[-1] + 1  # slots 0..width-1 decode together; idle ones are ignored
         tokens = [0] * width
-        # An idle slot's dummy row writes past the prefix it keeps (position 0 would spoil it).
+        # An idle slot's dummy row writes past the prefix it keeps (position 0 would spoil it);
+        # a prefilling slot's at its next prompt position, which its next chunk overwrites.
         positions = [self.prefixes.idle_position(i) if self.prefixes else 0 for i in range(width)]
+        for i in range(width):
+            if self._slots[i] is not None and self._slots[i].prefilling:
+                positions[i] = self._slots[i].position
         for i in active:
             tokens[i], positions[i] = self._slots[i].token, self._slots[i].position
             self._slots[i].fed.append(self._slots[i].token)

@@ -139,7 +139,9 @@ class OVEngine(Engine):
     """`Engine`'s queueing, delivery and shutdown; OpenVINO's scheduler and sampling."""
 
     def __init__(self, model: OVModel, tokenizer, *, eos: set[int], max_queue: int = 64,
-                 observer: Observer | None = None) -> None:  # fmt: skip
+                 observer: Observer | None = None, chunk_tokens: int = 256) -> None:  # fmt: skip
+        """`chunk_tokens` is `Engine`'s, ignored here: the pipeline chunks its prefills itself,
+        as its scheduler was configured at load (`load_pipeline`)."""
         self.model = model
         self._commands: list[tuple] = []  # for the worker's next tick
         self._slot_of: dict[int, int] = {}  # request id -> slot

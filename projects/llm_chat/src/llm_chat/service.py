@@ -73,6 +73,10 @@ class Settings(ServeSettings):
     stall_timeout_s: float = Field(300.0, gt=0, description="A request that gets no token for "
                                    "this long ends: 504 before its first token, an error event "
                                    "in its stream after it.")  # fmt: skip
+    prefill_chunk_tokens: int = Field(256, ge=0, description="The native backends prefill a "
+                                      "longer prompt this many tokens at a time between decode "
+                                      "steps, so running streams keep their pace; 0 = in one "
+                                      "pass. OpenVINO chunks by its own scheduler.")  # fmt: skip
     default_max_tokens: int = Field(512, ge=1)
     threads: int = Field(0, ge=0, description="Torch (or OpenVINO) threads; 0 = all cores.")
     blocked_topics: list[str] = Field(default_factory=list, description="Words that refuse.")
@@ -105,6 +109,7 @@ class ChatModel:
             pass
         self.engine = engine_for(backend, self.tokenizer, eos=eos - {None},
                                  max_queue=settings.max_queue,
+                                 chunk_tokens=settings.prefill_chunk_tokens,
                                  observer=metrics.PrometheusObserver(settings.model_name))  # fmt: skip
         self.context, self.vocab_size = backend.max_len, backend.vocab_size
         self.token_text = TokenText(self.tokenizer)  # logprobs' token strings and bytes
