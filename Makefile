@@ -45,7 +45,8 @@ bench: install  ## speed benchmarks (benchmarks/*.py print and save JSON)
 
 drift: install  ## drift report: live inference log vs the training set
 	mlstack drift --reference data/image_classifier/reference.parquet \
-	  --log-dir .run/monitor/image_classifier --model digits --out reports/image_classifier/drift
+	  --log-dir .run/monitor/image_classifier --model digits --out reports/image_classifier/drift \
+	  $(if $(PUSHGATEWAY),--pushgateway $(PUSHGATEWAY))
 
 stop:  ## stop the services `make demo` started
 	scripts/demo.sh stop
