@@ -104,7 +104,7 @@ def test_deploy_edits_the_overlay_rolls_back_and_smoke_tests():
         "rollout status" in scripts and "/readyz" in scripts and "Authorization: Bearer" in scripts
     )
     undo = next(step for step in steps if "kubectl rollout undo" in step.get("run", ""))
-    assert undo["if"].startswith("failure()")
+    assert "failure()" in undo["if"] and "cancelled()" in undo["if"]
 
 
 def test_docker_builds_pull_requests_without_pushing_and_scans():
