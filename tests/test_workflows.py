@@ -123,3 +123,16 @@ def test_docker_builds_pull_requests_without_pushing_and_scans():
     scans = [s for s in steps if s.get("uses", "").startswith("aquasecurity/trivy-action@")]
     assert any(s["with"].get("exit-code") == "1" for s in scans)
     assert steps.index(scans[-1]) < steps.index(pushed[0]), "scan before push"
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_every_overlay_names_the_images_deploy_sets(overlay):
+    """deploy.yml runs `kustomize edit set image <service with dashes>=...`; a name the overlay
+    does not use would be ignored silently (deploy.yml also checks the render, but only then)."""
+    kustomization = ROOT / "infra" / "k8s" / "overlays" / overlay / "kustomization.yaml"
+    if not kustomization.exists():
+        pytest.skip(f"no {overlay} overlay yet")
+    env = yaml.safe_load((WORKFLOWS / "deploy.yml").read_text())["jobs"]["deploy"]["env"]
+    expected = {service.replace("_", "-") for service in env["SERVICES"].split()}
+    names = {image["name"] for image in yaml.safe_load(kustomization.read_text()).get("images", [])}
+    assert expected <= names, f"{kustomization}: images {sorted(names)}"
