@@ -8,6 +8,8 @@ import argparse
 import json
 from pathlib import Path
 
+from results_llm_features import FEATURES, llm_features
+
 REPORTS, MODELS = Path("reports/image_classifier"), Path("models/image_classifier")
 
 
@@ -275,6 +277,7 @@ BLOCKS = {
     ),
     "soak": (soak, SOAK),
     "llm-engine": (llm_engine, LLM / "quality.json"),
+    "llm-features": (llm_features, FEATURES),
 }
 
 
