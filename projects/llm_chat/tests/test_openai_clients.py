@@ -190,6 +190,20 @@ def test_logprobs_cover_every_output_token(client):
     assert "".join(e.token for e in entries) == answer.choices[0].message.content
 
 
+def test_a_schema_pattern_is_a_400_on_openvino_and_served_by_native(client, native):
+    # OpenVINO's own xgrammar cannot parse the rule a pattern becomes: it killed the worker.
+    schema = {"type": "object", "required": ["code"], "additionalProperties": False,
+              "properties": {"code": {"type": "string", "pattern": "^[A-Z]{3}-[0-9]{2}$"}}}  # fmt: skip
+    response_format = {"type": "json_schema", "json_schema": {"name": "code", "schema": schema}}
+    with pytest.raises(openai.BadRequestError) as err:
+        chat(client, response_format=response_format)
+    assert err.value.body["param"] == "response_format"
+    assert chat(client, max_tokens=4).choices[0].message.content is not None  # the worker lives
+    answer = chat(native, response_format=response_format, max_tokens=40, temperature=0)
+    value = json.loads(answer.choices[0].message.content)
+    assert jsonschema_rs.validator_for(schema).is_valid(value), value
+
+
 def test_top_logprobs_are_a_400_naming_them(client):
     with pytest.raises(openai.BadRequestError) as err:
         chat(client, logprobs=True, top_logprobs=2)

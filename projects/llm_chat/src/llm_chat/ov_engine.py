@@ -17,6 +17,7 @@ penalty, OpenAI always subtracts it), `logit_bias` (not offered) and top logprob
 reports the sampled token's log-probability only): the native backend serves them.
 """
 
+import json
 import logging
 import math
 import random
@@ -159,6 +160,13 @@ class OVEngine(Engine):
                loop=None) -> Request:  # fmt: skip
         # Refusals (400) happen here, on the caller's side, before the request is queued.
         generation_options(params, 1, self.eos)
+        if params.grammar is not None and "Regex(" in json.dumps(params.grammar):
+            # The xgrammar inside OpenVINO GenAI 2026.4 cannot parse the Regex rule a schema's
+            # `pattern` becomes: its worker died on the first step, ending every stream.
+            raise APIError(400, "unsupported_parameter", "a JSON schema `pattern` is not "
+                           "supported by the openvino backend; drop it (maxLength, enum and "
+                           "format work) or serve with backend native",
+                           param="response_format")  # fmt: skip
         if params.grammar is not None and not self.model.structured:
             raise APIError(400, "unsupported_parameter", "structured output needs OpenVINO's "
                            f"tokenizer models in {self.model.ov_dir}: add them with `python -m "
