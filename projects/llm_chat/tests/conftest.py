@@ -53,3 +53,27 @@ def agent_chat_url(tiny_llama, tiny_ov):
                    context_tokens=2048)  # fmt: skip
     with live_server(app) as url:
         yield url
+
+
+@pytest.fixture
+def native_engines(tiny_llama):
+    """Native engines on the tiny Llama, stopped after the test. `reuse=False` turns prefix
+    caching off; `wrap` wraps the backend (recording, faults); options go to `Engine`."""
+    from transformers import AutoTokenizer
+
+    from llm_chat.backends import NativeBackend
+    from llm_chat.engine import Engine
+
+    made = []
+
+    def make(*, slots=2, max_len=256, reuse=True, wrap=None, **options):
+        backend = NativeBackend(tiny_llama, slots=slots, max_len=max_len, threads=1)
+        backend.reuses_prefix = reuse
+        engine = Engine(wrap(backend) if wrap else backend, AutoTokenizer.from_pretrained(tiny_llama),
+                        eos=set(), **options)  # fmt: skip
+        made.append(engine)
+        return engine
+
+    yield make
+    for engine in made:
+        engine.stop()

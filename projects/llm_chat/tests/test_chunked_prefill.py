@@ -9,10 +9,7 @@ import itertools
 import threading
 
 import pytest
-from transformers import AutoTokenizer
 
-from llm_chat.backends import NativeBackend
-from llm_chat.engine import Engine
 from llm_chat.sampling import SamplingParams
 
 LONG = [(i * 37) % 350 + 20 for i in range(1500)]  # token ids inside the tiny vocabulary
@@ -39,22 +36,13 @@ class Recording:
 
 
 @pytest.fixture
-def engines(tiny_llama):
-    made = []
-
+def engines(native_engines):
     def make(*, chunk, slots=2, reuse=True, on_prefill=None):
-        backend = NativeBackend(tiny_llama, slots=slots, max_len=2048, threads=1)
-        if not reuse:
-            backend.reuses_prefix = False
-        wrapped = Recording(backend, on_prefill) if reuse else backend
-        engine = Engine(wrapped, AutoTokenizer.from_pretrained(tiny_llama), eos=set(),
-                        chunk_tokens=chunk)  # fmt: skip
-        made.append(engine)
-        return engine
+        wrap = (lambda backend: Recording(backend, on_prefill)) if reuse else None
+        return native_engines(slots=slots, max_len=2048, reuse=reuse, wrap=wrap,
+                              chunk_tokens=chunk)  # fmt: skip
 
-    yield make
-    for engine in made:
-        engine.stop()
+    return make
 
 
 def answer(engine, prompt, max_tokens=10):

@@ -7,10 +7,7 @@ import asyncio
 
 import httpx
 import pytest
-from transformers import AutoTokenizer
 
-from llm_chat.backends import NativeBackend
-from llm_chat.engine import Engine
 from llm_chat.prefix_cache import SlotPrefixes
 from llm_chat.sampling import SamplingParams
 from llm_chat.testing import tiny_app
@@ -42,24 +39,6 @@ class Recorder:
         return lambda *args: None
 
 
-@pytest.fixture
-def engines(tiny_llama):
-    made = []
-
-    def make(*, slots=2, reuse=True, observer=None):
-        backend = NativeBackend(tiny_llama, slots=slots, max_len=256, threads=1)
-        if not reuse:
-            backend.reuses_prefix = False
-        engine = Engine(backend, AutoTokenizer.from_pretrained(tiny_llama), eos=set(),
-                        observer=observer)  # fmt: skip
-        made.append(engine)
-        return engine
-
-    yield make
-    for engine in made:
-        engine.stop()
-
-
 def tokens_of(engine, *prompts, max_tokens=12, logprobs=False):
     """Greedy answers, the prompts run concurrently; each is (token ids, cached count), or
     (log-probabilities, cached count)."""
@@ -78,9 +57,9 @@ def tokens_of(engine, *prompts, max_tokens=12, logprobs=False):
     return asyncio.run(asyncio.wait_for(go(), timeout=30))
 
 
-def test_a_second_turn_reuses_the_first_and_answers_the_same(engines):
+def test_a_second_turn_reuses_the_first_and_answers_the_same(native_engines):
     observer = Recorder()
-    warm, cold = engines(observer=observer), engines(reuse=False)
+    warm, cold = native_engines(observer=observer), native_engines(reuse=False)
     ((first, cached),) = tokens_of(warm, HISTORY)
     assert cached == 0
     second_turn = HISTORY + first + [5, 6, 7]
@@ -91,8 +70,8 @@ def test_a_second_turn_reuses_the_first_and_answers_the_same(engines):
     assert observer.calls == [(len(HISTORY), 0), (len(second_turn), cached)]
 
 
-def test_an_idle_slots_prefix_survives_other_requests_decoding(engines):
-    warm, cold = engines(slots=2), engines(reuse=False)
+def test_an_idle_slots_prefix_survives_other_requests_decoding(native_engines):
+    warm, cold = native_engines(slots=2), native_engines(reuse=False)
     ((first, _),) = tokens_of(warm, HISTORY)  # slot 0 now holds HISTORY + first
     tokens_of(warm, [9, 8, 7, 6], max_tokens=30)  # decodes in slot 1 beside idle slot 0
     again = HISTORY + first + [3]
