@@ -179,8 +179,11 @@ def rag_chatbot() -> str:
     bench = Path("reports/rag_chatbot/benchmark.json")
     if bench.exists():
         b = load(bench)
-        row = lambda r: (f"{r['requests_per_s']} req/s, p50 {r['latency_ms']['p50']} ms, p99 "  # noqa: E731
-                         f"{r['latency_ms']['p99']} ms, {r['errors']} errors of {r['requests']}")  # fmt: skip
+
+        def row(r: dict) -> str:
+            return (f"{r['requests_per_s']} req/s, p50 {r['latency_ms']['p50']} ms, p99 "
+                    f"{r['latency_ms']['p99']} ms, {r['errors']} errors of {r['requests']}")  # fmt: skip
+
         lines += ["", f"Under load (`benchmarks/bench_rag_chatbot.py`, {b['clients']} clients, one "
                   "service process, the load generator on the same cores):", "",
                   f"- `/v1/retrieve`: {row(b['retrieve'])}",

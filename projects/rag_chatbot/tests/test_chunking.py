@@ -80,7 +80,9 @@ def test_duplicates_are_dropped_whatever_the_case_and_spacing(tokenizer):
 
 
 def test_chunking_is_deterministic(tokenizer, sections):
-    run = lambda: chunk_sections(sections, tokenizer, chunk_tokens=40, overlap_tokens=8)  # noqa: E731
+    def run():
+        return chunk_sections(sections, tokenizer, chunk_tokens=40, overlap_tokens=8)
+
     assert run() == run()
 
 

@@ -55,7 +55,10 @@ def _windows(text: str, offsets: list[tuple[int, int]], size: int, overlap: int)
     """A text longer than `size` tokens as windows of at most `size` tokens that end and start
     between words where they can, each starting `overlap` tokens (or fewer) before the last end."""
     n, start, out = len(offsets), 0, []
-    at_word_start = lambda i: offsets[i][0] == 0 or text[offsets[i][0] - 1].isspace()  # noqa: E731
+
+    def at_word_start(i: int) -> bool:
+        return offsets[i][0] == 0 or text[offsets[i][0] - 1].isspace()
+
     while start < n:
         end = min(start + size, n)
         if end < n:  # back off to a word boundary, unless one word fills the window

@@ -124,7 +124,9 @@ class Filters(BaseModel):
         return not (self.topic or self.source or self.date_from or self.date_to)
 
     def date_range(self) -> tuple[int | None, int | None]:
-        key = lambda d: int(d.strftime("%Y%m%d")) if d else None  # noqa: E731
+        def key(d) -> int | None:
+            return int(d.strftime("%Y%m%d")) if d else None
+
         return key(self.date_from), key(self.date_to)
 
     def conditions(self, one_of) -> list[str]:

@@ -24,7 +24,10 @@ def where_clause(filters: Filters | None) -> str | None:
     """Filters as a LanceDB (DataFusion SQL) predicate; values are quoted, never interpolated raw."""
     if filters is None or filters.is_empty():
         return None
-    one_of = lambda field, values: f"{field} IN ({', '.join(_quote(v) for v in values)})"  # noqa: E731
+
+    def one_of(field: str, values) -> str:
+        return f"{field} IN ({', '.join(_quote(v) for v in values)})"
+
     return " AND ".join(filters.conditions(one_of))
 
 
