@@ -56,13 +56,14 @@ def ov_engine(s: Setup, *, slots: int, eos: set[int], max_len: int = CONTEXT,
 
 
 def native_engine(s: Setup, *, slots: int, eos: set[int], max_len: int = CONTEXT,
-                  prefix_caching: bool = True):  # fmt: skip
+                  prefix_caching: bool = True, chunk_tokens: int = 256):  # fmt: skip
     from llm_chat.backends import load_backend
     from llm_chat.engine import Engine
 
     backend = load_backend("native", MODEL, slots=slots, max_len=max_len, threads=s.threads)
     backend.reuses_prefix = prefix_caching  # read once, by the engine: off, it prefills all
-    return Engine(backend, s.tokenizer, eos=eos, max_queue=slots, observer=Recorder())
+    return Engine(backend, s.tokenizer, eos=eos, max_queue=slots, observer=Recorder(),
+                  chunk_tokens=chunk_tokens)  # fmt: skip
 
 
 SHORT = {"type": "string", "maxLength": 24}

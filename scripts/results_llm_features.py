@@ -30,6 +30,8 @@ def llm_features() -> str:
     if c := r.get("chunked_prefill"):
         names = {"openvino_chunked": "openvino-int8, chunked prefill (256 tokens a step)",
                  "openvino_unchunked": "openvino-int8, the whole prompt in one step",
+                 "native_chunked": "native, chunked prefill (256 tokens a step)",
+                 "native_unchunked": "native, the whole prompt between two steps",
                  "native": "native (prefills a prompt whole between two steps)"}  # fmt: skip
         lines += ["", f"| {c['streams']} streams decoding while a {c['prompt_tokens']:,}-token "
                   "prompt arrives: their gaps between tokens until its first token | p50 | p99 "
