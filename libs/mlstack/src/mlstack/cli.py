@@ -1,4 +1,4 @@
-"""`mlstack` command line: jobs that every project shares (the drift check)."""
+"""`mlstack` command line: jobs that every project shares (the drift check, the shadow report)."""
 
 from pathlib import Path
 from typing import Annotated
@@ -51,6 +51,8 @@ def drift(
 
     since = time.time() - since_hours * 3600 if since_hours else None
     current = read_inference_log(log_dir, since=since)
+    if "role" in current.columns:  # a shadow's records describe its answers, not the traffic
+        current = current[current["role"] != "challenger"].reset_index(drop=True)
     if current.empty:
         typer.echo(f"no inference records in {log_dir}", err=True)
         raise typer.Exit(2)
@@ -68,6 +70,34 @@ def drift(
     )
     if result.drifted:
         raise typer.Exit(1)
+
+
+@app.command("shadow-report")
+def shadow_report(
+    log_dir: Annotated[
+        Path, typer.Option(exists=True, file_okay=False, help="Inference log folder.")
+    ],
+    out: Annotated[Path, typer.Option(help="Where the JSON report goes.")] = Path(
+        "reports/shadow_report.json"
+    ),
+    since_hours: Annotated[float | None, typer.Option(help="Only log records this recent.")] = None,
+) -> None:
+    """Compare the champion with its shadow challenger on the logged live traffic: agreement,
+    per-class confusion between the two, latency p50/p99, confidence shift. Exit 2 without
+    shadow records."""
+    import time
+
+    from mlstack.monitor.inference_log import read_inference_log
+    from mlstack.monitor.shadow_report import format_table, shadow_report, write_report
+
+    since = time.time() - since_hours * 3600 if since_hours else None
+    report = shadow_report(read_inference_log(log_dir, since=since))
+    if not report["pairs"]:
+        typer.echo(f"no shadow records in {log_dir}", err=True)
+        raise typer.Exit(2)
+    write_report(report, out)
+    typer.echo(format_table(report))
+    typer.echo(f"report: {out}")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,11 @@ class OnnxClassifier:
         for batch in (1, self.max_batch_size):
             self.predict_batch([np.zeros((3, size, size), np.float32)] * batch)
 
+    def describe(self, probs: np.ndarray) -> dict[str, float | str]:
+        """The top label and its probability: what a shadow comparison logs of one output."""
+        top = self.top_k(probs, 1)[0]
+        return {"label": top["label"], "confidence": top["probability"]}
+
     def top_k(self, probs: np.ndarray, k: int) -> list[dict[str, float | str]]:
         order = np.argsort(probs)[::-1][:k]
         return [{"label": self.labels[i], "probability": round(float(probs[i]), 6)} for i in order]

@@ -50,6 +50,13 @@ class Settings(ServeSettings):
         "headers before any decoding (JPEGs count at the reduced scale they decode at).",
     )
     onnx_threads: int = Field(0, ge=0, description="ONNX Runtime threads; 0 lets it choose.")
+    shadow_model: Path | None = Field(
+        None,
+        description="An ONNX challenger run as a shadow of the digits champion on "
+        "`shadow_share` of its requests (same labels and preprocessing); its answers are only "
+        "logged (`mlstack shadow-report`), never returned.",
+    )
+    shadow_name: str = Field("challenger", description="The shadow's name in logs and metrics.")
 
 
 class Label(BaseModel):
@@ -78,9 +85,28 @@ def load_models(settings: Settings) -> list[OnnxClassifier]:
         path = Path(json.loads(settings.champion.read_text())["onnx"])
     kwargs = {"threads": settings.onnx_threads, "max_batch_size": settings.max_batch_size}
     models = [OnnxClassifier(path, name="digits", **kwargs)]
+    if settings.shadow_model is not None:
+        models.append(load_shadow(settings, models[0]))
     if settings.imagenet_model_path and settings.imagenet_model_path.is_file():
         models.append(OnnxClassifier(settings.imagenet_model_path, name="imagenet", **kwargs))
     return models
+
+
+def load_shadow(settings: Settings, champion: OnnxClassifier) -> OnnxClassifier:
+    """The challenger gets the champion's preprocessed arrays (no second decode on the request
+    path), so it must expect the same preprocessing and labels; a mismatch stops the start-up
+    rather than logging meaningless comparisons. One ONNX thread: its CPU stays within the one
+    low-priority shadow thread."""
+    path, name = settings.shadow_model, settings.shadow_name
+    shadow = OnnxClassifier(path, name=name, threads=1, max_batch_size=settings.max_batch_size)
+    if (shadow.preprocessor, shadow.labels) != (champion.preprocessor, champion.labels):
+        raise ValueError(
+            f"shadow model {path} differs from the champion in preprocessing "
+            f"or labels ({shadow.preprocessor}, {len(shadow.labels)} labels vs "
+            f"{champion.preprocessor}, {len(champion.labels)})"
+        )
+    shadow.card.shadow_of = champion.card.name
+    return shadow
 
 
 ERRORS = error_responses(400, 415)
@@ -132,7 +158,8 @@ async def _classify(
     prepared = []
     for param, image in images:  # one at a time: one full-size image in memory per request
         prepared.append(await offload(prepare, param, image, classifier.preprocessor, min_side))
-    probabilities = await deployment.predict([p.array for p in prepared])
+    request_id = getattr(request.state, "request_id", None)
+    probabilities = await deployment.predict([p.array for p in prepared], request_id=request_id)
 
     name = classifier.card.name
     inference_log: InferenceLog | None = request.app.state.inference_log
@@ -144,6 +171,8 @@ async def _classify(
             inference_log.log(
                 {
                     "model": name,
+                    "role": "champion",
+                    "request_id": request_id,
                     **item.stats,
                     "label": top[0]["label"],
                     "confidence": top[0]["probability"],

@@ -22,24 +22,41 @@ from image_classifier.transforms import Preprocess
 LABELS = [str(i) for i in range(10)]
 
 
-def tiny_onnx(folder: Path, *, image_size: int = 16, name: str = "digits") -> Path:
+def tiny_onnx(
+    folder: Path, *, image_size: int = 16, name: str = "digits", seed: int = 0, conv: int = 0
+) -> Path:
     """An ONNX model with the metadata the service reads (labels, preprocessing, version):
-    per-channel mean pooling then a fixed linear layer, so predictions depend on the pixels."""
+    per-channel mean pooling then a fixed linear layer, so predictions depend on the pixels.
+    Another `seed`, other weights (a challenger that disagrees); `conv` > 0 puts two 3x3
+    convolutions of that width in front, for a model with real CPU cost (benchmarks)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    rng = np.random.default_rng(0)
-    weight = rng.normal(size=(3, len(LABELS))).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    nodes, weights, channels, pixels = [], [], 3, "pixels"
+    if conv:
+        for i, shape in enumerate([(conv, 3, 3, 3), (conv, conv, 3, 3)]):
+            w = (rng.normal(size=shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32)
+            weights.append(numpy_helper.from_array(w, f"conv{i}"))
+            nodes += [
+                helper.make_node("Conv", [pixels, f"conv{i}"], [f"c{i}"], pads=[1, 1, 1, 1]),
+                helper.make_node("Relu", [f"c{i}"], [f"r{i}"]),
+            ]
+            pixels = f"r{i}"
+        channels = conv
+    weight = rng.normal(size=(channels, len(LABELS))).astype(np.float32)
     bias = rng.normal(size=(len(LABELS),)).astype(np.float32)
+    weights += [numpy_helper.from_array(weight, "weight"), numpy_helper.from_array(bias, "bias")]
     graph = helper.make_graph(
         [
-            helper.make_node("ReduceMean", ["pixels"], ["pooled"], axes=[2, 3], keepdims=0),
+            *nodes,
+            helper.make_node("ReduceMean", [pixels], ["pooled"], axes=[2, 3], keepdims=0),
             helper.make_node("Gemm", ["pooled", "weight", "bias"], ["logits"]),
         ],
         "tiny",
         [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["batch", 3, "h", "w"])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", len(LABELS)])],
-        [numpy_helper.from_array(weight, "weight"), numpy_helper.from_array(bias, "bias")],
+        weights,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
@@ -51,7 +68,7 @@ def tiny_onnx(folder: Path, *, image_size: int = 16, name: str = "digits") -> Pa
     }
     helper.set_model_props(model, metadata)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.onnx"
+    path = folder / f"{name}{'' if seed == 0 else f'-{seed}'}.onnx"
     onnx.save(model, str(path))
     return path
 

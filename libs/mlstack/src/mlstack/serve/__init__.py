@@ -1,5 +1,5 @@
 """The FastAPI kit every service uses: `create_app`, the error envelope, the readiness gate,
-the bounded CPU pool, micro-batching, `run`."""
+the bounded CPU pool, micro-batching, shadow serving, `run`."""
 
 from mlstack.serve.app import Hub, Settings, create_app
 from mlstack.serve.batching import MicroBatcher
@@ -9,6 +9,7 @@ from mlstack.serve.models import Deployment, ModelCard, ModelHub, ServedModel, f
 from mlstack.serve.offload import offload
 from mlstack.serve.openapi import error_responses
 from mlstack.serve.settings import ServeSettings
+from mlstack.serve.shadow import Shadow
 
 __all__ = [
     "APIError",
@@ -20,6 +21,7 @@ __all__ = [
     "ServeSettings",
     "ServedModel",
     "Settings",
+    "Shadow",
     "create_app",
     "error_responses",
     "file_sha256",

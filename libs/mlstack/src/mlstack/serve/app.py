@@ -37,6 +37,7 @@ from mlstack.serve.models import Deployment, ModelHub, ServedModel
 from mlstack.serve.offload import configure as configure_offload
 from mlstack.serve.openapi import document_errors
 from mlstack.serve.settings import ServeSettings
+from mlstack.serve.shadow import Shadow
 
 log = logging.getLogger("mlstack.serve")
 EXIT_LOAD_FAILED = 3
@@ -53,6 +54,9 @@ async def _load(app: FastAPI, load_models: Callable[[], list[ServedModel]]) -> N
         for model in models:
             state.reason = f"warming up {model.card.name}"
             await asyncio.to_thread(model.warmup)
+            if model.card.shadow_of is not None:
+                await _attach_shadow(app, model)
+                continue
             batcher = None
             if getattr(model, "predict_batch", None) is not None:
                 batcher = MicroBatcher(
@@ -81,6 +85,28 @@ async def _load(app: FastAPI, load_models: Callable[[], list[ServedModel]]) -> N
         if settings.exit_on_load_failure:  # for supervisors that restart on exit, not on probes
             logging.shutdown()
             os._exit(EXIT_LOAD_FAILED)
+
+
+async def _attach_shadow(app: FastAPI, model: ServedModel) -> None:
+    """Runs `model` beside the champion it names (listed before it), not as a served model."""
+    settings: ServeSettings = app.state.settings
+    champion = app.state.hub.get(model.card.shadow_of)
+    if champion.shadow is not None:
+        raise ValueError(f"{champion.model.card.name} already has a shadow")
+    shadow = Shadow(
+        model,
+        champion.model,
+        share=settings.shadow_share,
+        queue_size=settings.shadow_queue,
+        timeout_s=settings.shadow_timeout_s,
+        seed=settings.shadow_seed,
+        nice=settings.shadow_nice,
+        inference_log=app.state.inference_log,
+    )
+    await shadow.start()
+    champion.shadow = shadow
+    names = {"model": model.card.name, "champion": champion.model.card.name}
+    log.info("shadow attached", extra={**names, "share": settings.shadow_share})
 
 
 def create_app(
@@ -182,7 +208,11 @@ def create_app(
     @app.get("/v1/models", tags=["models"])
     def list_models(hub: Hub) -> dict:
         """The loaded models: name, version, file checksum, load time (OpenAI's list shape)."""
-        return {"object": "list", "data": [d.model.card.to_openai() for d in hub]}
+        data = [
+            {**d.model.card.to_openai(), **({"shadow": d.shadow.describe()} if d.shadow else {})}
+            for d in hub
+        ]
+        return {"object": "list", "data": data}
 
     if demo_dir is not None:
         app.mount("/demo", StaticFiles(directory=demo_dir, html=True), name="demo")

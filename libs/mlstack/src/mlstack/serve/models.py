@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from mlstack.serve.batching import MicroBatcher
 from mlstack.serve.errors import APIError
+from mlstack.serve.shadow import Shadow
 
 
 @dataclass
@@ -20,6 +21,8 @@ class ModelCard:
     load_seconds: float = 0.0
     loaded_at: float = field(default_factory=time.time)
     extra: dict[str, Any] = field(default_factory=dict)
+    # Set to a served model's name to run this one as its shadow (see mlstack.serve.shadow).
+    shadow_of: str | None = None
 
     def to_openai(self) -> dict[str, Any]:
         """An entry of `GET /v1/models`, in OpenAI's shape plus our fields."""
@@ -60,19 +63,33 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
 class Deployment:
     model: ServedModel
     batcher: MicroBatcher | None
+    shadow: Shadow | None = None
 
-    async def predict(self, items: list[Any]) -> list[Any]:
+    async def predict(self, items: list[Any], request_id: str | None = None) -> list[Any]:
+        """The model's outputs; with a shadow, a copy of the inputs and outputs is offered to it
+        after the answer (never awaited: the caller gets the same result just as fast)."""
         if self.batcher is None:
             raise TypeError(f"{self.model.card.name} has no predict_batch")
-        return await self.batcher.submit_many(items)
+        started = time.perf_counter()
+        outputs = await self.batcher.submit_many(items)
+        if self.shadow is not None:
+            self.shadow.offer(items, outputs, time.perf_counter() - started, request_id)
+        return outputs
 
     async def stop(self) -> None:
         """Drains the batcher, then lets the model release what it holds."""
+        if self.shadow is not None:
+            await self.shadow.stop()
+            await _close(self.shadow.model)
         if self.batcher is not None:
             await self.batcher.stop()
-        close = getattr(self.model, "close", None)
-        if close is not None:
-            await asyncio.to_thread(close)
+        await _close(self.model)
+
+
+async def _close(model: ServedModel) -> None:
+    close = getattr(model, "close", None)
+    if close is not None:
+        await asyncio.to_thread(close)
 
 
 class ModelHub:

@@ -55,3 +55,16 @@ class ServeSettings(BaseSettings):
     log_level: str = "info"
     monitor_dir: Path | None = Field(None, description="Inference log folder; off when unset.")
     inference_log_sample_rate: float = Field(1.0, ge=0, le=1)
+    shadow_share: float = Field(
+        1.0, ge=0, le=1, description="Share of requests copied to a shadow model, when one is set."
+    )
+    shadow_queue: int = Field(
+        8, ge=1, description="Requests waiting for the shadow; past that copies are dropped."
+    )
+    shadow_timeout_s: float = Field(
+        10.0, gt=0, description="A shadow answer slower than this is counted `late`, not logged."
+    )
+    shadow_seed: int | None = Field(None, description="Seeds which requests are shadowed.")
+    shadow_nice: int = Field(
+        10, ge=0, le=19, description="Linux nice value of the shadow's thread (0: same priority)."
+    )
