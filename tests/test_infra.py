@@ -1,7 +1,10 @@
-"""Static checks of what cannot run here (no Docker engine): Dockerfiles, compose, Prometheus.
-Kubernetes: tests/test_k8s.py."""
+"""Static checks of the images and the compose file: hadolint, the one Dockerfile template the
+four services follow, and `docker-compose config`. tests/containers/ builds and runs them for real
+where a Docker engine can be started. Kubernetes: tests/test_k8s.py."""
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -9,35 +12,66 @@ import yaml
 from .conftest import need
 
 ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "infra/docker/service.Dockerfile"
 DOCKERFILES = sorted(ROOT.glob("projects/*/Dockerfile"))
+APPS = {"image-classifier", "semantic-search", "llm-chat", "rag-chatbot"}
+GRACEFUL_SHUTDOWN_S = 20  # mlstack.serve.settings: graceful_shutdown_s's default
 
 
-def test_dockerfiles_pass_hadolint_and_follow_the_pattern():
+def test_dockerfiles_pass_hadolint_and_follow_the_template():
     hadolint = need("hadolint")
-    assert DOCKERFILES
-    for dockerfile in DOCKERFILES:
+    assert len(DOCKERFILES) == 4
+    for dockerfile in [TEMPLATE, *DOCKERFILES]:
         result = subprocess.run([hadolint, str(dockerfile)], capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
         text = dockerfile.read_text()
         assert text.count("FROM ") >= 2, "multi-stage"
-        assert "-slim" in text and "USER 10001" in text and "HEALTHCHECK" in text
+        assert "USER 10001" in text and "STOPSIGNAL SIGTERM" in text
         instructions = "\n".join(ln for ln in text.splitlines() if not ln.startswith("#"))
-        assert "/healthz" in instructions
-        if dockerfile.parent.name != "llm_chat":  # generation needs torch; the others must not
+        # healthy must mean ready (model loaded), or depends_on: service_healthy means nothing
+        assert "/readyz" in instructions and "/healthz" not in instructions
+        if dockerfile.parent.name not in ("llm_chat", "docker"):  # only generation needs torch
             assert "torch" not in instructions.lower(), dockerfile
+    # the four files are the template with compose's build args: regenerated, nothing changes
+    check = [sys.executable, str(ROOT / "scripts/render_dockerfiles.py"), "--check"]
+    result = subprocess.run(check, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
 
 
-def test_compose_config_is_valid_and_complete():
+def compose_config(**env: str) -> subprocess.CompletedProcess:
     compose = need("docker-compose")
-    result = subprocess.run(
+    return subprocess.run(
         [compose, "-f", str(ROOT / "docker-compose.yml"), "config"],
         capture_output=True,
         text=True,
         cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("GF_")} | env,
     )
+
+
+def test_compose_config_is_valid_and_complete():
+    result = compose_config(GF_SECURITY_ADMIN_PASSWORD="from-the-test")
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
-    apps = {"image-classifier", "semantic-search", "llm-chat", "rag-chatbot"}
-    assert apps | {"prometheus", "grafana", "mlflow"} <= set(services)
-    for app in apps:
-        assert "healthz" in " ".join(services[app]["healthcheck"]["test"])
+    assert APPS | {"prometheus", "grafana", "mlflow"} <= set(services)
+    for app in APPS:
+        service = services[app]
+        assert service["build"]["dockerfile"] == "infra/docker/service.Dockerfile"
+        assert "/readyz" in " ".join(service["healthcheck"]["test"])
+        assert service["read_only"] is True and "/tmp" in service["tmpfs"]
+        grace = service["stop_grace_period"]
+        assert grace.endswith("s") and int(grace[:-1]) > GRACEFUL_SHUTDOWN_S, grace
+    assert services["rag-chatbot"]["depends_on"]["llm-chat"]["condition"] == "service_healthy"
+    for name, service in services.items():  # nothing listens beyond this machine
+        for port in service.get("ports", []):
+            host_ip = port.get("host_ip") if isinstance(port, dict) else port.split(":")[0]
+            assert host_ip == "127.0.0.1", (name, port)
+    grafana = services["grafana"]["environment"]
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"] == "from-the-test"
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+
+
+def test_compose_refuses_to_start_grafana_without_an_admin_password():
+    result = compose_config()
+    assert result.returncode != 0
+    assert "GF_SECURITY_ADMIN_PASSWORD" in result.stderr

@@ -50,4 +50,14 @@ def convert(source: str, out_dir: Path) -> dict[str, Any]:
         "chat_template": bool(tokenizer.chat_template),
     }
     (out_dir / "provenance.json").write_text(json.dumps(summary, indent=2))
+    readable_by_all(out_dir)
     return summary
+
+
+def readable_by_all(folder: Path) -> None:
+    """Adds read permission for group and others to every file under `folder` (and search
+    permission to its folders). safetensors writes 0600 files, which the service images' user
+    (uid 10001, models mounted read-only) cannot read."""
+    for path in [Path(folder), *Path(folder).rglob("*")]:
+        extra = 0o055 if path.is_dir() else 0o044
+        path.chmod(path.stat().st_mode | extra)

@@ -15,6 +15,8 @@ import shutil
 import time
 from pathlib import Path
 
+from llm_chat.convert import readable_by_all
+
 WEIGHTS = ("int8", "int4", "fp32")
 
 
@@ -45,6 +47,7 @@ def export(model_dir: str | Path, out: str | Path, *, weights: str = "int8",
               "ir_mb": round((out / "openvino_model.bin").stat().st_size / 2**20, 1),
               "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
     (out / "export.json").write_text(json.dumps(report, indent=2))
+    readable_by_all(out)
     return report
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from llm_chat.convert import readable_by_all
 from llm_chat.finetune.batches import answer_logprobs, batched, collate, encode
 from llm_chat.finetune.sft import lora_model
 from mlstack.train import TrainConfig, fit
@@ -62,5 +63,6 @@ def train_dpo(sft_dir: Path, train: list[dict], held_out: list[dict], out_dir: P
     model.save_pretrained(out_dir / "adapter")
     model.merge_and_unload().save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    readable_by_all(out_dir)  # served by the images' uid 10001
     return {"history": result.history, "best_epoch": result.best_epoch, "beta": beta,
             "seconds": round(result.seconds, 1)}  # fmt: skip

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from llm_chat.convert import readable_by_all
 from llm_chat.finetune.batches import answer_logprobs, batched, collate, encode
 from mlstack.train import TrainConfig, fit
 
@@ -58,5 +59,6 @@ def train_sft(base_dir: Path, train: list[dict], held_out: list[dict], out_dir: 
     model.save_pretrained(out_dir / "adapter")
     model.merge_and_unload().save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    readable_by_all(out_dir)  # served by the images' uid 10001
     return {"history": result.history, "best_epoch": result.best_epoch,
             "trainable_parameters": trainable, "seconds": round(result.seconds, 1)}  # fmt: skip
