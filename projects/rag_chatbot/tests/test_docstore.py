@@ -50,6 +50,17 @@ def put(docs: DocumentStore, name: str, data: bytes, *, replace: bool = False):
     return docs.put(new, data, title=None, media_type=None, replace=replace)
 
 
+def put_killed_before_its_chunks(docs, monkeypatch) -> None:
+    """Uploads zebra.md, the process "dying" after its intent is committed, before its chunks."""
+
+    def dies(*args, **kwargs):
+        raise Killed
+
+    monkeypatch.setattr(docs, "_apply_put", dies)
+    with pytest.raises(Killed):
+        put(docs, "zebra.md", ZEBRA.encode())
+
+
 def served_chunks(docs: DocumentStore, doc_id: str, upto: int = 50) -> list[str]:
     return [d.text for d in docs.store.get([chunk_id(doc_id, n) for n in range(upto)])]
 
@@ -84,12 +95,7 @@ def test_a_new_upload_killed_before_its_chunks_land_is_written_on_restart(encode
                                                                            registry_url):  # fmt: skip
     docs = open_docs(encoder_dir, tmp_path, registry_url)
 
-    def dies(*args, **kwargs):
-        raise Killed
-
-    monkeypatch.setattr(docs, "_apply_put", dies)
-    with pytest.raises(Killed):
-        put(docs, "zebra.md", ZEBRA.encode())
+    put_killed_before_its_chunks(docs, monkeypatch)
     assert docs.get("zebra.md") is None  # not acknowledged, not listed
     monkeypatch.undo()
     restarted = open_docs(encoder_dir, tmp_path, registry_url)
@@ -170,12 +176,7 @@ def test_another_replica_finishes_a_write_its_host_left_pending(encoder_dir, tmp
     next start finishes a write a killed one left pending, even with that host's disk gone."""
     docs = open_docs(encoder_dir, tmp_path, postgres_db, uploads="host-a")
 
-    def dies(*args, **kwargs):
-        raise Killed
-
-    monkeypatch.setattr(docs, "_apply_put", dies)
-    with pytest.raises(Killed):
-        put(docs, "zebra.md", ZEBRA.encode())
+    put_killed_before_its_chunks(docs, monkeypatch)
     monkeypatch.undo()
     shutil.rmtree(tmp_path / "host-a", ignore_errors=True)
     other = open_docs(encoder_dir, tmp_path, postgres_db, uploads="host-b")
@@ -212,12 +213,7 @@ def test_a_pending_write_that_times_out_at_start_waits_for_the_next_start(encode
     write stays pending, and is never dropped for it."""
     docs = open_docs(encoder_dir, tmp_path, registry_url)
 
-    def dies(*args, **kwargs):
-        raise Killed
-
-    monkeypatch.setattr(docs, "_apply_put", dies)
-    with pytest.raises(Killed):
-        put(docs, "zebra.md", ZEBRA.encode())
+    put_killed_before_its_chunks(docs, monkeypatch)
 
     def times_out(*args, **kwargs):
         raise ExtractError("parse_timeout", "too slow", status=422)
@@ -235,12 +231,7 @@ def test_a_write_that_cannot_be_finished_is_dropped_but_never_a_newer_one(encode
     came in meanwhile (another worker or replica) keeps its intent and lands."""
     docs = open_docs(encoder_dir, tmp_path, registry_url)
 
-    def dies(*args, **kwargs):
-        raise Killed
-
-    monkeypatch.setattr(docs, "_apply_put", dies)
-    with pytest.raises(Killed):
-        put(docs, "zebra.md", ZEBRA.encode())
+    put_killed_before_its_chunks(docs, monkeypatch)
     monkeypatch.undo()
     newer = []
 
