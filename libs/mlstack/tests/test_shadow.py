@@ -1,8 +1,11 @@
 """Shadow serving over real HTTP: the share it sees, isolation from the response, the bounded
 queue, metrics, and the report on what it logged."""
 
+import asyncio
 import json
+import os
 import random
+import sys
 import threading
 import time
 
@@ -14,7 +17,7 @@ from typer.testing import CliRunner
 from mlstack.cli import app as cli
 from mlstack.monitor.inference_log import read_inference_log
 from mlstack.monitor.shadow_report import shadow_report
-from mlstack.serve import Hub, ModelCard, ServeSettings, create_app
+from mlstack.serve import Hub, ModelCard, ServeSettings, Shadow, create_app
 from mlstack.testing import live_server
 
 from .conftest import EchoModel
@@ -169,3 +172,34 @@ def test_hung_shadow_blocks_nothing_and_its_queue_drops(tmp_path):
         counts = wait_for(base, lambda c: c["late"] + c["ok"] == 1 + queue)
     assert elapsed < 5, elapsed  # the champion never waited on the 30 s hang
     assert counts["late"] == 1  # the hung call answered long past shadow_timeout_s: discarded
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are Linux's")
+def test_shadow_thread_runs_at_lower_priority_than_the_rest():
+    async def priorities() -> tuple[int, int]:
+        shadow = Shadow(Challenger(), EchoModel(), nice=7)
+        await shadow.start()
+        try:
+            loop = asyncio.get_running_loop()
+            mine = await loop.run_in_executor(shadow._executor, os.getpriority, os.PRIO_PROCESS, 0)
+            return mine, os.getpriority(os.PRIO_PROCESS, 0)
+        finally:
+            await shadow.stop()
+
+    shadow_nice, own_nice = asyncio.run(priorities())
+    assert shadow_nice == min(own_nice + 7, 19) and own_nice < 19
+
+
+def test_unseeded_share_is_roughly_the_share():
+    async def sampled_out(n: int) -> int:
+        shadow = Shadow(Challenger(), EchoModel(), share=0.5, queue_size=n)
+        await shadow.start()
+        try:
+            for i in range(n):
+                shadow.offer([float(i)], [2.0 * i], 0.001, None)
+            return shadow.counts["sampled_out"]
+        finally:
+            await shadow.stop()
+
+    n = 2000
+    assert abs(asyncio.run(sampled_out(n)) - n / 2) < 5 * (n * 0.25) ** 0.5  # within 5 sigma

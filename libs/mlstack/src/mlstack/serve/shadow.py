@@ -73,12 +73,16 @@ SHADOW_QUEUE = Gauge(
 
 
 def _lower_priority(nice: int) -> None:
-    """Raises this thread's nice value. On Linux a nice value belongs to a thread (a task), so
+    """Raises this thread's nice value by `nice` (relative: a service already started under
+    `nice` stays above its shadow). On Linux a nice value belongs to a thread (a task), so
     `setpriority` on the native thread id lowers the shadow only; elsewhere it would hit the
     whole process, so it is left alone."""
     if nice and sys.platform == "linux":
+        tid = threading.get_native_id()
         with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+            os.setpriority(
+                os.PRIO_PROCESS, tid, min(os.getpriority(os.PRIO_PROCESS, tid) + nice, 19)
+            )
 
 
 def _describe(model: Any, output: Any) -> dict[str, Any]:
