@@ -90,12 +90,52 @@ def quantize(model: ModelName = "resnet") -> None:
     )
 
 
+Models = Annotated[
+    list[str] | None, typer.Option("--model", "-m", help="Model families (default: resnet).")
+]
+
+
 @app.command()
-def register(models: Annotated[list[str], typer.Option("--model", "-m")] = ["resnet"]) -> None:  # noqa: B006
-    """Register every model in MLflow and give the best on validation the `champion` alias."""
+def register(models: Models = None) -> None:
+    """Register every model in MLflow; the best on validation goes through the promotion gate."""
+    from image_classifier.params import load_params
     from image_classifier.register import register as run
 
-    _show(run(MODELS, models))
+    min_gain = load_params()["promotion"]["min_gain"]
+    _show(run(MODELS, models or ["resnet"], DATA, min_gain=min_gain))
+
+
+@app.command("retrain-if-drift")
+def retrain_if_drift(
+    log_dir: Annotated[Path, typer.Option(help="Inference log folder.")] = Path(
+        ".run/monitor/image_classifier"
+    ),
+    threshold: Annotated[
+        float, typer.Option(min=0, max=1, help="Retrain past this drift share.")
+    ] = 0.5,
+    since_hours: Annotated[float | None, typer.Option(help="Only log records this recent.")] = None,
+) -> None:
+    """Drift job on the inference log; past the threshold, `dvc repro` the ic stages (retrain,
+    evaluate, register through the promotion gate) and print the gate's decision."""
+    import time
+
+    from image_classifier.retrain import check_drift, retrain_with_dvc
+    from image_classifier.retrain import retrain_if_drift as run
+
+    reference = DATA / "reference.parquet"
+    if not reference.exists():
+        typer.echo(f"{reference} is missing: `dvc pull` (or `dvc repro ic_prepare`)", err=True)
+        raise typer.Exit(2)
+    since = time.time() - since_hours * 3600 if since_hours else None
+    result = run(
+        lambda: check_drift(
+            reference, log_dir, REPORTS / "drift", threshold=threshold, since=since
+        ),
+        lambda: retrain_with_dvc(MODELS),
+    )
+    _show(result)
+    if result["drifted"] is None:  # as `mlstack drift`: an empty log is a broken pipe, not calm
+        raise typer.Exit(2)
 
 
 @app.command()
