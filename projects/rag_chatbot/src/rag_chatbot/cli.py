@@ -61,9 +61,9 @@ def ingest(
     """Add or replace PDF, Markdown, HTML or text files (id = file name) in the service's index,
     as an upload with `replace=true` would (settings from RAG_CHATBOT_*; safe while it runs)."""
     from rag_chatbot.extract import ExtractError
-    from rag_chatbot.service import Settings, open_documents
+    from rag_chatbot.service import Settings, open_documents, serving_settings
 
-    _, docs = open_documents(Settings())
+    _, docs = open_documents(serving_settings(Settings())[0])  # chunked as the service does
     for f in files:
         data = f.read_bytes()
         try:
@@ -81,10 +81,10 @@ def ask(
     generator_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL")] = None,
 ) -> None:
     """Answer one question from the index, as the service would (settings from RAG_CHATBOT_*)."""
-    from rag_chatbot.service import Settings, build_rag
+    from rag_chatbot.service import Settings, build_rag, serving_settings
 
     settings = Settings(**({"generator_url": generator_url} if generator_url else {}))
-    rag, _ = build_rag(settings)
+    rag, _ = build_rag(serving_settings(settings)[0])
 
     async def go():
         async for event in rag.stream([{"role": "user", "content": question}], rag.config):

@@ -9,7 +9,9 @@ sentences supported by the sources, `support.py`), citation correctness (a model
 source supports its sentence), answer relevance (cosine of question and answer embeddings),
 answer correctness (share of the reference's content words in the answer), no-answer accuracy.
 
-The relevance floor is swept on the tune split only; the report says which value it would pick.
+The relevance floor is swept on the tune split only, with the service's configuration; with
+`min_relevance: tune` (params.yaml) the best balanced accuracy there is the floor every
+configuration is scored with on the test split, and the one the serving card hands the service.
 """
 
 import asyncio
@@ -25,12 +27,13 @@ from rag_chatbot.answer import Rag, RagConfig, cite
 from rag_chatbot.support import best_support, support
 
 
-def configs(p: dict[str, Any]) -> dict[str, tuple[int, RagConfig]]:
+def configs(p: dict[str, Any], min_relevance: float) -> dict[str, tuple[int, RagConfig]]:
     """Every mode x MMR x chunk size; the name says which."""
     r, g = p["retrieval"], p["generation"]
-    base = RagConfig(k=r["k"], mode=r["mode"], diversify=r["diversify"], min_relevance=r["min_relevance"],
+    base = RagConfig(k=r["k"], mode=r["mode"], diversify=r["diversify"], min_relevance=min_relevance,
                      context_tokens=r["context_tokens"], answer_tokens=g["answer_tokens"],
-                     temperature=g["temperature"], rewrite=False, attribute=False)  # fmt: skip
+                     temperature=g["temperature"], support_threshold=p["evaluate"]["support_threshold"],
+                     rewrite=False, attribute=False)  # fmt: skip
     out = {}
     for size in p["chunking"]["sizes"]:
         for mode in ("dense", "hybrid"):
@@ -99,6 +102,18 @@ def threshold_sweep(rows: list, config: RagConfig) -> dict[str, Any]:
                       "unanswerable_refused": round(float(np.mean(refuse)), 4) if refuse else 0.0})  # fmt: skip
     best = max(sweep, key=lambda r: r["answerable_kept"] + r["unanswerable_refused"])
     return {"sweep": sweep, "best_balanced": best}
+
+
+def relevance_floor(setting: float | str, sweep: dict[str, Any]) -> dict[str, Any]:
+    """params.yaml's `min_relevance`: `tune` takes the sweep's pick; a number pins it."""
+    if setting == "tune":
+        return {"value": sweep["best_balanced"]["min_relevance"], "chosen_on": "tune split",
+                "rule": "best balanced accuracy (answerable kept + unanswerable refused)"}  # fmt: skip
+    if isinstance(setting, bool) or not isinstance(setting, int | float) or not -1 <= setting <= 1:
+        raise ValueError(
+            f"rag_chatbot.retrieval.min_relevance: `tune` or a cosine, not {setting!r}"
+        )
+    return {"value": float(setting), "chosen_on": "params.yaml"}
 
 
 def score_answer(q: dict, event: dict, encoder, threshold: float) -> dict[str, Any]:
@@ -196,18 +211,19 @@ def run_evaluation(p: dict[str, Any], questions: list[dict]) -> dict[str, Any]:
     libraries = {size: open_library(size, p["chunking"]["overlap_tokens"], threads=e["threads"])
                  for size in p["chunking"]["sizes"]}  # fmt: skip
     sample = _sample(test, e["generate_per_kind"], e["generate_unanswerable"])
+    # The floor first, on the tune split with the configuration the service runs.
+    size, config = configs(p, -1.0)[default]
+    rag = Rag(Retriever(libraries[size].encoder, libraries[size].store), None, tokenizer, config)
+    report["threshold"] = threshold_sweep(retrieval_metrics(rag, config, tune)[1], config)
+    report["min_relevance"] = relevance_floor(p["retrieval"]["min_relevance"], report["threshold"])
     with generator_endpoint(g) as url:
-        for name, (size, config) in tqdm(configs(p).items(), desc="configurations"):
-            config = replace(config, support_threshold=e["support_threshold"])
+        for name, (size, config) in tqdm(configs(p, report["min_relevance"]["value"]).items(),
+                                         desc="configurations"):  # fmt: skip
             library = libraries[size]
             retriever = Retriever(library.encoder, library.store)
             rag = Rag(retriever, None, tokenizer, config)
             metrics, _ = retrieval_metrics(rag, config, test)
             report["configs"][name] = {"chunk_tokens": size, "retrieval": metrics}
-            if name == default:
-                report["threshold"] = threshold_sweep(
-                    retrieval_metrics(rag, config, tune)[1], config
-                )
             if name not in e["generate_configs"]:
                 continue
 
@@ -238,6 +254,7 @@ def _log_to_mlflow(p: dict[str, Any], report: dict[str, Any]) -> None:
     from mlstack.train.tracking import mlflow_run
 
     params = {"default": report["default"], **{f"retrieval.{k}": v for k, v in p["retrieval"].items()},
+              "min_relevance_chosen": report["min_relevance"]["value"],
               **{f"generation.{k}": v for k, v in p["generation"].items()}}  # fmt: skip
     with mlflow_run("rag-chatbot", run_name="evaluate", params=params) as run:
         for name, result in report["configs"].items():

@@ -9,6 +9,9 @@ from typing import Any
 DATA = Path("data/rag_chatbot")
 REPORTS = Path("reports/rag_chatbot")
 ENCODER = Path("models/semantic_search/encoder")
+# What the service runs (settings.Settings.serving_card), in the models folder deployments mount.
+SERVING_CARD = Path("models/rag_chatbot/serving.json")
+SERVED_VARIANT = "int8"  # the encoder variant the indexes were built and evaluated with
 
 
 def index_dir(chunk_tokens: int) -> Path:
@@ -22,7 +25,7 @@ def write_report(name: str, report: dict[str, Any]) -> dict[str, Any]:
 
 
 def open_library(
-    chunk_tokens: int, overlap_tokens: int, *, variant: str = "int8", threads: int = 0
+    chunk_tokens: int, overlap_tokens: int, *, variant: str = SERVED_VARIANT, threads: int = 0
 ):
     from rag_chatbot.library import Library
     from semantic_search.encoder import Encoder
@@ -79,4 +82,35 @@ def evaluate_stage(p: dict[str, Any]) -> dict[str, Any]:
     from rag_chatbot.evaluate import run_evaluation
 
     rows = [json.loads(line) for line in (DATA / "questions.jsonl").read_text().splitlines()]
-    return write_report("evaluation.json", run_evaluation(p, rows))
+    report = write_report("evaluation.json", run_evaluation(p, rows))
+    card = write_serving_card(p, report)
+    if report.get("mlflow_run_id"):
+        import mlflow
+
+        mlflow.MlflowClient().log_dict(report["mlflow_run_id"], card, "serving.json")
+    return report
+
+
+def write_serving_card(p: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
+    """The default configuration as evaluated, under the service's setting names: chunking (the
+    index it seeds from, the chunks uploads get), retrieval with the floor the evaluation chose,
+    generation limits; with that configuration's test-split metrics."""
+    from mlstack.serve import file_sha256
+    from mlstack.serving_card import write_card
+    from semantic_search.encoder import VARIANTS
+
+    c, r, g = p["chunking"], p["retrieval"], p["generation"]
+    floor = report["min_relevance"]
+    config = {"chunk_tokens": c["default"], "overlap_tokens": c["overlap_tokens"],
+              "corpus_index": str(index_dir(c["default"])), "encoder_variant": SERVED_VARIANT,
+              "k": r["k"], "mode": r["mode"], "diversify": r["diversify"],
+              "min_relevance": floor["value"], "context_tokens": r["context_tokens"],
+              "answer_tokens": g["answer_tokens"], "temperature": g["temperature"],
+              "support_threshold": p["evaluate"]["support_threshold"]}  # fmt: skip
+    encoder = ENCODER / VARIANTS[SERVED_VARIANT]
+    evaluated = {"config_name": report["default"], "questions": report["questions"],
+                 "min_relevance": floor, "encoder_sha256": file_sha256(encoder),
+                 "generator": {k: g[k] for k in ("url", "model_dir", "backend", "tokenizer")}}  # fmt: skip
+    return write_card(SERVING_CARD, project="rag-chatbot", config=config, params=p,
+                      metrics=report["configs"][report["default"]], evaluated=evaluated,
+                      mlflow_run_id=report.get("mlflow_run_id"))  # fmt: skip

@@ -25,6 +25,7 @@ from mlstack.serve import (
     offload,
     requires,
 )
+from mlstack.serving_card import apply_card, warn_if_changed
 from rag_chatbot import metrics
 from rag_chatbot.answer import Rag, RagConfig
 from rag_chatbot.chunking import load_tokenizer
@@ -59,12 +60,15 @@ class RetrievalModel:
 
     predict_batch = None
 
-    def __init__(self, rag: Rag) -> None:
+    def __init__(self, rag: Rag, serving: dict[str, Any] | None = None) -> None:
         self.rag = rag
         encoder = rag.retriever.encoder
         path = encoder.model_dir / VARIANTS[encoder.variant]
-        self.card = ModelCard(encoder.name, encoder.variant, str(path), file_sha256(path),
-                              extra={"dim": encoder.dim})  # fmt: skip
+        sha256 = file_sha256(path)
+        serving = serving or {"card": None}
+        warn_if_changed(serving, "encoder_sha256", sha256)
+        self.card = ModelCard(encoder.name, encoder.variant, str(path), sha256,
+                              extra={"dim": encoder.dim, "serving": serving})  # fmt: skip
 
     def warmup(self) -> None:
         # One retrieval loads the index's in-memory copy (BM25 included): seconds, not per query.
@@ -259,11 +263,19 @@ def build_rag(settings: Settings) -> tuple[Rag, DocumentStore]:
     return rag, docs
 
 
+def serving_settings(settings: Settings) -> tuple[Settings, dict[str, Any]]:
+    """The settings with the serving card's configuration (explicit settings win). Containers
+    mount the corpus index at a path of their own: that override is expected, not warned."""
+    return apply_card(settings, settings.serving_card, quiet=("corpus_index",))
+
+
 def load(app: FastAPI, settings: Settings) -> list[RetrievalModel]:
     t0 = time.perf_counter()
+    settings, serving = serving_settings(settings)
+    app.state.settings = settings  # what the routes read is what runs
     rag, docs = build_rag(settings)
     app.state.resources.update(rag=rag, documents=docs)
-    model = RetrievalModel(rag)
+    model = RetrievalModel(rag, serving)
     model.card.load_seconds = time.perf_counter() - t0
     return [model]
 

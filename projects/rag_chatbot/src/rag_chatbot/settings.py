@@ -41,15 +41,27 @@ class Settings(ServeSettings):
         "models/llm_chat/base", description="tokenizer.json, its folder or a hub id: the budget."
     )
     generator_timeout_s: float = Field(120.0, gt=0)
+    serving_card: Path | None = Field(
+        Path("models/rag_chatbot/serving.json"),
+        description="What `rag_evaluate` evaluated (chunking, retrieval, relevance floor, "
+        "generation limits): used for every setting below not set explicitly. Missing: the "
+        "defaults below, with a warning.",
+    )
+    # Defaults for a service without a serving card only: the card holds what was evaluated.
     chunk_tokens: int = Field(160, ge=16, le=512)
-    overlap_tokens: int = Field(24, ge=0)
+    overlap_tokens: int = Field(16, ge=0)
     k: int = Field(5, ge=1, le=20)
     mode: str = Field("hybrid", pattern="^(dense|bm25|hybrid)$")
     diversify: float | None = Field(0.7, ge=0, le=1)
-    min_relevance: float = Field(0.55, ge=-1, le=1, description="See params.yaml.")
+    min_relevance: float = Field(
+        0.55, ge=-1, le=1, description="The card's is chosen on the tune split (rag_evaluate)."
+    )
     context_tokens: int = Field(1024, ge=64)
-    answer_tokens: int = Field(256, ge=1)
+    answer_tokens: int = Field(128, ge=1)
     temperature: float = Field(0.0, ge=0, le=2)
+    support_threshold: float = Field(
+        0.5, ge=0, le=1, description="Share of a sentence's content words a cited source holds."
+    )
     rewrite: bool = True
     attribute: bool = True
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)

@@ -22,6 +22,10 @@ DATA = Path("data/semantic_search")
 ENCODER = Path("models/semantic_search/encoder")
 INDEX = DATA / "index"
 REPORTS = Path("reports/semantic_search")
+# What the service runs (service.Settings.serving_card): beside the encoder, in the models folder
+# deployments mount, and outside `encoder/`, which rag_index depends on as a whole.
+SERVING_CARD = Path("models/semantic_search/serving.json")
+SERVED_VARIANT = "int8"  # the index holds INT8 embeddings: queries are encoded by the same model
 
 
 def _write(path: Path, report: dict[str, Any]) -> dict[str, Any]:
@@ -136,7 +140,7 @@ def evaluate_stage(p: dict[str, Any]) -> dict[str, Any]:
         enc = Encoder(ENCODER, variant=variant, threads=e["threads"])
         vectors = np.load(DATA / f"embeddings.{variant}.npy")
         systems[f"dense_{variant}_exact"] = _exact_search(enc, vectors, ids, depth)
-    encoder = Encoder(ENCODER, variant="int8", threads=e["threads"])
+    encoder = Encoder(ENCODER, variant=SERVED_VARIANT, threads=e["threads"])
     retriever = Retriever(encoder, LanceStore(INDEX, encoder.dim), **p["retrieval"])
     for mode in SearchMode:
         systems[f"{mode}_index"] = lambda q, m=mode: [
@@ -168,4 +172,22 @@ def evaluate_stage(p: dict[str, Any]) -> dict[str, Any]:
                 mlflow.log_metrics({f"latency_{mode}_{part}_{k}_ms": v for k, v in lat.items()})
         mlflow.log_artifact(str(REPORTS / "encoder.json"))
         results["mlflow_run_id"] = run.info.run_id
+        mlflow.log_dict(write_serving_card(p, results), "serving.json")
     return _write(REPORTS / "retrieval.json", results)
+
+
+def write_serving_card(p: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+    """The configuration the `*_index` systems ran with, for the service to run as evaluated:
+    the retrieval parameters as its settings of the same names, the encoder variant, the
+    checksum of the encoder file it was evaluated with, and the hybrid system's metrics."""
+    from mlstack.serve import file_sha256
+    from mlstack.serving_card import write_card
+    from semantic_search.encoder import VARIANTS
+
+    model = ENCODER / VARIANTS[SERVED_VARIANT]
+    evaluated = {"index": str(INDEX), "encoder": str(model), "encoder_sha256": file_sha256(model),
+                 "queries": results["queries"], "system": "hybrid_index"}  # fmt: skip
+    return write_card(SERVING_CARD, project="semantic-search",
+                      config={"encoder_variant": SERVED_VARIANT, **p["retrieval"]}, params=p,
+                      metrics=results["systems"]["hybrid_index"], evaluated=evaluated,
+                      mlflow_run_id=results.get("mlflow_run_id"))  # fmt: skip

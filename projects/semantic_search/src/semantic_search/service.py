@@ -14,6 +14,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from mlstack.serve import ModelCard, ServeSettings, create_app, file_sha256
+from mlstack.serving_card import apply_card, warn_if_changed
 from semantic_search.documents import MAX_TEXT_CHARS
 from semantic_search.encoder import VARIANTS, Encoder, EncoderConfig, Tokenized
 from semantic_search.retrieval import Retriever
@@ -48,6 +49,16 @@ class Settings(ServeSettings):
         None,
         description="A cross-encoder exported to ONNX: model.onnx, tokenizer.json, encoder.json.",
     )
+    serving_card: Path | None = Field(
+        Path("models/semantic_search/serving.json"),
+        description="What `ss_evaluate` evaluated (retrieval weights, encoder variant): used for "
+        "every setting not set explicitly. Missing: these defaults, with a warning.",
+    )
+    # Reciprocal rank fusion of the hybrid mode; the card holds params.yaml's values.
+    rrf_k: int = Field(60, ge=1)
+    dense_weight: float = Field(1.0, ge=0)
+    bm25_weight: float = Field(1.0, ge=0)
+    candidates: int = Field(50, ge=1, description="Hits each ranking gives hybrid, MMR, rerank.")
     onnx_threads: int = Field(0, ge=0)
     # Each at most the schema's limit, which is what the OpenAPI document states.
     max_documents: int = Field(MAX_DOCUMENTS, ge=1, le=MAX_DOCUMENTS,
@@ -62,11 +73,15 @@ class Settings(ServeSettings):
 class EncoderModel:
     """The encoder as a micro-batched model: items are token id lists, already limit-checked."""
 
-    def __init__(self, encoder: Encoder) -> None:
+    def __init__(self, encoder: Encoder, serving: dict[str, Any] | None = None) -> None:
         self.encoder = encoder
         path = encoder.model_dir / VARIANTS[encoder.variant]
-        self.card = ModelCard(encoder.name, encoder.variant, str(path), file_sha256(path),
-                              extra={"dim": encoder.dim, "max_tokens": encoder.max_tokens})  # fmt: skip
+        sha256 = file_sha256(path)
+        serving = serving or {"card": None}
+        warn_if_changed(serving, "encoder_sha256", sha256)
+        self.card = ModelCard(encoder.name, encoder.variant, str(path), sha256,
+                              extra={"dim": encoder.dim, "max_tokens": encoder.max_tokens,
+                                     "serving": serving})  # fmt: skip
 
     def predict_batch(self, items: list[list[int]]) -> list[np.ndarray]:
         counts = np.array([len(i) for i in items])
@@ -109,6 +124,8 @@ def describe_deployment(app: FastAPI, settings: Settings) -> None:
 
 
 def load(app: FastAPI, settings: Settings) -> list[EncoderModel]:
+    settings, serving = apply_card(settings, settings.serving_card)
+    app.state.settings = settings  # what the routes read is what runs
     if not (settings.encoder_dir / "encoder.json").exists():
         raise FileNotFoundError(f"{settings.encoder_dir} has no encoder: run `dvc repro`")
     encoder = Encoder(settings.encoder_dir, variant=settings.encoder_variant,
@@ -121,8 +138,11 @@ def load(app: FastAPI, settings: Settings) -> list[EncoderModel]:
     if not is_milvus_uri(settings.index_uri):
         seed_index(Path(settings.index_uri), settings.corpus_index)
     store = open_store(settings.index_uri, encoder.dim)
-    app.state.resources["retriever"] = Retriever(encoder, store, reranker=reranker)
-    return [EncoderModel(encoder)]
+    app.state.resources["retriever"] = Retriever(
+        encoder, store, reranker=reranker, rrf_k=settings.rrf_k, dense_weight=settings.dense_weight,
+        bm25_weight=settings.bm25_weight, candidates=settings.candidates,
+    )  # fmt: skip
+    return [EncoderModel(encoder, serving)]
 
 
 def app_factory() -> FastAPI:
