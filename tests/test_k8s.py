@@ -95,7 +95,8 @@ def test_overlay_passes_the_policy_scanner_at_restricted(overlay, rendered, tmp_
     assert findings["compliant_level"] == "restricted", findings["violations"]
 
     # The scanner flags env names with KEY or TOKEN in them; ours hold file paths (the mounted
-    # Secret, a tokenizer). Init containers cannot have probes (the API refuses them).
+    # Secret, a tokenizer). Init containers cannot have probes (the API refuses them); a
+    # CronJob's container runs to completion and serves nothing a probe could check.
     paths = {
         f"env[name={e['name']}]"
         for _, pod in _pods(rendered[overlay])
@@ -105,7 +106,8 @@ def test_overlay_passes_the_policy_scanner_at_restricted(overlay, rendered, tmp_
 
     def accepted(v: dict) -> bool:
         return (v["rule_id"] == "PG-CTR-007" and v["field_path"].split(".")[-1] in paths) or (
-            v["rule_id"] in {"PG-CTR-001", "PG-CTR-002"} and v["container"] == "fetch-models"
+            v["rule_id"] in {"PG-CTR-001", "PG-CTR-002"}
+            and (v["container"] == "fetch-models" or v["resource"].startswith("CronJob/"))
         )
 
     serious = [
@@ -318,3 +320,23 @@ def test_kubernetes_sd_scrape_config_passes_promtool(tmp_path):
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_retrain_cronjob_runs_the_make_target_alone_and_restricted(overlay, rendered):
+    """Issue 16 item 5: the drift-triggered retraining, one at a time, within the same Pod
+    Security rules as the services, with the config it reads defined in the overlay."""
+    docs = rendered[overlay]
+    cron = _kinds(docs, "CronJob")["retrain"]["spec"]
+    assert cron["concurrencyPolicy"] == "Forbid" and cron["schedule"]
+    pod = cron["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert "make -s retrain-if-drift" in container["args"][0]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["restartPolicy"] == "Never"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert _kinds(docs, "ServiceAccount")["retrain"]["automountServiceAccountToken"] is False
+    config = next(s["configMapRef"]["name"] for s in container["envFrom"] if "configMapRef" in s)
+    assert {"INFERENCE_LOG_URI", "DRIFT_THRESHOLD"} <= set(
+        _kinds(docs, "ConfigMap")[config]["data"]
+    )
+    assert ":" in container["image"]  # a tag, never an implicit :latest
