@@ -6,6 +6,7 @@ the challenger, with the reasons recorded on the versions, and the served files 
 import csv
 import json
 import random
+import re
 import shutil
 from pathlib import Path
 
@@ -147,7 +148,8 @@ def test_drift_retrains_promotes_then_refuses_a_worse_model(
         and v2["gate.heldout_hash"] == v1["gate.heldout_hash"]
     )
     for tags in (v1, v2):
-        assert len(tags["lineage.git_commit"]) >= 7 and len(tags["lineage.params_hash"]) == 64
+        assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", tags["lineage.git_commit"])
+        assert len(tags["lineage.params_hash"]) == 64
         assert float(tags["metrics.val_accuracy"]) == float(tags["gate.score"])
     assert v1["lineage.data_hash"] != v2["lineage.data_hash"]  # the labels changed
     assert v1["lineage.params_hash"] == v2["lineage.params_hash"]  # the params did not

@@ -16,6 +16,7 @@ from typing import Any
 from image_classifier.data import SPLITS, read_split
 from mlstack.train.promotion import (
     dataset_hash,
+    git_commit,
     lineage_tags,
     params_hash,
     promote,
@@ -113,6 +114,8 @@ def register(
     if not track:  # no registry: nothing to compare with, the run's best is served
         decision = {"promoted": True, "reason": "no registry (track=False)"}
     else:
+        # the repository of this code, not the working directory: the commit that trained it
+        commit = git_commit(Path(__file__).resolve().parent)
         versions = {}
         for name in names:
             run_id = cards[name]["mlflow_run_id"]
@@ -120,6 +123,7 @@ def register(
             tags = {"family": name} | lineage_tags(
                 params=cards[name]["params"],
                 data_hash=hashes["all"],
+                commit=commit,
                 metrics={METRIC: scores[name], "train_val_accuracy": cards[name]["val_accuracy"]},
             )
             versions[name] = register_model(run_id, "model", REGISTERED_NAME, tags=tags)
