@@ -4,21 +4,26 @@ default), and with one at the champion's own priority (nice 0), side by side.
 
 Both models are the tiny test classifier with two 3x3 convolutions in front (`--conv` channels at
 `--image-size`; 64 at 128 px is ~8 ms an image on one core), so the challenger costs as much CPU
-as the champion: the worst case of a same-sized challenger on every request. One service
-process, the load generator on the same cores; the settings are interleaved over `--rounds`
-and the summary takes the median round, to spread a shared machine's noise evenly. Writes
-reports/shadow.json.
+as the champion: the worst case of a same-sized challenger on every request.
 
-    python benchmarks/bench_shadow.py --seconds 10 --clients 4
+On a shared machine the load from other jobs swings from one second to the next by more than
+the effect measured, so the three settings are not separate runs: one service (in this process)
+switches between them every `--phase-s` seconds while a load generator (another process) keeps
+the same load on it throughout, and each request counts for the setting it ran under (requests
+started within `--settle-s` of a switch, or still running at the next one, are left out).
+Writes reports/shadow.json.
+
+    python benchmarks/bench_shadow.py --seconds 60 --clients 4
 """
 
 import asyncio
 import base64
 import io
 import json
-import re
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -26,7 +31,7 @@ import numpy as np
 import typer
 
 app = typer.Typer(add_completion=False)
-SETTINGS = {"off": None, "shadow": 10, "shadow_nice0": 0}  # name -> shadow thread's nice value
+SETTINGS = ("off", "shadow", "shadow_nice0")
 
 
 def images(side: int, n: int = 16) -> list[dict]:
@@ -41,91 +46,118 @@ def images(side: int, n: int = 16) -> list[dict]:
     return bodies
 
 
-def shadow_counts(metrics: str) -> dict[str, int]:
-    pattern = r'shadow_requests_total\{[^}]*outcome="(\w+)"\} ([\d.e+]+)'
-    return {k: int(float(v)) for k, v in re.findall(pattern, metrics)}
-
-
-def run_one(name: str, nice: int | None, folder: Path, bodies, clients: int, seconds: float):
+async def closed_loop(url: str, bodies: list[dict], clients: int, seconds: float) -> list:
+    """`clients` loops POSTing `bodies`; every request as (start, end, status), monotonic clock
+    (system-wide on Linux, so comparable with the service process's phase times)."""
     import httpx
 
-    from mlstack.loadtest import http_load, serve_process
-    from mlstack.testing import free_port
+    samples, stop = [], time.monotonic() + seconds
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        "IMAGE_CLASSIFIER_MODEL_PATH": str(folder / "digits.onnx"),
-        "IMAGE_CLASSIFIER_IMAGENET_MODEL_PATH": str(folder / "none.onnx"),
-        "IMAGE_CLASSIFIER_ONNX_THREADS": "1",
-        "IMAGE_CLASSIFIER_MONITOR_DIR": str(folder / f"log-{name}"),  # logging on in every run
-    }
-    if nice is not None:
-        env |= {
-            "IMAGE_CLASSIFIER_SHADOW_MODEL": str(folder / "digits-1.onnx"),
-            "IMAGE_CLASSIFIER_SHADOW_NICE": str(nice),
-        }
-    cmd = [sys.executable, "-m", "uvicorn", "image_classifier.service:app_factory", "--factory",
-           "--port", str(port), "--log-level", "warning"]  # fmt: skip
-    with serve_process(cmd, env, url):
-        asyncio.run(http_load(url, "/v1/classify", bodies, clients=clients, seconds=1))  # warm
-        result = asyncio.run(
-            http_load(url, "/v1/classify", bodies, clients=clients, seconds=seconds)
-        )
-        result["shadow"] = shadow_counts(httpx.get(f"{url}/metrics").text)
-    return result
+    async def client(worker: int) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            i = worker
+            while time.monotonic() < stop:
+                start = time.monotonic()
+                r = await http.post("/v1/classify", json=bodies[i % len(bodies)])
+                samples.append((start, time.monotonic(), r.status_code))
+                i += clients
+
+    await asyncio.gather(*(client(w) for w in range(clients)))
+    return samples
+
+
+def summarize(samples: list, phases: list, settle_s: float) -> dict:
+    latencies: dict[str, list[float]] = {name: [] for name in SETTINGS}
+    errors = 0
+    for start, end, status in samples:
+        errors += status != 200
+        for t0, t1, name in phases:
+            if t0 + settle_s <= start and end <= t1:
+                latencies[name].append((end - start) * 1000)
+                break
+    summary = {"errors": errors}
+    for name, values in latencies.items():
+        a = np.asarray(values)
+        summary[name] = {"requests": len(a), "p50_ms": round(float(np.percentile(a, 50)), 2),
+                         "p99_ms": round(float(np.percentile(a, 99)), 2)}  # fmt: skip
+    for name in ("shadow", "shadow_nice0"):
+        s, off = summary[name], summary["off"]
+        for p in ("p50", "p99"):
+            s[f"{p}_delta_ms"] = round(s[f"{p}_ms"] - off[f"{p}_ms"], 2)
+            s[f"{p}_delta_pct"] = round(100 * (s[f"{p}_ms"] / off[f"{p}_ms"] - 1), 1)
+    return summary
 
 
 @app.command()
 def main(
-    seconds: Annotated[float, typer.Option(help="Load per setting and round.")] = 10.0,
+    seconds: Annotated[float, typer.Option(help="Length of the load.")] = 60.0,
     clients: Annotated[int, typer.Option(min=1, help="Concurrent closed-loop clients.")] = 4,
-    rounds: Annotated[int, typer.Option(min=1)] = 2,
+    phase_s: Annotated[float, typer.Option(help="Time under one setting before the next.")] = 2.0,
+    settle_s: Annotated[
+        float, typer.Option(help="Left out after each switch (the last shadow queue drains).")
+    ] = 0.5,
     conv: Annotated[int, typer.Option(min=1, help="Convolution channels of both models.")] = 64,
     image_size: Annotated[int, typer.Option(min=8)] = 128,
     out: Path = Path("reports/shadow.json"),
+    load_url: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> None:
-    from image_classifier.testing import tiny_onnx
+    if load_url is not None:  # the load generator's own process
+        samples = asyncio.run(closed_loop(load_url, images(image_size), clients, seconds))
+        out.write_text(json.dumps(samples))  # a file, not a pipe: a full pipe would block it
+        return
 
-    runs: dict[str, list[dict]] = {name: [] for name in SETTINGS}
+    from image_classifier.service import build_app
+    from image_classifier.testing import tiny_onnx, tiny_settings
+    from mlstack.serve import Shadow
+    from mlstack.testing import live_server
+
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        tiny_onnx(folder, image_size=image_size, conv=conv)
-        tiny_onnx(folder, image_size=image_size, conv=conv, seed=1)
-        bodies = images(image_size)
-        for _ in range(rounds):
-            for name, nice in SETTINGS.items():
-                runs[name].append(run_one(name, nice, folder, bodies, clients, seconds))
+        challenger = tiny_onnx(folder / "challenger", image_size=image_size, conv=conv, seed=1)
+        champion = tiny_onnx(folder / "champion", image_size=image_size, conv=conv)
+        settings = tiny_settings(
+            folder, model_path=champion, monitor_dir=folder / "log", shadow_model=challenger
+        )
+        service = build_app(settings)
+        with live_server(service) as base:
+            deployment = service.state.hub.get()
+            shadow = deployment.shadow
+            loop = shadow._worker.get_loop()
+            nice0 = Shadow(shadow.model, deployment.model, nice=0,
+                           queue_size=shadow.queue_size, inference_log=shadow.inference_log)  # fmt: skip
+            asyncio.run_coroutine_threadsafe(nice0.start(), loop).result()
+            modes = {"off": None, "shadow": shadow, "shadow_nice0": nice0}
+            cmd = [sys.executable, __file__, "--load-url", base, "--seconds", str(seconds),
+                   "--clients", str(clients), "--image-size", str(image_size),
+                   "--out", str(folder / "samples.json")]  # fmt: skip
+            load = subprocess.Popen(cmd)
+            phases, i = [], 0
+            while load.poll() is None:
+                name = SETTINGS[i % len(SETTINGS)]
+                deployment.shadow = modes[name]  # one attribute: the next request sees it
+                t0 = time.monotonic()
+                time.sleep(phase_s)
+                phases.append((t0, time.monotonic(), name))
+                i += 1
+            samples = json.loads((folder / "samples.json").read_text())
+            counts = {"shadow": dict(shadow.counts), "shadow_nice0": dict(nice0.counts)}
+            asyncio.run_coroutine_threadsafe(nice0.stop(), loop).result()
+            deployment.shadow = shadow
 
-    def median(name: str, key: str) -> float:
-        # The median over rounds: one round hit by another job on a shared machine moves a mean.
-        values = [r["latency_ms"][key] if key != "rps" else r["requests_per_s"] for r in runs[name]]
-        return round(float(np.median(values)), 2)
-
-    summary = {
-        name: {"p50_ms": median(name, "p50"), "p99_ms": median(name, "p99"),
-               "rps": median(name, "rps")}
-        for name in SETTINGS
-    }  # fmt: skip
-    for name in ("shadow", "shadow_nice0"):
-        s, off = summary[name], summary["off"]
-        s["p50_delta_ms"] = round(s["p50_ms"] - off["p50_ms"], 2)
-        s["p99_delta_ms"] = round(s["p99_ms"] - off["p99_ms"], 2)
-    report = {
-        "clients": clients, "seconds": seconds, "rounds": rounds, "conv": conv,
-        "image_size": image_size, "summary": summary, "runs": runs,
-    }  # fmt: skip
+    summary = summarize(samples, phases, settle_s)
+    report = {"clients": clients, "seconds": seconds, "phase_s": phase_s, "settle_s": settle_s,
+              "conv": conv, "image_size": image_size, "summary": summary, "shadow": counts}  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
-    print(f"{clients} clients, {seconds:g} s x {rounds} rounds, conv {conv} @ {image_size}px")
-    print(f"{'setting':<14}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>8}{'d p50':>8}{'d p99':>8}  shadow")
-    for name, s in summary.items():
-        shadow = runs[name][-1]["shadow"]
-        print(
-            f"{name:<14}{s['p50_ms']:>9.2f}{s['p99_ms']:>9.2f}{s['rps']:>8.1f}"
-            f"{s.get('p50_delta_ms', 0):>8.2f}{s.get('p99_delta_ms', 0):>8.2f}  {shadow or '-'}"
-        )
-    print(f"wrote {out}")
+    print(f"{clients} clients, {seconds:g} s, settings switched every {phase_s:g} s, "
+          f"conv {conv} @ {image_size}px; {summary['errors']} errors")  # fmt: skip
+    print(f"{'setting':<14}{'requests':>9}{'p50 ms':>9}{'p99 ms':>9}{'d p50':>8}{'d p99':>8}")
+    for name in SETTINGS:
+        s = summary[name]
+        deltas = "".join(f"{s[k]:>+7.1f}%" if k in s else f"{'':>8}"
+                         for k in ("p50_delta_pct", "p99_delta_pct"))  # fmt: skip
+        print(f"{name:<14}{s['requests']:>9}{s['p50_ms']:>9.2f}{s['p99_ms']:>9.2f}{deltas}")
+    print(f"shadow outcomes: {counts}\nwrote {out}")
 
 
 if __name__ == "__main__":

@@ -176,8 +176,10 @@ class Shadow:
             SHADOW_QUEUE.labels(self.name).set(self._queue.qsize())
             # One job in the thread at a time: while a hung challenger holds it, new copies wait
             # in the bounded queue and then drop, rather than piling up in the executor.
-            with contextlib.suppress(Exception):
+            try:
                 await loop.run_in_executor(self._executor, self._process, job)
+            except Exception:  # comparing or logging failed: say so, and keep shadowing
+                log.exception("shadow comparison failed", extra={"model": self.name})
 
     def _process(self, job: _Job) -> None:
         """In the shadow's thread: run the challenger, compare, log, count."""
