@@ -74,6 +74,7 @@ def test_shadow_leaves_responses_identical_and_report_matches(tmp_path, requests
     pair = shadow_report(frame)["pairs"][0]
     assert (pair["champion"], pair["challenger"]) == ("digits", "challenger")
     assert pair["items"] == len(champion_labels) and pair["requests"] == len(requests_) - 1
+    assert pair["coverage"] == 1.0  # share 1.0, nothing dropped: every logged image compared
     assert pair["agreement"] == pytest.approx(expected, abs=1e-4)
     confusion_total = sum(n for row in pair["confusion"].values() for n in row.values())
     assert confusion_total == len(champion_labels)

@@ -39,6 +39,7 @@ def _pair(frame) -> dict[str, Any]:
             # One latency per request (all its items share it), so per-request percentiles.
             "champion": _percentiles(frame.drop_duplicates(["request_id"])["champion_latency_ms"]),
             "challenger": _percentiles(frame.drop_duplicates(["request_id"])["latency_ms"]),
+            "challenger_queue": _percentiles(frame.drop_duplicates(["request_id"])["queue_ms"]),
         },
     }
     if {"confidence", "champion_confidence"} <= set(frame.columns):
@@ -76,6 +77,9 @@ def shadow_report(frame) -> dict[str, Any]:
                 "champion_version": str(group["champion_version"].iloc[-1]),
                 "challenger_version": str(group["version"].iloc[-1]),
                 "champion_items_logged": len(served),
+                # The share of the champion's traffic compared (sampling and drops), when both
+                # roles are logged at the same sample rate.
+                "coverage": round(len(group) / len(served), 4) if len(served) else None,
                 **_pair(group),
             }
         )
@@ -91,12 +95,15 @@ def format_table(report: dict[str, Any]) -> str:
             f"{p['champion']} v{p['champion_version']} (champion) vs "
             f"{p['challenger']} v{p['challenger_version']} (challenger): {p['items']} items, "
             f"{p['requests']} requests",
-            f"  agreement {p['agreement']:.2%}",
+            f"  agreement {p['agreement']:.2%}; coverage {p['coverage'] or float('nan'):.2%} of "
+            f"the champion's logged items",
             f"  {'':<12}{'p50 ms':>10}{'p99 ms':>10}{'mean conf':>11}",
             f"  {'champion':<12}{lat['champion']['p50']:>10.2f}{lat['champion']['p99']:>10.2f}"
             f"{conf.get('champion_mean', float('nan')):>11.4f}",
             f"  {'challenger':<12}{lat['challenger']['p50']:>10.2f}"
             f"{lat['challenger']['p99']:>10.2f}{conf.get('challenger_mean', float('nan')):>11.4f}",
+            "  (champion: with its batching queue; challenger: model time, after a p50 wait of "
+            f"{lat['challenger_queue']['p50']:.2f} ms in its own queue)",
             f"  {'label':<8}{'items':>7}{'agree':>8}  challenger says (items)",
         ]
         for label, stats in p["per_class"].items():
