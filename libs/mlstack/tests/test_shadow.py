@@ -97,7 +97,7 @@ def test_every_request_shadowed_logged_compared_and_reported(tmp_path):
     ):
         assert line in metrics
 
-    frame = read_inference_log(tmp_path)
+    frame = read_inference_log(tmp_path, include_shadow=True)
     shadowed = frame[frame["role"] == "challenger"]
     assert len(shadowed) == 20 and set(shadowed["request_id"]) == {f"req-{i}" for i in range(10)}
     disagree = sum(v > 5 for values in requests for v in values)  # 6, 6, 7, 7, ..., 10

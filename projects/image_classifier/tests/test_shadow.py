@@ -69,8 +69,10 @@ def test_shadow_leaves_responses_identical_and_report_matches(tmp_path, requests
     expected = np.mean(np.array(champion_labels) == np.array(shadow_labels))
     assert 0 < expected < 1  # the test would not tell agreement from disagreement otherwise
 
-    frame = read_inference_log(monitor)
+    frame = read_inference_log(monitor, include_shadow=True)
     assert (frame["role"] == "champion").sum() == len(champion_labels)
+    # What the drift job reads: the traffic only, never the challenger's answers.
+    assert set(read_inference_log(monitor)["role"]) == {"champion"}
     pair = shadow_report(frame)["pairs"][0]
     assert (pair["champion"], pair["challenger"]) == ("digits", "challenger")
     assert pair["items"] == len(champion_labels) and pair["requests"] == len(requests_) - 1

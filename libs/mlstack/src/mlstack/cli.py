@@ -51,8 +51,6 @@ def drift(
 
     since = time.time() - since_hours * 3600 if since_hours else None
     current = read_inference_log(log_dir, since=since)
-    if "role" in current.columns:  # a shadow's records describe its answers, not the traffic
-        current = current[current["role"] != "challenger"].reset_index(drop=True)
     if current.empty:
         typer.echo(f"no inference records in {log_dir}", err=True)
         raise typer.Exit(2)
@@ -91,7 +89,7 @@ def shadow_report(
     from mlstack.monitor.shadow_report import format_table, shadow_report, write_report
 
     since = time.time() - since_hours * 3600 if since_hours else None
-    report = shadow_report(read_inference_log(log_dir, since=since))
+    report = shadow_report(read_inference_log(log_dir, since=since, include_shadow=True))
     if not report["pairs"]:
         typer.echo(f"no shadow records in {log_dir}", err=True)
         raise typer.Exit(2)

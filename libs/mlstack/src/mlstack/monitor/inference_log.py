@@ -47,8 +47,12 @@ class InferenceLog:
         self._handler.close()
 
 
-def read_inference_log(directory: str | Path, since: float | None = None):
-    """Every record under `directory` (rotated files included) as a pandas DataFrame."""
+def read_inference_log(
+    directory: str | Path, since: float | None = None, *, include_shadow: bool = False
+):
+    """Every record under `directory` (rotated files included) as a pandas DataFrame. A shadow
+    model's records (role "challenger") describe its answers, not the traffic, so drift checks
+    never see them; `include_shadow` keeps them (the shadow report)."""
     import pandas as pd
 
     rows = []
@@ -58,4 +62,6 @@ def read_inference_log(directory: str | Path, since: float | None = None):
     frame = pd.DataFrame(rows)
     if since is not None and not frame.empty:
         frame = frame[frame["ts"] >= since]
+    if not include_shadow and "role" in frame.columns:
+        frame = frame[frame["role"] != "challenger"]
     return frame.reset_index(drop=True)
