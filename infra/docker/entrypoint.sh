@@ -17,4 +17,9 @@ for dir in /srv/data /srv/monitor; do
       "(docker-compose.yml does), or chown the host folder to 10001" >&2
   fi
 done
+# a bind mount of a host folder that does not exist yet: docker creates it empty (root-owned)
+if [ -d /srv/corpus-index ] && [ -z "$(ls -A /srv/corpus-index)" ]; then
+  echo "service-entrypoint: /srv/corpus-index is empty: the pipeline's index is missing on the" \
+    "host (run \`dvc repro\` before \`docker compose up\`)" >&2
+fi
 exec "$SERVICE_COMMAND" "$@"
