@@ -13,12 +13,13 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # PyTorch CPU index, so torch comes without CUDA libraries); pip reads PIP_EXTRA_INDEX_URL itself
 ARG LOCK=requirements-serve.lock
 ARG PIP_EXTRA_INDEX_URL=""
-# the local packages the service needs besides mlstack (rag_chatbot reuses semantic_search)
-ARG PACKAGES="./projects/image_classifier"
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /build
 COPY ${LOCK} requirements.lock
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-deps -r requirements.lock
+# the local packages the service needs besides mlstack (rag_chatbot reuses semantic_search);
+# declared after the lock's layer, so the images on the same lock share that layer's cache
+ARG PACKAGES="./projects/image_classifier"
 COPY libs/mlstack libs/mlstack
 COPY projects projects
 # PACKAGES is a list of paths: word splitting is wanted, so it goes through xargs
@@ -38,8 +39,7 @@ RUN if [ -n "${SYSTEM_PACKAGES}" ]; then apt-get update \
       && rm -rf /var/lib/apt/lists/*; fi \
     && useradd --create-home --uid 10001 app && mkdir -p /srv/models /srv/monitor /srv/data \
     && chown 10001 /srv/monitor /srv/data
-LABEL org.opencontainers.image.title="${PROJECT}" \
-      org.opencontainers.image.source="https://github.com/ml-monorepo/ml-monorepo"
+LABEL org.opencontainers.image.title="${PROJECT}"
 COPY --from=build /opt/venv /opt/venv
 COPY infra/docker/entrypoint.sh /usr/local/bin/service-entrypoint
 # Paths the settings do not default under /srv: the writable index and uploads in the /srv/data
