@@ -37,7 +37,6 @@ repro: install  ## rebuild what changed: data, models, reports
 
 report: install  ## rewrite the README's results block from the pipeline's files
 	python scripts/results_table.py --write README.md
-	python scripts/image_sizes.py --write README.md
 
 bench: install  ## speed benchmarks (benchmarks/*.py print and save JSON)
 	python benchmarks/bench_image_classifier.py

@@ -3,7 +3,7 @@ container tests (tests/containers/) on the engine scripts/docker_lab.sh starts.
 
 python scripts/image_sizes.py --measure              # docker image inspect -> reports/containers/images.json
 python scripts/image_sizes.py                        # print the markdown block
-python scripts/image_sizes.py --write README.md      # replace <!-- images:start/end --> in it
+(`make report` renders the block into README.md through scripts/results_table.py)
 """
 
 import argparse
@@ -51,32 +51,16 @@ def render(report: dict) -> str:
     return "\n".join(lines)
 
 
-def replace_block(text: str, block: str, name: str = "images") -> str:
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    head, found, rest = text.partition(start)
-    if not found:
-        raise SystemExit(f"no {start} marker in the README")
-    _, _, tail = rest.partition(end)
-    return f"{head}{start}\n{block}\n{end}{tail}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--measure", action="store_true", help="inspect the images, write JSON")
     parser.add_argument("--tag", default=os.environ.get("TAG", "lab"))
-    parser.add_argument("--write", type=Path, help="a README with the block's markers")
     args = parser.parse_args()
     if args.measure:
         REPORT.parent.mkdir(parents=True, exist_ok=True)
         REPORT.write_text(json.dumps(measure(args.tag), indent=2) + "\n")
-    if not REPORT.exists():  # no container run here yet: the README keeps its last table
-        print(f"{REPORT} is missing: run `sudo ML_CONTAINER_TESTS=1 pytest tests/containers`")
-        return
-    block = render(json.loads(REPORT.read_text()))
-    if args.write:
-        args.write.write_text(replace_block(args.write.read_text(), block))
-    elif not args.measure:
-        print(block)
+    if not args.measure:
+        print(render(json.loads(REPORT.read_text())))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ import argparse
 import json
 from pathlib import Path
 
+from image_sizes import REPORT as IMAGES
+from image_sizes import render as render_images
 from results_llm_features import FEATURES, llm_features
 
 REPORTS, MODELS = Path("reports/image_classifier"), Path("models/image_classifier")
@@ -281,6 +283,7 @@ BLOCKS = {
     "soak": (soak, SOAK),
     "llm-engine": (llm_engine, LLM / "quality.json"),
     "llm-features": (llm_features, FEATURES),
+    "images": (lambda: render_images(json.loads(IMAGES.read_text())), IMAGES),
 }
 
 
