@@ -35,7 +35,11 @@ def semantic_search(folder: Path) -> Iterator[str]:
 def llm_chat(folder: Path) -> Iterator[str]:
     from llm_chat.testing import save_tiny_llama, tiny_app
 
-    with live_server(tiny_app(save_tiny_llama(folder), api_key=KEY)) as base:
+    # A slot for each of n <= 8 choices and a 256-token context: the fuzzer's largest request
+    # (8 choices of every token the context leaves) is one wave of decoding, well inside the
+    # response-time check (with 4 slots and 512 tokens it took two waves, over 5 s on 2 cores).
+    app = tiny_app(save_tiny_llama(folder), api_key=KEY, slots=8, context_tokens=256)
+    with live_server(app) as base:
         yield base
 
 

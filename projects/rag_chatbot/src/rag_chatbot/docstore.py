@@ -103,7 +103,10 @@ class DocumentStore:
                 "op": "put", "info": asdict(info), "upload": upload,
                 "stale": row.chunks_written() if row else 0})  # fmt: skip
         self._apply_put(info.id, token, new)
-        return info, "replaced" if row is not None and row.info is not None else "created"
+        # What is stored: a replica starting meanwhile may have finished this write itself,
+        # with its own `ingested_at`; the client is told what the registry holds.
+        stored = self.get(info.id) or info
+        return stored, "replaced" if row is not None and row.info is not None else "created"
 
     def delete(self, doc_id: str) -> bool:
         with self.registry.write() as tx:
