@@ -63,13 +63,20 @@ stop:  ## stop the services `make demo` started
 # torch==X+cpu resolves from FIND_LINKS (a local wheel) or PyTorch's CPU index: its metadata names
 # no CUDA libraries. The lock keeps torch==X (install.sh fetches the CPU build either way).
 TORCH_SOURCE = $(if $(FIND_LINKS),--find-links $(FIND_LINKS),--extra-index-url https://download.pytorch.org/whl/cpu)
+# One lock per service image, each constrained by the shared serving lock (requirements-serve.lock):
+# the images share its versions, so the template installs it as one cached layer first.
+SERVE_SERVICES = image-classifier semantic-search rag-chatbot
 lock:  ## recompile requirements*.lock from requirements*.in
 	$(BIN)/uv pip compile requirements.in -o requirements.lock --python-version 3.11 --no-header \
 	  --excludes requirements-exclude.txt $(TORCH_SOURCE)
 	sed -i 's/^torch==\(.*\)+cpu$$/torch==\1/' requirements.lock
 	$(BIN)/uv pip compile requirements-serve.in -o requirements-serve.lock --python-version 3.11 --no-header
+	for service in $(SERVE_SERVICES); do \
+	  $(BIN)/uv pip compile requirements-serve-$$service.in -o requirements-serve-$$service.lock \
+	    -c requirements-serve.lock --python-version 3.11 --no-header || exit 1; \
+	done
 	$(BIN)/uv pip compile requirements-llm.in -o requirements-llm.lock --python-version 3.11 --no-header \
-	  --excludes requirements-exclude.txt $(TORCH_SOURCE)
+	  -c requirements-serve.lock --excludes requirements-exclude.txt $(TORCH_SOURCE)
 	sed -i 's/^torch==\(.*\)+cpu$$/torch==\1/' requirements-llm.lock
 
 clean: stop

@@ -115,7 +115,8 @@ torch_index() {  # prints the docker build args that point pip at a reachable CP
   echo "--add-host download.pytorch.org:$BRIDGE_IP"
 }
 
-lock_of() { [[ $1 == llm_chat ]] && echo requirements-llm.lock || echo requirements-serve.lock; }
+# an image whose lock comes from PyTorch's CPU index (the Dockerfile's PIP_EXTRA_INDEX_URL)
+needs_torch_index() { grep -q '^ARG PIP_EXTRA_INDEX_URL=.*download.pytorch.org' "projects/$1/Dockerfile"; }
 
 build() {  # build [SERVICE...]: writes $LAB/build-times.json (seconds per image)
   local services=("$@") s t0 extra=() times=()
@@ -123,7 +124,7 @@ build() {  # build [SERVICE...]: writes $LAB/build-times.json (seconds per image
   mkdir -p "$LAB/logs"
   for s in "${services[@]}"; do
     extra=()
-    if [[ $(lock_of "$s") == requirements-llm.lock ]]; then read -r -a extra <<< "$(torch_index)"; fi
+    if needs_torch_index "$s"; then read -r -a extra <<< "$(torch_index)"; fi
     t0=$SECONDS
     log "build $s"
     if ! "${NICE[@]}" docker build "${extra[@]}" -f "projects/$s/Dockerfile" \

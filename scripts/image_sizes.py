@@ -26,13 +26,24 @@ def measure(tag: str) -> dict:
     images = {}
     for service in SERVICES:
         image = f"ghcr.io/ml-monorepo/{service}:{tag}"
-        size = subprocess.run(["docker", "image", "inspect", "-f", "{{.Size}}", image],
-                              capture_output=True, text=True, check=True).stdout  # fmt: skip
+        size = subprocess.run(
+            ["docker", "image", "inspect", "-f", "{{.Size}}", image],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         images[service] = {"bytes": int(size), "build_s": times.get(service)}
-    base = subprocess.run(["docker", "image", "inspect", "-f", "{{.Size}}", "python:3.11-slim"],
-                          capture_output=True, text=True, check=True).stdout  # fmt: skip
-    return {"measured": datetime.date.today().isoformat(), "base_bytes": int(base),
-            "images": images}  # fmt: skip
+    base = subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{.Size}}", "python:3.11-slim"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {
+        "measured": datetime.date.today().isoformat(),
+        "base_bytes": int(base),
+        "images": images,
+    }
 
 
 def render(report: dict) -> str:

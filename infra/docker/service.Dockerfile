@@ -9,16 +9,27 @@ ARG BASE=python:3.11-slim
 
 FROM ${BASE} AS build
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-# the pinned lock the virtualenv is installed from, and pip's extra index for it (llm_chat: the
-# PyTorch CPU index, so torch comes without CUDA libraries); pip reads PIP_EXTRA_INDEX_URL itself
-ARG LOCK=requirements-serve.lock
-ARG PIP_EXTRA_INDEX_URL=""
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /build
-COPY ${LOCK} requirements.lock
-RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-deps -r requirements.lock
+# The virtualenv is installed in three layers, so that images reuse each other's: the serving
+# stack all four share, declared before any build arg (an arg's value is part of the cache key of
+# every RUN after it); then SHARED_LOCK, a lock this image shares with another (rag_chatbot:
+# semantic search's, so the vector store is installed once for both); then LOCK, the service's
+# own. The locks are compiled with requirements-serve.lock as a constraint (`make lock`), so a
+# later layer never changes an earlier one's versions, only adds packages.
+COPY requirements-serve.lock requirements-serve.lock
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-deps -r requirements-serve.lock
+ARG SHARED_LOCK=requirements-serve.lock
+COPY ${SHARED_LOCK} shared.lock
+RUN /opt/venv/bin/pip install --no-deps -r shared.lock
+# pip's extra index for the service's lock (llm_chat: the PyTorch CPU index, so torch comes
+# without CUDA libraries); pip reads PIP_EXTRA_INDEX_URL itself
+ARG LOCK=requirements-serve-image-classifier.lock
+ARG PIP_EXTRA_INDEX_URL=""
+COPY ${LOCK} service.lock
+RUN /opt/venv/bin/pip install --no-deps -r service.lock
 # the local packages the service needs besides mlstack (rag_chatbot reuses semantic_search);
-# declared after the lock's layer, so the images on the same lock share that layer's cache
+# after the locks' layers, so a code change rebuilds only this one
 ARG PACKAGES="./projects/image_classifier"
 COPY libs/mlstack libs/mlstack
 COPY projects projects

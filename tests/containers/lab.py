@@ -28,13 +28,15 @@ ENV = os.environ | {
 
 
 def lab(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
-    return subprocess.run([str(LAB_SCRIPT), *args], cwd=ROOT, env=ENV, capture_output=True,
-                          text=True, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [str(LAB_SCRIPT), *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def docker(*args: str, check: bool = True, timeout: float = 120) -> str:
-    result = subprocess.run(["docker", *args], env=ENV, capture_output=True, text=True,
-                            timeout=timeout)  # fmt: skip
+    result = subprocess.run(
+        ["docker", *args], env=ENV, capture_output=True, text=True, timeout=timeout
+    )
     if check and result.returncode != 0:
         raise RuntimeError(f"docker {' '.join(args)}: {result.stderr.strip()}")
     return result.stdout.strip()
@@ -79,6 +81,10 @@ def smoke_compose(folder: Path, paths: dict[str, Path]) -> Path:
             mounts.append(volume)
         service["volumes"] = mounts
         service["restart"] = "no"  # a failing service shows as unhealthy, not as a restart loop
+        # the same probe, polled every 2 s rather than 15: the first probe only runs one interval
+        # after start, so 15 s would add idle minutes (startup, rag-chatbot waiting on llm-chat,
+        # the restart) to every run
+        service["healthcheck"] = dict(service["healthcheck"], interval="2s")
         services[name] = service
     env = services["image-classifier"].setdefault("environment", {})
     env["IMAGE_CLASSIFIER_MODEL_PATH"] = "/srv/models/image_classifier/digits.onnx"
