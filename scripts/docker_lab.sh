@@ -8,6 +8,7 @@
 #   scripts/docker_lab.sh build     # the four service images, tagged ghcr.io/ml-monorepo/<name>:$TAG
 #   scripts/docker_lab.sh clean     # stop what daemon/build started (by PID), restore the network
 #   scripts/docker_lab.sh env       # the DOCKER_HOST line to export
+#   scripts/docker_lab.sh ci        # .ci/run's container stage: all of the above and the tests
 #
 # Why a stand-in base: Docker Hub may not resolve, while Debian's mirror and PyPI do. debootstrap
 # gives a bookworm with python3.11 (python:3.11-slim is bookworm too), with python at the same
@@ -171,9 +172,27 @@ clean() {
   log "dockerd stopped; docker bridges and iptables rules removed"
 }
 
+loud() { printf '\n%s\n!! %s\n%s\n\n' "$(printf '!%.0s' {1..78})" "$*" "$(printf '!%.0s' {1..78})" >&2; }
+
+ci() {  # the engine (started here, stopped at exit), then tests/containers; prints its seconds
+  local started=$SECONDS
+  if [[ $(id -u) != 0 ]]; then
+    loud "CONTAINER TESTS SKIPPED: starting dockerd needs root"; return 0
+  fi
+  if ! install; then loud "CONTAINER TESTS SKIPPED: docker.io could not be installed"; return 0; fi
+  # stop the engine at exit only if this stage starts it (a developer's may already be up)
+  docker version >/dev/null 2>&1 || trap clean EXIT
+  if ! daemon; then loud "CONTAINER TESTS SKIPPED: no Docker engine could start here"; return 0; fi
+  # required: the tests fail rather than skip if the engine goes away under them; the engine
+  # is kept for the trap to stop, its image store for the next run's layers
+  ML_CONTAINER_TESTS=required ML_DOCKER_LAB_KEEP=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
+    "$(dirname "$0")/../.venv/bin/python" -m pytest tests/containers -x
+  log "container stage: $((SECONDS - started)) s"
+}
+
 case ${1:-} in
-  install|daemon|base|clean) "$1" ;;
+  install|daemon|base|clean|ci) "$1" ;;
   build) shift; build "$@" ;;
   env) echo "export DOCKER_HOST=$DOCKER_HOST DOCKER_BUILDKIT=0" ;;
-  *) echo "usage: $0 install|daemon|base|build [SERVICE...]|clean|env" >&2; exit 2 ;;
+  *) echo "usage: $0 install|daemon|base|build [SERVICE...]|clean|env|ci" >&2; exit 2 ;;
 esac

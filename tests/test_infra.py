@@ -3,6 +3,7 @@ four services follow, and `docker-compose config`. tests/containers/ builds and 
 where a Docker engine can be started. Kubernetes: tests/test_k8s.py."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,27 @@ def test_dockerfiles_pass_hadolint_and_follow_the_template():
     check = [sys.executable, str(ROOT / "scripts/render_dockerfiles.py"), "--check"]
     result = subprocess.run(check, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_release_workflow_builds_each_generated_dockerfile_as_is():
+    """docker.yml passes no build args: the per-project files carry compose's as defaults."""
+    workflow = yaml.safe_load((ROOT / ".github/workflows/docker.yml").read_text())
+    job = workflow["jobs"]["image"]
+    assert {f"projects/{s}/Dockerfile" for s in job["strategy"]["matrix"]["service"]} == {
+        str(d.relative_to(ROOT)) for d in DOCKERFILES
+    }
+    builds = [s for s in job["steps"] if s.get("uses", "").startswith("docker/build-push-action@")]
+    for step in builds:
+        assert step["with"]["file"] == "projects/${{ matrix.service }}/Dockerfile"
+        assert "build-args" not in step["with"]
+    # a pull request that changes what an image copies builds it
+    paths = workflow[True]["pull_request"]["paths"]  # PyYAML reads the key `on` as True
+    assert {"projects/**", "libs/**", "infra/docker/**", "requirements*.lock"} <= set(paths)
+    for dockerfile in DOCKERFILES:  # every lock a Dockerfile names exists
+        for lock in re.findall(
+            r'^ARG (?:SHARED_)?LOCK="?([^"\n]+)"?$', dockerfile.read_text(), re.M
+        ):
+            assert (ROOT / lock).is_file(), (dockerfile, lock)
 
 
 def compose_config(**env: str) -> subprocess.CompletedProcess:

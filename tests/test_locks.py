@@ -20,3 +20,21 @@ def test_no_lock_names_a_gpu_only_package(lock):
 def test_torch_is_asked_for_as_the_cpu_build(source):
     pins = re.findall(r"^torch==(\S+)", (ROOT / source).read_text(), re.M)
     assert pins and all(pin.endswith("+cpu") for pin in pins)
+
+
+def pins(lock: Path) -> dict[str, str]:
+    return dict(re.findall(r"^([\w.-]+)==(\S+)", lock.read_text(), re.M))
+
+
+@pytest.mark.parametrize(
+    "lock",
+    [*sorted(ROOT.glob("requirements-serve-*.lock")), ROOT / "requirements-llm.lock"],
+    ids=lambda p: p.name,
+)
+def test_service_locks_keep_the_shared_serving_versions(lock):
+    """The image template installs requirements-serve.lock as a layer all four images share, then
+    the service's lock on top (pip --no-deps): a service lock that pinned another version of a
+    shared package would swap it in that layer, or install two. `make lock` compiles them with
+    the shared lock as a constraint."""
+    shared, service = pins(ROOT / "requirements-serve.lock"), pins(lock)
+    assert {name: service.get(name) for name in shared} == shared
