@@ -50,6 +50,21 @@ def prepare(
 
 
 @app.command()
+def validate() -> None:
+    """Check the prepared splits (schema, pixels, class balance, leakage); fails on any problem."""
+    from image_classifier.params import load_params
+    from image_classifier.validate import validate as run
+    from mlstack.validate import ValidationError
+
+    try:
+        report = run(DATA, REPORTS / "validation.json", load_params()["validation"])
+    except ValidationError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    _show({k: report[k] for k in ("passed", "images", "splits")})
+
+
+@app.command()
 def train(model: ModelName = "resnet") -> None:
     """Train one model family; tracked in MLflow; best checkpoint as safetensors."""
     from image_classifier.params import model_params
@@ -65,6 +80,23 @@ def evaluate(model: ModelName = "resnet") -> None:
     from image_classifier.evaluate import evaluate_model
 
     _show(evaluate_model(MODELS / model, DATA, REPORTS / model))
+
+
+@app.command()
+def behaviour(model: ModelName = "resnet") -> None:
+    """Behavioural tests on the test split (invariance, noise, per-class floor); fails below a
+    bound."""
+    from image_classifier.behaviour import behaviour as run
+    from image_classifier.params import load_params
+    from mlstack.validate import ValidationError
+
+    try:
+        params = load_params()["behaviour"]
+        report = run(MODELS / model, DATA, REPORTS / model / "behaviour.json", params)
+    except ValidationError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    _show({k: report[k] for k in ("passed", "images", "accuracy")})
 
 
 @app.command()

@@ -54,6 +54,22 @@ def prepare() -> None:
 
 
 @app.command()
+def validate() -> None:
+    """Check the prepared corpus and splits (schema, lengths, ids, topics, leakage); fails on any
+    problem."""
+    from mlstack.validate import ValidationError
+    from semantic_search.pipeline import DATA, REPORTS
+    from semantic_search.validate import validate as run
+
+    try:
+        report = run(DATA, REPORTS / "validation.json", _params()["validation"])
+    except ValidationError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    _show({k: report[k] for k in ("passed", "documents", "queries", "topics")})
+
+
+@app.command()
 def export() -> None:
     """The sentence-transformers encoder as ONNX (pooling in the graph, attention fused)."""
     from semantic_search.pipeline import export_stage
@@ -107,6 +123,22 @@ def evaluate() -> None:
 
     report = evaluate_stage(_params())
     _show({k: report[k] for k in ("systems", "latency_ms", "int8_vs_fp32_ndcg_relative")})
+
+
+@app.command()
+def behaviour() -> None:
+    """Behavioural tests of the hybrid ranking (query casing/punctuation, exact titles, recall
+    floor); fails below a bound."""
+    from mlstack.validate import ValidationError
+    from semantic_search.behaviour import behaviour as run
+    from semantic_search.pipeline import DATA, REPORTS
+
+    try:
+        report = run(DATA, REPORTS / "behaviour.json", _params())
+    except ValidationError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    _show({k: report[k] for k in ("passed", "queries", "k")})
 
 
 @app.command()
