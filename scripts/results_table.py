@@ -21,9 +21,12 @@ def load(path: Path) -> dict:
 
 def image_classifier() -> str:
     champion = load(MODELS / "champion.json")["champion"]
+    source = load(REPORTS / "data_report.json")["source"]
+    test_images = load(REPORTS / "resnet" / "metrics.json")["samples"]
     lines = [
-        "**Image classifier** (digits, 270 held-out test images; champion picked on validation: "
-        f"`{champion}`; from `reports/image_classifier/*/metrics.json` and `quantize.json`)",
+        f"**Image classifier** ({source}, {test_images} held-out test images; champion picked on "
+        f"validation: `{champion}`, the INT8 stem too; every figure below is on the test split, "
+        "from `reports/image_classifier/*/metrics.json` and `quantize.json`)",
         "",
         "| model | test acc | macro-F1 | ECE | ONNX INT8 acc | INT8 size | INT8 vs torch b1 "
         "| INT8 vs torch b32 |",
@@ -66,6 +69,7 @@ def semantic_search() -> str:
     if not (reports / "retrieval.json").exists():
         return "**Semantic search**: run `dvc repro` to produce its figures."
     r, enc = load(reports / "retrieval.json"), load(reports / "encoder.json")
+    documents = load(reports / "data_report.json")["documents"]
     names = {
         "bm25_index": "BM25 (store: bm25s on the in-memory copy)",
         "dense_fp32_exact": "dense fp32 (exact)",
@@ -75,7 +79,7 @@ def semantic_search() -> str:
     }
     lines = [
         f"**Semantic search** (known-item: {r['queries']} held-out article descriptions as queries "
-        "over 10,033 Wikipedia summaries; `reports/semantic_search/retrieval.json`)",
+        f"over {documents:,} Wikipedia summaries; `reports/semantic_search/retrieval.json`)",
         "",
         "| system | nDCG@10 | MRR@10 | R@1 | R@10 | R@100 |",
         "|---|---|---|---|---|---|",
