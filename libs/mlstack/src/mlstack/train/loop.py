@@ -1,13 +1,18 @@
 """A readable training loop, not a framework: one `fit()` you can read top to bottom.
 
-AdamW, cosine schedule with linear warm-up, gradient clipping, mixed precision on CUDA, early
-stopping on a validation metric, the best weights saved as safetensors and restored at the end.
+AdamW, cosine schedule with linear warm-up, gradient clipping, early stopping on a validation
+metric, the best weights saved as safetensors and restored at the end. The pieces around it, one
+concern each: device.py (device and precision), distributed.py (DDP under torchrun),
+batching.py (gradient accumulation, out-of-memory back-off), checkpoint.py (weights, resumable
+training state), resume.py (what a training state holds). docs/training.md shows how to use them.
 """
 
+import contextlib
+import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +21,23 @@ import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
+
+from mlstack.train import distributed
+from mlstack.train.batching import is_out_of_memory, rows, split, to_device
+from mlstack.train.checkpoint import (
+    Generator,
+    load_weights,
+    rng_state,
+    save_weights,
+    set_rng_state,
+)
+from mlstack.train.device import resolve_device, resolve_precision
+from mlstack.train.resume import Progress, restore, snapshot
+
+log = logging.getLogger("mlstack.train")
+
+# the names existing callers import
+save_checkpoint, load_checkpoint = save_weights, load_weights
 
 
 @dataclass
@@ -30,8 +52,14 @@ class TrainConfig:
     monitor: str = "val_accuracy"
     mode: str = "max"  # "max" for accuracy-like metrics, "min" for losses
     seed: int = 42
-    amp: bool = True  # only where the hardware has it (CUDA); ignored on CPU
+    amp: bool = True  # False forces fp32 whatever `precision` says (callers from before it)
     progress: bool = True
+    device: str = "auto"  # auto | cpu | cuda | cuda:N; MLSTACK_DEVICE overrides
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16; MLSTACK_PRECISION overrides
+    compile: bool = False  # torch.compile the training forward (measured: docs/training.md)
+    accumulation: int = 1  # micro-batches per optimizer step and process
+    adapt_batch: bool = True  # on CUDA out-of-memory: twice the micro-batches, same global batch
+    save_every: int = 0  # optimizer steps between resumable checkpoints; 0: at epoch ends only
 
 
 @dataclass
@@ -42,6 +70,8 @@ class FitResult:
     checkpoint: Path | None = None
     stopped_early: bool = False
     seconds: float = 0.0
+    accumulation: int = 1  # micro-batches per step at the end (more after an out-of-memory)
+    resumed_at_step: int | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -73,96 +103,158 @@ def fit(
     config: TrainConfig,
     checkpoint_path: str | Path | None = None,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
+    state_path: str | Path | None = None,
+    rngs: Sequence[Generator] = (),
+    tag: str = "",
 ) -> FitResult:
     """Trains `model` on the parameters that require grad.
 
-    `loss_fn(model, batch)` returns the loss of one batch; `evaluate(model)` returns validation
-    metrics including `config.monitor`. Calls `on_epoch_end(epoch, metrics)` (log to MLflow there).
+    `loss_fn(model, batch)` returns the mean loss of a batch (or of a slice of its rows: batches
+    are cut into `config.accumulation` micro-batches); `evaluate(model)` returns validation
+    metrics including `config.monitor` (rank 0 only). Calls `on_epoch_end(epoch, metrics)` on
+    rank 0 (log to MLflow there). The loader yields this process's batch of each step.
+
+    With `state_path`, the full training state is saved there at every epoch end (and every
+    `config.save_every` steps) and a run that finds one with the same config and `tag` resumes
+    from it; `rngs` are the caller's own random generators to save with it (a dataset's
+    augmentation RNG). Bit-exact resumption needs a loader whose order depends on the epoch
+    only (`distributed.loader`) or on the global RNG.
     """
+    ctx = distributed.context()
+    device = resolve_device(device if device is not None else config.device, ctx.local_rank)
+    distributed.init(device)
+    precision = resolve_precision(config.precision if config.amp else "fp32", device)
     seed_everything(config.seed)
-    device = torch.device(device)
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     total_steps = config.epochs * len(train_loader)
     scheduler = cosine_with_warmup(optimizer, total_steps, int(config.warmup_ratio * total_steps))
-    use_amp = config.amp and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler(enabled=use_amp and amp_dtype == torch.float16)
-
+    scaler = precision.scaler()
+    trained = distributed.wrap(model, device)
+    forward = torch.compile(trained) if config.compile else trained
+    objects = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
+    key = {**vars(config), "progress": None, "tag": tag, "world_size": ctx.world_size}
+    key = {k: str(v) for k, v in key.items()}  # compared as text: a changed run starts afresh
     best = -math.inf if config.mode == "max" else math.inf
-    result = FitResult(best_epoch=-1, best_score=best)
-    best_state: dict[str, torch.Tensor] | None = None
-    stale, start = 0, time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
+    run = Progress(best=best, parts=config.accumulation)
+    pending_rng = None
+    if state_path is not None and Path(state_path).exists():
+        run, pending_rng = restore(state_path, key, objects, run)
+    result = FitResult(
+        best_epoch=run.best_epoch,
+        best_score=run.best,
+        history=run.history,
+        resumed_at_step=run.global_step if pending_rng else None,
+    )
+    show = config.progress and ctx.is_main
+
+    def save() -> None:
+        if state_path is not None and ctx.is_main:
+            snapshot(state_path, key, objects, run, rngs)
+
+    def step(batch: Any) -> float:
+        while True:
+            try:
+                optimizer.zero_grad(set_to_none=True)
+                pieces, total = split(batch, run.parts), 0.0
+                for i, (piece, weight) in enumerate(pieces):
+                    # DDP all-reduces gradients in backward: only after the last micro-batch
+                    last = i == len(pieces) - 1 or not hasattr(trained, "no_sync")
+                    with trained.no_sync() if not last else contextlib.nullcontext():
+                        with precision.autocast():
+                            loss = loss_fn(forward, piece) * weight
+                        scaler.scale(loss).backward()
+                    total += loss.item()
+                return total
+            except RuntimeError as error:
+                if not (config.adapt_batch and is_out_of_memory(error)):
+                    raise
+                if run.parts >= (rows(batch) or 1):
+                    raise
+                optimizer.zero_grad(set_to_none=True)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                run.parts *= 2
+                log.warning("out of memory: %d micro-batches per step from now on", run.parts)
+
+    start = time.perf_counter()
+    epoch = run.epoch
+    while epoch <= config.epochs and not run.finished:
+        sampler = getattr(train_loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        if run.step == 0:
+            run.epoch_rng = rng_state(rngs)
+        else:  # resumed mid-epoch: replay the epoch's start, skip the batches already done
+            set_rng_state(run.epoch_rng, rngs)
         model.train()
-        total, count = 0.0, 0
+        batches = iter(train_loader)
+        for _ in range(run.step):
+            next(batches)
+        if pending_rng is not None:
+            set_rng_state(pending_rng, rngs)
+            pending_rng = None
         bar = tqdm(
-            train_loader,
+            batches,
             desc=f"epoch {epoch}/{config.epochs}",
             leave=False,
-            disable=not config.progress,
+            disable=not show,
             mininterval=1.0,
+            total=len(train_loader),
+            initial=run.step,
         )
         for batch in bar:
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                loss = loss_fn(model, batch)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            loss = step(to_device(batch, device))
             if config.grad_clip:
                 scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(params, config.grad_clip)
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
-            total, count = total + loss.item(), count + 1
-            bar.set_postfix(loss=f"{total / count:.4f}")
+            run.step, run.global_step, run.loss_sum = (
+                run.step + 1,
+                run.global_step + 1,
+                run.loss_sum + loss,
+            )
+            bar.set_postfix(loss=f"{run.loss_sum / run.step:.4f}")
+            if config.save_every and run.global_step % config.save_every == 0:
+                save()
 
         model.eval()
-        with torch.inference_mode():
-            metrics = {
-                "train_loss": total / max(count, 1),
-                **evaluate(model),
-                "lr": scheduler.get_last_lr()[0],
-            }
-        result.history.append({"epoch": epoch, **metrics})
-        score = metrics[config.monitor]
-        if _improved(score, best, config.mode, config.min_delta):
-            best, stale = score, 0
-            result.best_epoch, result.best_score = epoch, score
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        metrics = {"train_loss": distributed.mean(run.loss_sum / max(run.step, 1), device)}
+        if ctx.is_main:
+            with torch.inference_mode():
+                metrics |= {k: float(v) for k, v in evaluate(model).items()}
+        metrics["lr"] = scheduler.get_last_lr()[0]
+        score = distributed.broadcast_score(metrics.get(config.monitor, math.nan), device)
+        metrics[config.monitor] = score
+        run.history.append({"epoch": epoch, **metrics})
+        if _improved(score, run.best, config.mode, config.min_delta):
+            run.best, run.stale, run.best_epoch = score, 0, epoch
+            run.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
-            stale += 1
-        if on_epoch_end:
+            run.stale += 1
+        if on_epoch_end and ctx.is_main:
             on_epoch_end(epoch, metrics)
-        if config.progress:
+        if show:
             shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-            tqdm.write(f"epoch {epoch}: {shown}{' *' if stale == 0 else ''}")
-        if stale >= config.patience:
-            result.stopped_early = True
-            break
+            tqdm.write(f"epoch {epoch}: {shown}{' *' if run.stale == 0 else ''}")
+        run.stopped_early = run.stale >= config.patience
+        epoch, run.epoch, run.step, run.loss_sum = epoch + 1, epoch + 1, 0, 0.0
+        if run.stopped_early or epoch > config.epochs:
+            if run.best_state is not None:
+                model.load_state_dict(run.best_state)
+            run.finished = True
+        save()
 
-    if best_state is not None:
-        model.load_state_dict(best_state)
-        if checkpoint_path is not None:
-            result.checkpoint = save_checkpoint(model, checkpoint_path)
+    if run.finished and run.best_state is not None and checkpoint_path is not None:
+        if ctx.is_main:
+            save_weights(model, checkpoint_path)
+        result.checkpoint = Path(checkpoint_path)
+    result.best_epoch, result.best_score = run.best_epoch, run.best
+    result.stopped_early, result.accumulation = run.stopped_early, run.parts
+    result.history = run.history
     result.seconds = time.perf_counter() - start
     return result
-
-
-def save_checkpoint(model: nn.Module, path: str | Path) -> Path:
-    from safetensors.torch import save_model
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_model(model, str(path))
-    return path
-
-
-def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
-    """Loads safetensors weights (never pickle) into an already-built model."""
-    from safetensors.torch import load_model
-
-    load_model(model, str(path))
-    return model
