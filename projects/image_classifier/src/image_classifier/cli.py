@@ -122,6 +122,27 @@ def quantize(model: ModelName = "resnet") -> None:
     )
 
 
+@app.command()
+def distill(
+    teacher: Annotated[
+        str | None, typer.Option(help="Teacher model family (default: params.yaml's).")
+    ] = None,
+) -> None:
+    """Knowledge distillation: the teacher teaches a small CNN, picked on validation over the
+    (alpha, temperature) grid; the same CNN trained alone is the baseline. ONNX exports with
+    parity, then size, latency, test accuracy and agreement with the teacher."""
+    from image_classifier.distill import DistillConfig
+    from image_classifier.distill_report import run_stage
+    from image_classifier.params import load_params
+
+    params = load_params()
+    cfg = DistillConfig.from_params(params["distill"])
+    if teacher:
+        cfg.teacher = teacher
+    report = run_stage(cfg, DATA, MODELS, REPORTS / "distill.json", params["quantize"])
+    _show({"chosen": report["chosen"], **report["summary"]})
+
+
 Models = Annotated[
     list[str] | None, typer.Option("--model", "-m", help="Model families (default: resnet).")
 ]

@@ -1,5 +1,6 @@
 """The two model families: a compact ResNet trained from scratch, and ImageNet EfficientNet-Lite0
-for transfer learning. Each comes with the preprocessing it expects."""
+for transfer learning. Each comes with the preprocessing it expects. `StudentCNN` is the small
+model the distill stage trains (taught by EfficientNet-Lite0, and alone as its baseline)."""
 
 from dataclasses import dataclass, field
 
@@ -70,6 +71,45 @@ class CompactResNet(nn.Module):
         return self.head(self.dropout(x))
 
 
+@dataclass
+class StudentConfig:
+    num_classes: int = 10
+    in_channels: int = 3
+    widths: list[int] = field(default_factory=lambda: [16, 32, 64])
+    dropout: float = 0.1
+
+
+def _conv_bn(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+
+
+class StudentCNN(nn.Module):
+    """A plain conv stack: per width a stride-2 3x3 conv then a 3x3 conv (batch norm, ReLU),
+    global average pooling, dropout, a linear head. No residuals or depthwise convs: at these
+    sizes plain convs are the fastest per FLOP on CPU runtimes and export to the simplest graph.
+    The first conv is strided too, so the student takes the teacher's input size at a fraction
+    of its cost."""
+
+    def __init__(self, config: StudentConfig) -> None:
+        super().__init__()
+        self.config = config
+        layers, c_in = [], config.in_channels
+        for width in config.widths:
+            layers += _conv_bn(c_in, width, 2) + _conv_bn(width, width, 1)
+            c_in = width
+        self.features = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(c_in, config.num_classes)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(F.adaptive_avg_pool2d(self.features(pixels), 1), 1)
+        return self.head(self.dropout(x))
+
+
+# The distill stage's two students: card names, both built as StudentCNN.
+STUDENTS = ("student", "student_alone")
+
+
 def efficientnet_lite0(num_classes: int, *, pretrained: bool = True, dropout: float = 0.2):
     """EfficientNet-Lite0; `pretrained` loads the packaged ImageNet weights (safely, no pickle
     execution) and replaces the head when `num_classes != 1000`."""
@@ -93,7 +133,7 @@ def efficientnet_lite0(num_classes: int, *, pretrained: bool = True, dropout: fl
 
 def head_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The classifier head: what transfer learning trains first."""
-    head = model.head if isinstance(model, CompactResNet) else model._fc
+    head = model.head if isinstance(model, CompactResNet | StudentCNN) else model._fc
     return list(head.parameters())
 
 
@@ -109,7 +149,12 @@ def build_model(name: str, num_classes: int, params: dict, *, pretrained: bool =
         )
     if name == "efficientnet":
         return efficientnet_lite0(num_classes, pretrained=pretrained, dropout=params["dropout"])
-    raise ValueError(f"unknown model {name!r}: use 'resnet' or 'efficientnet'")
+    if name in STUDENTS:
+        config = StudentConfig(
+            num_classes, widths=list(params["widths"]), dropout=params["dropout"]
+        )
+        return StudentCNN(config)
+    raise ValueError(f"unknown model {name!r}: use 'resnet', 'efficientnet' or a student")
 
 
 def preprocess_for(name: str, image_size: int, mean=None, std=None) -> Preprocess:
