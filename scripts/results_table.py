@@ -10,6 +10,7 @@ from pathlib import Path
 
 from image_sizes import REPORT as IMAGES
 from image_sizes import render as render_images
+from results_distill import distillation
 from results_llm_features import FEATURES, llm_features
 
 REPORTS, MODELS = Path("reports/image_classifier"), Path("models/image_classifier")
@@ -45,6 +46,8 @@ def image_classifier() -> str:
         f"Speed-ups: same {q['threads']} threads, batch 1 latency p50 and batch {b} "
         "throughput, ONNX Runtime INT8 against PyTorch fp32 eager.",
     ]
+    if distilled := distillation():
+        lines += ["", *distilled]
     bench = REPORTS / "benchmark.json"
     if bench.exists():
         r = load(bench)
