@@ -139,3 +139,29 @@ def test_every_overlay_names_the_images_deploy_sets(overlay):
     expected = {service.replace("_", "-") for service in env["SERVICES"].split()}
     names = {image["name"] for image in yaml.safe_load(kustomization.read_text()).get("images", [])}
     assert expected <= names, f"{kustomization}: images {sorted(names)}"
+
+
+def test_pull_request_metrics_run_small_parameters_and_only_the_commenter_writes():
+    flow = yaml.safe_load((WORKFLOWS / "pr-metrics.yml").read_text())
+    assert flow["permissions"] == {}
+    jobs = flow["jobs"]
+    assert jobs["metrics"]["permissions"] == {"contents": "read"}  # runs the PR's code
+    assert jobs["comment"]["permissions"] == {"pull-requests": "write"}
+    assert not any("run" in step and "make" in step["run"] for step in jobs["comment"]["steps"])
+    script = "\n".join(step.get("run", "") for step in jobs["metrics"]["steps"])
+    assert script.count('small_params.py" params.yaml') == 2  # base and PR: same parameters
+    assert "dvc metrics diff" in script
+
+
+def test_small_parameters_name_keys_params_yaml_has(tmp_path):
+    # A renamed key would silently run the full recipe on a pull request: every key must apply.
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from small_params import SMALL, apply
+    finally:
+        sys.path.pop(0)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert sorted(apply(params, SMALL)) == sorted(SMALL)
+    assert apply({"image_classifier": {}}, SMALL) == []  # an older params.yaml: nothing added
+    shrink = [sys.executable, str(ROOT / "scripts/small_params.py"), "--help"]
+    subprocess.run(shrink, check=True, capture_output=True)
