@@ -1,11 +1,17 @@
-"""Two gloo processes on the CPU train to the same weights as one process on the same global
-batch, and take the same early-stopping decision."""
+"""Two gloo processes launched by torchrun on the CPU train to the same weights as one process
+on the same global batch, and take the same early-stopping decision."""
 
+import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
-from mlstack.train.distributed import Context, per_process, run_processes, shard, unwrap
+from mlstack.train.distributed import Context, per_process, shard, unwrap
 from mlstack.train.selftest import train_toy
 
 OPTIONS = {"epochs": 4, "batch": 32, "lr": 0.05, "patience": 1}
@@ -17,18 +23,28 @@ def assert_same_weights(a: dict, b: dict) -> None:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
 
 
-def test_two_processes_match_one_on_the_same_global_batch():
+def test_two_torchrun_processes_match_one_on_the_same_global_batch(tmp_path):
     start = time.perf_counter()
     one = train_toy(OPTIONS)
     one_seconds = time.perf_counter() - start
+    weights = tmp_path / "two.safetensors"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    options = json.dumps(OPTIONS | {"weights_out": str(weights)})
     start = time.perf_counter()
-    two = run_processes(train_toy, 2, OPTIONS)
+    command = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "mlstack.train.selftest"]
+    launched = subprocess.run(
+        [*command, options],
+        env=os.environ | {"MLSTACK_DEVICE": "cpu", "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     two_seconds = time.perf_counter() - start
-    assert_same_weights(two["weights"], one["weights"])
-    # early stopping agreed: both runs stop after the same epoch, with the same scores
-    assert [h["val_accuracy"] for h in two["history"]] == [
-        h["val_accuracy"] for h in one["history"]
-    ]
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    assert_same_weights(load_file(weights), one["weights"])
+    # early stopping agreed: rank 0's history (the one printed) stops after the same epoch
+    history = json.loads(launched.stdout.strip().splitlines()[-1])["history"]
+    assert [h["val_accuracy"] for h in history] == [h["val_accuracy"] for h in one["history"]]
     print(f"1 process {one_seconds:.1f} s, 2 processes {two_seconds:.1f} s (with start-up)")
 
 
@@ -44,3 +60,14 @@ def test_helpers():
     wrapper = torch.nn.Module()
     wrapper.module = model  # how DistributedDataParallel holds the user's module
     assert unwrap(wrapper) is model and unwrap(model) is model
+
+
+def test_only_rank_zero_tracks_in_mlflow(tmp_path, monkeypatch):
+    from mlstack.train import mlflow_run
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("RANK", "1")
+    with mlflow_run("exp", params={"lr": 0.1}) as run:
+        assert run is None
+    assert not (tmp_path / "mlflow.db").exists()  # rank 1 opened no store, logged no run

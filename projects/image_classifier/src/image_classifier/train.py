@@ -23,10 +23,15 @@ EXPERIMENT = "image_classifier"
 
 
 def predict_logits(model: torch.nn.Module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    # fit() may have left the model on a GPU (device `auto`): inputs follow it, logits come back
+    device = next(model.parameters()).device
     model.eval()
     with torch.inference_mode():
         return torch.cat(
-            [model(torch.from_numpy(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+            [
+                model(torch.from_numpy(x[i : i + batch_size]).to(device)).cpu()
+                for i in range(0, len(x), batch_size)
+            ]
         ).numpy()
 
 

@@ -1,15 +1,13 @@
-"""Data-parallel training with torch.distributed: launched by `torchrun`, or spawned here.
+"""Data-parallel training with torch.distributed, launched by `torchrun` (the standard launcher:
+the same command scales from one machine's processes to several machines).
 
 Under `torchrun --nproc_per_node N` each process reads RANK, WORLD_SIZE and LOCAL_RANK from its
-environment; `run_processes(fn, n, ...)` starts the same N processes itself (on 127.0.0.1, a free
-port), so a pipeline stage with `processes: 2` needs no launcher. gloo on the CPU, NCCL on GPUs.
+environment; without them the job is one process and every helper here is a no-op. gloo on the
+CPU, NCCL on GPUs.
 """
 
 import os
-import socket
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -110,47 +108,3 @@ def shard(items: list, ctx: Context | None = None) -> list:
     """Rows rank, rank + world, ...: the rank's part of a list of examples."""
     ctx = ctx or context()
     return items[ctx.rank :: ctx.world_size]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _child(rank: int, fn: Callable, args: tuple, world: int, port: int, result: str) -> None:
-    os.environ.update(
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )
-    try:
-        out = fn(*args)
-        if rank == 0:
-            torch.save(out, result)
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-
-
-def run_processes(fn: Callable[..., Any], processes: int, *args: Any) -> Any:
-    """`fn(*args)` in `processes` data-parallel processes; rank 0's return value (tensors, numbers,
-    strings, lists and dicts: it comes back through a file read with weights_only=True). Runs in
-    this process when there is one, or when torchrun already started the processes."""
-    if processes <= 1 or "LOCAL_RANK" in os.environ:
-        return fn(*args)
-    import tempfile
-
-    import torch.multiprocessing as mp
-
-    with tempfile.TemporaryDirectory() as tmp:
-        result = str(Path(tmp) / "result.pt")
-        mp.start_processes(
-            _child,
-            args=(fn, args, processes, _free_port(), result),
-            nprocs=processes,
-            start_method="spawn",
-        )
-        return torch.load(result, weights_only=True)

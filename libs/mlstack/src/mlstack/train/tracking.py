@@ -32,7 +32,13 @@ def mlflow_run(
     tags: dict[str, str] | None = None,
     nested: bool = False,
 ) -> Iterator[Any]:
-    """Opens a run in `experiment` with its params logged; yields the `mlflow.ActiveRun`."""
+    """Opens a run in `experiment` with its params logged; yields the `mlflow.ActiveRun`.
+
+    Under `torchrun` only rank 0 tracks: the other ranks get `None` (one run per job, not one
+    per process), so code that logs outside `fit()`'s `on_epoch_end` checks `run is not None`."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield None
+        return
     mlflow = _mlflow()
     mlflow.set_experiment(experiment)
     with mlflow.start_run(run_name=run_name, tags=tags, nested=nested) as run:
