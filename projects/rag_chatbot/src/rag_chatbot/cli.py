@@ -55,6 +55,19 @@ def evaluate() -> None:
 
 
 @app.command()
+def natural() -> None:
+    """Recall, "I don't know" and refusal rates and latency on the natural questions (tune and
+    test), for the service's retrieval and each variant in params.yaml; picks the floor on tune."""
+    from rag_chatbot.natural_eval import natural_stage
+
+    report = natural_stage(_params())
+    _show(
+        {k: v for k, v in report.items() if k != "service"}
+        | {"service": {k: report["service"][k] for k in ("tune", "test")}}
+    )
+
+
+@app.command()
 def ingest(
     files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="files to add")],
 ) -> None:

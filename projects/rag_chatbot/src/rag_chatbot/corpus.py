@@ -42,6 +42,13 @@ def as_sections(article: dict[str, str]) -> list[Section]:
     return [Section(article["extract"])]
 
 
+def describe(article: dict[str, str]) -> dict[str, str]:
+    """Chunk metadata: the article's short description, a field BM25 may weight
+    (`retrieval.bm25_fields`); empty when the article has none."""
+    d = article.get("description", "").strip()
+    return {"description": d} if d else {}
+
+
 def split_articles(seed: int, held_out: int) -> tuple[list[dict], list[dict]]:
     """(indexed, held out); deterministic for a seed."""
     articles = sorted(wiki_summaries(), key=lambda a: a["title"])

@@ -16,6 +16,7 @@ configuration is scored with on the test split, and the one the serving card han
 
 import asyncio
 import contextlib
+import json
 import time
 from dataclasses import replace
 from typing import Any
@@ -25,6 +26,8 @@ import numpy as np
 from rag_chatbot import prompts
 from rag_chatbot.answer import Rag, RagConfig, cite
 from rag_chatbot.support import best_support, support
+
+FUSION_KEYS = ("rrf_k", "dense_weight", "bm25_weight", "candidates")
 
 
 def configs(p: dict[str, Any], min_relevance: float) -> dict[str, tuple[int, RagConfig]]:
@@ -104,8 +107,16 @@ def threshold_sweep(rows: list, config: RagConfig) -> dict[str, Any]:
     return {"sweep": sweep, "best_balanced": best}
 
 
-def relevance_floor(setting: float | str, sweep: dict[str, Any]) -> dict[str, Any]:
-    """params.yaml's `min_relevance`: `tune` takes the sweep's pick; a number pins it."""
+def relevance_floor(
+    setting: float | str, sweep: dict[str, Any], natural: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """params.yaml's `min_relevance`: `tune` takes the sweep's pick; `natural` the floor
+    rag_natural_eval chose on the natural questions' tune split (`natural`: its report's
+    `min_relevance`); a number pins it."""
+    if setting == "natural":
+        if natural is None:
+            raise ValueError("min_relevance: natural needs reports/rag_chatbot/natural.json")
+        return {k: natural[k] for k in ("value", "chosen_on", "rule")}
     if setting == "tune":
         return {"value": sweep["best_balanced"]["min_relevance"], "chosen_on": "tune split",
                 "rule": "best balanced accuracy (answerable kept + unanswerable refused)"}  # fmt: skip
@@ -198,7 +209,7 @@ def run_evaluation(p: dict[str, Any], questions: list[dict]) -> dict[str, Any]:
 
     from rag_chatbot.chunking import load_tokenizer
     from rag_chatbot.generator import OpenAIGenerator
-    from rag_chatbot.pipeline import open_library
+    from rag_chatbot.pipeline import REPORTS, open_library
     from semantic_search.retrieval import Retriever
 
     e, g = p["evaluate"], p["generation"]
@@ -208,19 +219,31 @@ def run_evaluation(p: dict[str, Any], questions: list[dict]) -> dict[str, Any]:
     report: dict[str, Any] = {"questions": {"test": len(test), "tune": len(tune)},
                               "default": default, "configs": {}}  # fmt: skip
     tokenizer = load_tokenizer(g["tokenizer"])
-    libraries = {size: open_library(size, p["chunking"]["overlap_tokens"], threads=e["threads"])
-                 for size in p["chunking"]["sizes"]}  # fmt: skip
+    fields = p["retrieval"].get("bm25_fields") or {}
+    libraries = {
+        size: open_library(
+            size, p["chunking"]["overlap_tokens"], threads=e["threads"], bm25_fields=fields
+        )
+        for size in p["chunking"]["sizes"]
+    }
+    fusion = {k: p["retrieval"][k] for k in FUSION_KEYS if k in p["retrieval"]}
     sample = _sample(test, e["generate_per_kind"], e["generate_unanswerable"])
     # The floor first, on the tune split with the configuration the service runs.
     size, config = configs(p, -1.0)[default]
-    rag = Rag(Retriever(libraries[size].encoder, libraries[size].store), None, tokenizer, config)
+    rag = Rag(
+        Retriever(libraries[size].encoder, libraries[size].store, **fusion), None, tokenizer, config
+    )
     report["threshold"] = threshold_sweep(retrieval_metrics(rag, config, tune)[1], config)
-    report["min_relevance"] = relevance_floor(p["retrieval"]["min_relevance"], report["threshold"])
+    natural = REPORTS / "natural.json"
+    chosen = json.loads(natural.read_text())["min_relevance"] if natural.exists() else None
+    report["min_relevance"] = relevance_floor(
+        p["retrieval"]["min_relevance"], report["threshold"], chosen
+    )
     with generator_endpoint(g) as url:
         for name, (size, config) in tqdm(configs(p, report["min_relevance"]["value"]).items(),
                                          desc="configurations"):  # fmt: skip
             library = libraries[size]
-            retriever = Retriever(library.encoder, library.store)
+            retriever = Retriever(library.encoder, library.store, **fusion)
             rag = Rag(retriever, None, tokenizer, config)
             metrics, _ = retrieval_metrics(rag, config, test)
             report["configs"][name] = {"chunk_tokens": size, "retrieval": metrics}

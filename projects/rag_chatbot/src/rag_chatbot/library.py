@@ -179,13 +179,16 @@ class Library:
 
     def add_many(
         self,
-        items: Iterable[tuple[str, str, list[Section], str]],
+        items: Iterable[
+            tuple[str, str, list[Section], str] | tuple[str, str, list[Section], str, dict]
+        ],
         *,
         batch_size: int = 512,
         on_batch: Callable[[int], None] | None = None,
     ) -> int:
-        """Bulk load (the corpus build): `items` are (doc id, title, sections, topic); chunks are
-        embedded and written in batches. Returns the number of chunks written."""
+        """Bulk load (the corpus build): `items` are (doc id, title, sections, topic[, metadata
+        every chunk gets, such as an article's description]); chunks are embedded and written in
+        batches. Returns the number of chunks written."""
         manifest = dict(self._read())
         written = 0
         pending: list[tuple[Document, str]] = []
@@ -198,10 +201,12 @@ class Library:
             if on_batch:
                 on_batch(written)
 
-        for doc_id, title, sections, topic in items:
+        for doc_id, title, sections, topic, *extra in items:
             text = "\n\n".join(s.text for s in sections)
             info, docs, texts = self._chunk(doc_id, title, sections, file=doc_id, kind="text",
                                             sha=hashlib.sha256(text.encode()).hexdigest(), topic=topic)  # fmt: skip
+            for d in docs:
+                d.metadata.update(*extra)
             manifest[doc_id] = asdict(info)
             pending += zip(docs, texts, strict=True)
             if len(pending) >= batch_size:

@@ -25,7 +25,12 @@ def write_report(name: str, report: dict[str, Any]) -> dict[str, Any]:
 
 
 def open_library(
-    chunk_tokens: int, overlap_tokens: int, *, variant: str = SERVED_VARIANT, threads: int = 0
+    chunk_tokens: int,
+    overlap_tokens: int,
+    *,
+    variant: str = SERVED_VARIANT,
+    threads: int = 0,
+    bm25_fields: dict[str, int] | None = None,
 ):
     from rag_chatbot.library import Library
     from semantic_search.encoder import Encoder
@@ -33,7 +38,7 @@ def open_library(
 
     encoder = Encoder(ENCODER, variant=variant, threads=threads)
     folder = index_dir(chunk_tokens)
-    store = open_store(str(folder), encoder.dim)
+    store = open_store(str(folder), encoder.dim, bm25_fields=bm25_fields)
     return Library(store, encoder, folder / "manifest.json", chunk_tokens=chunk_tokens,
                    overlap_tokens=overlap_tokens)  # fmt: skip
 
@@ -44,7 +49,7 @@ def index_stage(p: dict[str, Any]) -> dict[str, Any]:
 
     from tqdm import tqdm
 
-    from rag_chatbot.corpus import as_sections, doc_id, split_articles
+    from rag_chatbot.corpus import as_sections, describe, doc_id, split_articles
 
     c = p["corpus"]
     indexed, held_out = split_articles(c["seed"], c["held_out_articles"])
@@ -54,7 +59,9 @@ def index_stage(p: dict[str, Any]) -> dict[str, Any]:
         library = open_library(size, p["chunking"]["overlap_tokens"], threads=c["threads"])
         t0 = time.perf_counter()
         with tqdm(desc=f"index {size}-token chunks", unit="chunk") as bar:
-            items = ((doc_id(a), a["title"], as_sections(a), a["topic"]) for a in indexed)
+            items = (
+                (doc_id(a), a["title"], as_sections(a), a["topic"], describe(a)) for a in indexed
+            )
             chunks = library.add_many(items, on_batch=lambda n: bar.update(n - bar.n))
         docs = library.documents()
         report["indexes"][str(size)] = {
@@ -97,6 +104,7 @@ def write_serving_card(p: dict[str, Any], report: dict[str, Any]) -> dict[str, A
     generation limits; with that configuration's test-split metrics."""
     from mlstack.serve import file_sha256
     from mlstack.serving_card import write_card
+    from rag_chatbot.evaluate import FUSION_KEYS
     from semantic_search.encoder import VARIANTS
 
     c, r, g = p["chunking"], p["retrieval"], p["generation"]
@@ -105,6 +113,7 @@ def write_serving_card(p: dict[str, Any], report: dict[str, Any]) -> dict[str, A
               "corpus_index": str(index_dir(c["default"])), "encoder_variant": SERVED_VARIANT,
               "k": r["k"], "mode": r["mode"], "diversify": r["diversify"],
               "min_relevance": floor["value"], "context_tokens": r["context_tokens"],
+              **{k: r[k] for k in FUSION_KEYS if k in r}, "bm25_fields": r.get("bm25_fields") or {},
               "answer_tokens": g["answer_tokens"], "temperature": g["temperature"],
               "support_threshold": p["evaluate"]["support_threshold"]}  # fmt: skip
     encoder = ENCODER / VARIANTS[SERVED_VARIANT]

@@ -239,7 +239,8 @@ def open_documents(settings: Settings) -> tuple[Encoder, DocumentStore]:
     registry = Registry(registry_location(settings))
     log.info("document registry: %s", registry)  # never the password: str() leaves it out
     warn_if_not_shared(registry, settings.index_uri)
-    store = open_store(settings.index_uri, encoder.dim)
+    lance_options = {"bm25_fields": settings.bm25_fields} if local else {}
+    store = open_store(settings.index_uri, encoder.dim, **lance_options)
     open_registry(registry, Path(settings.index_uri) if local else None, settings.uploads_dir,
                   seeded=seeded)  # fmt: skip
     library = Library(store, encoder, None, chunk_tokens=settings.chunk_tokens,
@@ -258,7 +259,10 @@ def build_rag(settings: Settings) -> tuple[Rag, DocumentStore]:
     key = settings.generator_api_key.get_secret_value() if settings.generator_api_key else "none"
     generator = OpenAIGenerator(settings.generator_url, api_key=key, model=settings.generator_model,
                                 timeout_s=settings.generator_timeout_s)  # fmt: skip
-    rag = Rag(Retriever(encoder, docs.store), generator,
+    fusion = {
+        k: getattr(settings, k) for k in ("rrf_k", "dense_weight", "bm25_weight", "candidates")
+    }
+    rag = Rag(Retriever(encoder, docs.store, **fusion), generator,
               load_tokenizer(settings.generator_tokenizer), settings.rag_config())  # fmt: skip
     return rag, docs
 

@@ -57,6 +57,16 @@ class Settings(ServeSettings):
         0.55, ge=-1, le=1, description="The card's is chosen on the tune split (rag_evaluate)."
     )
     context_tokens: int = Field(1024, ge=64)
+    # Hybrid fusion and BM25's fields (semantic_search.retrieval.Retriever, stores/memory.py).
+    rrf_k: int = Field(60, ge=1)
+    dense_weight: float = Field(1.0, ge=0)
+    bm25_weight: float = Field(1.0, ge=0)
+    candidates: int = Field(50, ge=1, description="Hits each ranking gives hybrid and MMR.")
+    bm25_fields: dict[str, int] = Field(
+        default_factory=dict,
+        description="Fields BM25 indexes beside the chunk text, each repeated its weight in times "
+        "(`title`, or a chunk metadata key); LanceDB's in-memory index only.",
+    )
     answer_tokens: int = Field(128, ge=1)
     temperature: float = Field(0.0, ge=0, le=2)
     support_threshold: float = Field(

@@ -126,6 +126,14 @@ def evaluate() -> None:
 
 
 @app.command()
+def natural() -> None:
+    """Recall@1/5/10 and latency of each search mode on the natural questions (tune and test)."""
+    from semantic_search.natural_eval import natural_stage
+
+    _show(natural_stage(_params())["modes"])
+
+
+@app.command()
 def behaviour() -> None:
     """Behavioural tests of the hybrid ranking (query casing/punctuation, exact titles, recall
     floor); fails below a bound."""
@@ -139,6 +147,15 @@ def behaviour() -> None:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     _show({k: report[k] for k in ("passed", "queries", "k")})
+
+
+@app.command()
+def register() -> None:
+    """Register the INT8 encoder with its index and serving card in MLflow (lineage tags) and run
+    the promotion gate on ss_evaluate's metric; the decision goes to models/semantic_search/."""
+    from semantic_search.register import register as run
+
+    _show(run(_params())["decision"])
 
 
 @app.command()

@@ -49,10 +49,12 @@ class LanceStore:
         consistency_s: float = 0.0,
         refine_factor: int = 4,
         memory_rows: int = 100_000,
+        bm25_fields: dict[str, int] | None = None,
     ) -> None:
         """Tables up to `memory_rows` rows are also held in memory (see stores/memory.py): exact
         dense search and no second query to fetch documents. Larger ones use the ANN index,
-        whose candidates are re-scored exactly on `refine_factor` times k rows."""
+        whose candidates are re-scored exactly on `refine_factor` times k rows. `bm25_fields`
+        weights title or metadata fields into the in-memory BM25 index (`bm25_documents`)."""
         import lancedb
 
         self.dim = dim
@@ -77,7 +79,7 @@ class LanceStore:
         stored_dim = self.table.schema.field("vector").type.list_size
         if stored_dim != dim:
             raise ValueError(f"index at {path} holds {stored_dim}-d vectors, encoder gives {dim}")
-        self._mirror = MemoryMirror(self.table, memory_rows) if memory_rows else None
+        self._mirror = MemoryMirror(self.table, memory_rows, bm25_fields) if memory_rows else None
         self._first_version = self.table.version
 
     def _reconnect_if_stale(self, *, compact: bool = False) -> None:

@@ -60,10 +60,30 @@ class _Snapshot:
         return keep
 
 
+def bm25_documents(columns: dict[str, list], fields: dict[str, int] | None) -> list[str]:
+    """The text BM25 indexes per row: the chunk text, plus each of `fields` repeated its weight
+    in times (a whole-number field weight): `title`, or a metadata key such as `description`.
+    Repeating a field multiplies its term frequencies, which BM25's saturation then dampens."""
+    texts = list(columns["text"])
+    for name, weight in (fields or {}).items():
+        if weight <= 0:
+            continue
+        if name == "title":
+            values = [t or "" for t in columns["title"]]
+        else:
+            values = [str(json.loads(m or "{}").get(name, "")) for m in columns["metadata"]]
+        texts = [
+            f"{t}\n{(v + ' ') * int(weight)}" if v else t
+            for t, v in zip(texts, values, strict=True)
+        ]
+    return texts
+
+
 class MemoryMirror:
-    def __init__(self, table, max_rows: int) -> None:
+    def __init__(self, table, max_rows: int, bm25_fields: dict[str, int] | None = None) -> None:
         self.table = table
         self.max_rows = max_rows
+        self.bm25_fields = dict(bm25_fields or {})
         self._snapshot: _Snapshot | None = None
         self._bm25: tuple[int, Any] | None = None  # (version, bm25s index)
         self._lock = threading.Lock()
@@ -78,7 +98,7 @@ class MemoryMirror:
             if self._bm25 is None or self._bm25[0] != snapshot.version:
                 import bm25s
 
-                tokens = bm25_tokens(snapshot.columns["text"])
+                tokens = bm25_tokens(bm25_documents(snapshot.columns, self.bm25_fields))
                 index = None
                 if tokens.vocab:
                     index = bm25s.BM25()

@@ -1,0 +1,137 @@
+"""The `rag_natural_eval` stage: the natural questions (natural.py) through the retrieval the
+service runs, and through each variant of it in params.yaml (`rag_chatbot.natural.variants`), so
+every change tried has its figures on both splits.
+
+The service's retrieval is `Rag.retrieve`: query encoding, hybrid BM25 + dense search fused by
+reciprocal rank, MMR, the relevance floor and the context budget; no generator rewriting (a
+first question has no history to rewrite with). Its relevance floor is chosen on the tune split
+(`natural.choose_floor`) and written to reports/rag_chatbot/natural.json, where `rag_evaluate`
+takes it from (`min_relevance: natural`) into the serving card.
+"""
+
+from dataclasses import replace
+from typing import Any
+
+from rag_chatbot.answer import Rag, RagConfig
+from semantic_search.natural import Outcome, choose_floor, load_questions, run, score, split
+
+REPORT = "natural.json"
+# What a variant may change: the retrieval config, the fusion, BM25's fields, the chunk index.
+RETRIEVER_KEYS = ("rrf_k", "dense_weight", "bm25_weight", "candidates")
+CONFIG_KEYS = ("k", "mode", "diversify")
+
+
+def service_retrieval(p: dict[str, Any]) -> dict[str, Any]:
+    """params.yaml's retrieval settings, as the service runs them (the serving card's)."""
+    r = p["retrieval"]
+    return {
+        "chunk_tokens": p["chunking"]["default"],
+        "k": r["k"],
+        "mode": r["mode"],
+        "diversify": r["diversify"],
+        "bm25_fields": dict(r.get("bm25_fields") or {}),
+        **{key: r[key] for key in RETRIEVER_KEYS if key in r},
+    }
+
+
+def rag_search(rag: Rag, config: RagConfig):
+    """question -> Outcome through `Rag.retrieve`, floor and budget off (all k sources)."""
+    import time
+
+    raw = replace(config, min_relevance=-1.0, context_tokens=10**9)
+
+    def search(question: str) -> Outcome:
+        t0 = time.perf_counter()
+        retrieval = rag.retrieve(question, raw)
+        ms = (time.perf_counter() - t0) * 1000
+        return Outcome([s.title for s in retrieval.sources], retrieval.top_relevance, ms)
+
+    return search
+
+
+class Libraries:
+    """One opened index per (chunk size, BM25 fields): variants share what they can."""
+
+    def __init__(self, p: dict[str, Any], threads: int) -> None:
+        self.p, self.threads = p, threads
+        self._open: dict[tuple, Any] = {}
+
+    def get(self, chunk_tokens: int, bm25_fields: dict[str, int]):
+        from rag_chatbot.pipeline import open_library
+
+        key = (chunk_tokens, tuple(sorted(bm25_fields.items())))
+        if key not in self._open:
+            self._open[key] = open_library(
+                chunk_tokens,
+                self.p["chunking"]["overlap_tokens"],
+                threads=self.threads,
+                bm25_fields=bm25_fields,
+            )
+        return self._open[key]
+
+
+def evaluate_setup(
+    setup: dict[str, Any], libraries: Libraries, tokenizer, questions: list[dict], max_idk: float
+) -> dict[str, Any]:
+    from semantic_search.retrieval import Retriever
+
+    library = libraries.get(setup["chunk_tokens"], setup["bm25_fields"])
+    retriever = Retriever(
+        library.encoder, library.store, **{k: setup[k] for k in RETRIEVER_KEYS if k in setup}
+    )
+    config = RagConfig(**{k: setup[k] for k in CONFIG_KEYS}, rewrite=False)
+    search = rag_search(Rag(retriever, None, tokenizer, config), config)
+    tune, test = split(questions, "tune"), split(questions, "test")
+    tune_out, test_out = run(search, tune), run(search, test)
+    floor = choose_floor(tune, tune_out, max_idk=max_idk)
+    k = setup["k"]
+    return {
+        "setup": setup,
+        "min_relevance": floor,
+        "tune": score(tune, tune_out, floor["value"], k),
+        "test": score(test, test_out, floor["value"], k),
+        "misses": {"test": _misses(test, test_out, k)},
+    }
+
+
+def _misses(questions: list[dict], outcomes: list[Outcome], k: int) -> list[dict]:
+    return [
+        {"question": q["question"], "answer": q["answer_title"], "got": o.ranked[:3]}
+        for q, o in zip(questions, outcomes, strict=True)
+        if q["answerable"] and q["answer_title"] not in o.ranked[:k]
+    ]
+
+
+def natural_stage(p: dict[str, Any]) -> dict[str, Any]:
+    from rag_chatbot.chunking import load_tokenizer
+    from rag_chatbot.pipeline import write_report
+
+    n = p["natural"]
+    questions = load_questions()
+    tokenizer = load_tokenizer(n["tokenizer"])
+    libraries = Libraries(p, n["threads"])
+    served = service_retrieval(p)
+    report: dict[str, Any] = {
+        "questions": {
+            s: {
+                "answerable": sum(q["answerable"] for q in split(questions, s)),
+                "unanswerable": sum(not q["answerable"] for q in split(questions, s)),
+            }
+            for s in ("tune", "test")
+        },
+        "service": evaluate_setup(served, libraries, tokenizer, questions, n["max_idk"]),
+        "variants": {},
+    }
+    for name, change in (n.get("variants") or {}).items():
+        setup = {**served, **change}
+        result = evaluate_setup(setup, libraries, tokenizer, questions, n["max_idk"])
+        report["variants"][name] = {
+            "change": change,
+            "tune": result["tune"],
+            "test": result["test"],
+            "min_relevance": result["min_relevance"]["value"],
+        }
+    report["min_relevance"] = {
+        k: v for k, v in report["service"]["min_relevance"].items() if k != "sweep"
+    }
+    return write_report(REPORT, report)

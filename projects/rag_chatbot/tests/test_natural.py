@@ -1,0 +1,173 @@
+"""The natural-question set (its schema and split) and the evaluation's arithmetic: recall, the
+"I don't know" and refusal rates, the floor chosen on tune, on tiny data and a tiny corpus."""
+
+from collections import Counter
+
+import pytest
+
+from rag_chatbot.answer import Rag, RagConfig
+from rag_chatbot.chunking import load_tokenizer
+from rag_chatbot.extract import Section
+from rag_chatbot.library import Library
+from rag_chatbot.natural_eval import rag_search
+from semantic_search.encoder import Encoder
+from semantic_search.natural import (
+    NATURAL,
+    Outcome,
+    check_questions,
+    choose_floor,
+    load_questions,
+    run,
+    score,
+)
+from semantic_search.retrieval import Retriever
+from semantic_search.stores import open_store
+from semantic_search.stores.memory import bm25_documents
+
+
+def q(id_: str, answer: str, split: str = "tune") -> dict:
+    return {
+        "id": id_,
+        "question": f"What about {id_}?",
+        "answer_title": answer,
+        "answerable": bool(answer),
+        "split": split,
+    }
+
+
+def test_the_committed_question_file_is_well_formed():
+    rows = load_questions(NATURAL)
+    assert len(rows) >= 150
+    assert check_questions(rows) == []
+    counts = Counter((r["split"], r["answerable"]) for r in rows)
+    assert all(counts[(s, a)] >= 15 for s in ("tune", "test") for a in (True, False))
+    unanswerable = sum(not r["answerable"] for r in rows) / len(rows)
+    assert 0.15 <= unanswerable <= 0.3
+    assert [r["id"] for r in rows] == sorted({r["id"] for r in rows})  # unique, in file order
+
+
+def test_check_questions_finds_each_kind_of_problem():
+    good = q("a", "Nile")
+    rows = [
+        good,
+        {**good, "question": "what ABOUT a?"},  # the same question, another case
+        {**q("b", "Nile"), "split": "train"},
+        {**q("c", ""), "answerable": True},
+        {**q("d", "Nile"), "question": "Nile"},
+        {k: v for k, v in q("e", "Nile").items() if k != "split"},
+        q("f", "Atlantis"),
+    ]
+    problems = check_questions(rows, titles={"Nile"})
+    for needle in (
+        "row 1 (a): duplicate id",
+        "row 1 (a): duplicate question",
+        "split 'train'",
+        "row 3 (c): answerable",
+        "row 4 (d): not a question",
+        "row 5 (e): fields",
+        "'Atlantis' is not a corpus title",
+    ):
+        assert any(needle in p for p in problems), needle
+    assert check_questions([good]) == []
+
+
+def test_recall_and_the_two_floor_rates():
+    questions = [q("1", "A"), q("2", "B"), q("3", "C"), q("4", ""), q("5", "")]
+    outcomes = [
+        Outcome(["A", "X"], 0.9, 2.0),  # rank 1
+        Outcome(["X", "Y", "B"], 0.4, 4.0),  # rank 3, under a 0.5 floor: "I don't know"
+        Outcome(["X", "Y"], 0.7, 6.0),  # missed
+        Outcome(["X"], 0.3, 8.0),  # refused at 0.5
+        Outcome([], None, 10.0),  # nothing retrieved: refused
+    ]
+    s = score(questions, outcomes, 0.5, k=5)
+    assert (s["answerable"], s["unanswerable"]) == (3, 2)
+    assert s["recall@1"] == pytest.approx(1 / 3, abs=1e-4)
+    assert s["recall@5"] == pytest.approx(2 / 3, abs=1e-4)
+    assert s["mrr@5"] == pytest.approx((1 + 1 / 3) / 3, abs=1e-4)
+    assert s["idk_answerable"] == pytest.approx(1 / 3, abs=1e-4)
+    assert s["refused_unanswerable"] == 1.0
+    assert s["latency_p50_ms"] == 6.0
+    assert score(questions, outcomes, 0.5, k=2)["recall@2"] == pytest.approx(1 / 3, abs=1e-4)
+    assert "idk_answerable" not in score(questions, outcomes, None)
+
+
+def test_the_floor_refuses_most_within_the_idk_cap():
+    questions = [q(str(i), "A") for i in range(10)] + [q(f"u{i}", "") for i in range(4)]
+    answerable = [Outcome(["A"], 0.3 + 0.05 * i) for i in range(10)]  # 0.30 .. 0.75
+    unanswerable = [Outcome(["X"], r) for r in (0.1, 0.2, 0.3, 0.6)]
+    outcomes = answerable + unanswerable
+    picked = choose_floor(questions, outcomes, max_idk=0.1)
+    # 0.31 says "I don't know" to one of ten (0.30) and refuses 0.1, 0.2 and 0.3.
+    assert picked["value"] == 0.31
+    assert picked["tune"] == {
+        "min_relevance": 0.31,
+        "idk_answerable": 0.1,
+        "refused_unanswerable": 0.75,
+    }
+    assert choose_floor(questions, outcomes, max_idk=0.0)["value"] == 0.21
+    strict = choose_floor(questions, outcomes, max_idk=-1.0)  # no floor can: balanced accuracy
+    assert "balanced" in strict["rule"]
+
+
+def test_title_and_metadata_fields_are_repeated_into_bm25_text():
+    columns = {
+        "text": ["the river", "a city"],
+        "title": ["Nile", "Cairo"],
+        "metadata": ['{"description": "river in Africa"}', "{}"],
+    }
+    assert bm25_documents(columns, None) == ["the river", "a city"]
+    assert bm25_documents(columns, {"title": 2, "description": 1}) == [
+        "the river\nNile Nile \nriver in Africa ",
+        "a city\nCairo Cairo ",
+    ]
+
+
+def test_the_service_retrieval_on_a_tiny_corpus(encoder_dir, tmp_path):
+    """BM25 (the tiny encoder's vectors are random): recall by article title through
+    `Rag.retrieve`, and a title field that finds an article whose text lacks the word."""
+    articles = {
+        "Nile": "A major river that flows north through Egypt into the Mediterranean Sea.",
+        "Tokyo": "The capital and largest city of Japan, on Honshu.",
+        "Elephant": "The largest living land animals, with a long trunk and tusks.",
+    }
+    encoder = Encoder(encoder_dir)
+    outcomes = {}
+    for fields in ({}, {"title": 1}):
+        store = open_store(str(tmp_path / f"index{len(fields)}"), encoder.dim, bm25_fields=fields)
+        library = Library(
+            store, encoder, tmp_path / f"m{len(fields)}.json", chunk_tokens=64, overlap_tokens=8
+        )
+        library.add_many((f"wiki/{t}", t, [Section(x)], "") for t, x in articles.items())
+        config = RagConfig(k=2, mode="bm25", diversify=None, rewrite=False)
+        search = rag_search(
+            Rag(Retriever(encoder, store), None, load_tokenizer(str(encoder_dir)), config), config
+        )
+        questions = [q("capital", "Tokyo"), q("trunk", "Elephant"), q("nile", "Nile")]
+        for row, text in zip(
+            questions, ["capital of Japan?", "long trunk?", "the Nile?"], strict=True
+        ):
+            row["question"] = text
+        outcomes[len(fields)] = (questions, run(search, questions, warm_up=1))
+    questions, plain = outcomes[0]
+    assert [o.ranked[:1] for o in plain] == [["Tokyo"], ["Elephant"], []]
+    assert score(questions, plain, None)["recall@1"] == pytest.approx(2 / 3, abs=1e-4)
+    questions, titled = outcomes[1]
+    assert titled[2].ranked[:1] == ["Nile"]
+    assert score(questions, titled, None)["recall@1"] == 1.0
+    assert all(o.ms > 0 for o in titled)
+
+
+def test_rag_evaluate_takes_the_floor_chosen_on_the_natural_tune_split():
+    from rag_chatbot.evaluate import relevance_floor
+
+    chosen = {"value": 0.31, "chosen_on": "natural tune split", "rule": "r", "tune": {}}
+    sweep = {"best_balanced": {"min_relevance": 0.5}}
+    assert relevance_floor("natural", sweep, chosen) == {
+        "value": 0.31,
+        "chosen_on": "natural tune split",
+        "rule": "r",
+    }
+    assert relevance_floor("tune", sweep, chosen)["value"] == 0.5
+    with pytest.raises(ValueError, match=r"natural\.json"):
+        relevance_floor("natural", sweep, None)
