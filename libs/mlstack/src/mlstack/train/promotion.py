@@ -62,6 +62,18 @@ def dataset_hash(items: Iterable[tuple[str | Path, str]]) -> str:
     return hashlib.sha256("\n".join(digests).encode()).hexdigest()
 
 
+def tree_hash(paths: Iterable[str | Path]) -> str:
+    """Content hash of files and folders (every file under a folder, by its path relative to
+    that folder): unlike `dataset_hash`, for unlabelled inputs such as a query set or a corpus."""
+    entries = []
+    for root in map(Path, paths):
+        files = sorted(f for f in root.rglob("*") if f.is_file()) if root.is_dir() else [root]
+        for f in files:
+            rel = f.relative_to(root).as_posix() if root.is_dir() else ""
+            entries.append(f"{root.name}/{rel} {file_digest(f)}")
+    return hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()
+
+
 def lineage_tags(
     *, params: Any, data_hash: str, metrics: dict[str, float], commit: str | None = None
 ) -> dict[str, str]:
@@ -70,7 +82,12 @@ def lineage_tags(
         "lineage.params_hash": params_hash(params),
         "lineage.data_hash": data_hash,
     }
-    return tags | {f"metrics.{k}": repr(float(v)) for k, v in metrics.items()}
+    # MLflow refuses `@` in a key: recall@10 is tagged metrics.recall_at_10
+    return tags | {f"metrics.{metric_key(k)}": repr(float(v)) for k, v in metrics.items()}
+
+
+def metric_key(name: str) -> str:
+    return name.replace("@", "_at_")
 
 
 @dataclass
