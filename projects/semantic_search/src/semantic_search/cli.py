@@ -159,15 +159,6 @@ def register() -> None:
 
 
 @app.command()
-def register() -> None:
-    """Register the INT8 encoder with its index and serving card in MLflow (lineage tags) and run
-    the promotion gate on ss_evaluate's metric; the decision goes to models/semantic_search/."""
-    from semantic_search.register import register as run
-
-    _show(run(_params())["decision"])
-
-
-@app.command()
 def ingest(
     path: Annotated[
         Path, typer.Argument(help=".jsonl, .csv, or a folder of .md/.txt files", exists=True)
