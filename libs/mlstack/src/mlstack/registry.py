@@ -58,7 +58,9 @@ def register_candidate(candidate: Candidate, *, experiment: str, commit: str | N
         for arcname, path in candidate.files.items():
             path = Path(path)
             if path.is_dir():
-                mlflow.log_artifacts(str(path), artifact_path=f"model/{arcname}")
+                # "" puts the folder's files at the version's top (a model folder as it loads)
+                target = f"model/{arcname}" if arcname else "model"
+                mlflow.log_artifacts(str(path), artifact_path=target)
             else:
                 _log_file(mlflow, path, arcname)
     return register_model(run.info.run_id, "model", candidate.name, tags=tags)

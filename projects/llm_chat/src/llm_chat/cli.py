@@ -87,6 +87,15 @@ def evaluate() -> None:
 
 
 @app.command()
+def register() -> None:
+    """Register the SFT and DPO models in MLflow (lineage tags); the better on llm_evaluate's
+    metric goes through the promotion gate; the decision goes to models/llm_chat/promotion.json."""
+    from llm_chat.register import register as run
+
+    _show(run(_params())["decision"])
+
+
+@app.command()
 def chat(
     prompt: Annotated[str, typer.Argument(help="the user message")],
     model_dir: Annotated[Path, typer.Option("--model")] = BASE,
