@@ -171,3 +171,30 @@ def test_rag_evaluate_takes_the_floor_chosen_on_the_natural_tune_split():
     assert relevance_floor("tune", sweep, chosen)["value"] == 0.5
     with pytest.raises(ValueError, match=r"natural\.json"):
         relevance_floor("natural", sweep, None)
+
+
+def test_answer_metrics_count_the_answer_article_among_the_citations_the_user_sees():
+    from rag_chatbot.answer import Citation, Source
+    from rag_chatbot.natural_answers import answer_metrics, sample
+
+    def cited(*titles: str) -> list[Citation]:
+        sources = [Source(i + 1, t, t, t, "", None, "", "", 0.9) for i, t in enumerate(titles)]
+        return [Citation(s.n, s, False) for s in sources]
+
+    questions = [q("1", "Nile"), q("2", "Tokyo"), q("3", "Elephant"), q("4", ""), q("5", "")]
+    events = [
+        {"citations": cited("Cairo", "Nile"), "no_answer": False},  # cites it second: counts
+        {"citations": cited("Kyoto"), "no_answer": False},  # cites a neighbour
+        {"citations": [], "no_answer": True},  # "I don't know" on an answerable question
+        {"citations": [], "no_answer": True},  # refused
+        {"citations": cited("Nile"), "no_answer": False},  # answered an unanswerable one
+    ]
+    m = answer_metrics(questions, events)
+    assert (m["answerable"], m["unanswerable"]) == (3, 2)
+    assert m["cites_answer_article"] == pytest.approx(1 / 3, abs=1e-4)
+    assert m["idk_answerable"] == pytest.approx(1 / 3, abs=1e-4)
+    assert m["refused_unanswerable"] == 0.5
+    rows = [q(str(i), "A") for i in range(8)] + [q(f"u{i}", "") for i in range(2)]
+    picked = sample(rows, 5)
+    assert [r["id"] for r in picked] == ["0", "1", "2", "3", "u0"]
+    assert sample(rows, None) == rows

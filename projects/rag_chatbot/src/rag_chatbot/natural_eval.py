@@ -70,9 +70,8 @@ class Libraries:
         return self._open[key]
 
 
-def evaluate_setup(
-    setup: dict[str, Any], libraries: Libraries, tokenizer, questions: list[dict], max_idk: float
-) -> dict[str, Any]:
+def setup_rag(setup: dict[str, Any], libraries: Libraries, tokenizer) -> tuple[Rag, RagConfig]:
+    """The Rag a setup describes (no generator), and its config (no floor yet)."""
     from semantic_search.retrieval import Retriever
 
     library = libraries.get(setup["chunk_tokens"], setup["bm25_fields"])
@@ -80,7 +79,14 @@ def evaluate_setup(
         library.encoder, library.store, **{k: setup[k] for k in RETRIEVER_KEYS if k in setup}
     )
     config = RagConfig(**{k: setup[k] for k in CONFIG_KEYS}, rewrite=False)
-    search = rag_search(Rag(retriever, None, tokenizer, config), config)
+    return Rag(retriever, None, tokenizer, config), config
+
+
+def evaluate_setup(
+    setup: dict[str, Any], libraries: Libraries, tokenizer, questions: list[dict], max_idk: float
+) -> dict[str, Any]:
+    rag, config = setup_rag(setup, libraries, tokenizer)
+    search = rag_search(rag, config)
     tune, test = split(questions, "tune"), split(questions, "test")
     tune_out, test_out = run(search, tune), run(search, test)
     floor = choose_floor(tune, tune_out, max_idk=max_idk)
@@ -134,4 +140,24 @@ def natural_stage(p: dict[str, Any]) -> dict[str, Any]:
     report["min_relevance"] = {
         k: v for k, v in report["service"]["min_relevance"].items() if k != "sweep"
     }
+    if g := n.get("generate"):
+        floor = report["min_relevance"]["value"]
+        report["answers"] = answer_splits(p, served, floor, libraries, tokenizer, questions, g)
     return write_report(REPORT, report)
+
+
+def answer_splits(p, served, floor: float, libraries, tokenizer, questions, g) -> dict[str, Any]:
+    """natural_answers.generate: the served retrieval, the floor chosen on tune, the service's
+    context budget and generation limits."""
+    from rag_chatbot.natural_answers import generate, sample
+
+    rag, config = setup_rag(served, libraries, tokenizer)
+    config = replace(
+        config,
+        min_relevance=floor,
+        context_tokens=p["retrieval"]["context_tokens"],
+        answer_tokens=p["generation"]["answer_tokens"],
+        support_threshold=p["evaluate"]["support_threshold"],
+    )
+    splits = {s: sample(split(questions, s), g.get("per_split")) for s in ("tune", "test")}
+    return generate(rag, config, g, splits)

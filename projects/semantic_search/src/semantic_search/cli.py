@@ -130,7 +130,8 @@ def natural() -> None:
     """Recall@1/5/10 and latency of each search mode on the natural questions (tune and test)."""
     from semantic_search.natural_eval import natural_stage
 
-    _show(natural_stage(_params())["modes"])
+    report = natural_stage(_params())
+    _show({k: report[k] for k in ("modes", "variants")})
 
 
 @app.command()
