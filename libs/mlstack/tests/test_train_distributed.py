@@ -56,6 +56,8 @@ def test_accumulation_keeps_the_global_batch():
 def test_helpers():
     ctx = Context(rank=1, world_size=2, local_rank=1)
     assert per_process(64, ctx) == 32 and shard(list(range(5)), ctx) == [1, 3]
+    assert shard(list(range(5)), Context(0, 2, 0)) == [0, 2]  # same step count on every rank
+    assert shard(list(range(5))) == list(range(5))  # one process: everything
     model = torch.nn.Linear(2, 2)
     wrapper = torch.nn.Module()
     wrapper.module = model  # how DistributedDataParallel holds the user's module

@@ -1,6 +1,7 @@
 """`llm-chat`: convert the base model (a DVC stage), chat from the shell, and `serve`.
 Parameters come from params.yaml, section `llm_chat`."""
 
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -60,17 +61,58 @@ def data() -> None:
     _show(data_stage(_params()))
 
 
+Device = Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N (sets MLSTACK_DEVICE)")]
+Precision = Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16 (sets MLSTACK_PRECISION)")]
+Processes = Annotated[
+    int, typer.Option(help="data-parallel processes (relaunches under torchrun); 0: params.yaml")
+]
+
+
+def _train_options(command: str, device: str, precision: str, processes: int) -> None:
+    """Flags win over params.yaml (`training`, or the stage's own keys) through the environment
+    fit() reads; more than one process re-executes this command under torchrun."""
+    import os
+    import sys
+
+    if device:
+        os.environ["MLSTACK_DEVICE"] = device
+    if precision:
+        os.environ["MLSTACK_PRECISION"] = precision
+    if not processes:
+        with contextlib.suppress(FileNotFoundError):
+            processes = int((_load_yaml().get("training") or {}).get("processes") or 1)
+    if processes > 1 and "LOCAL_RANK" not in os.environ:
+        torchrun = str(Path(sys.executable).with_name("torchrun"))
+        argv = [torchrun, "--standalone", f"--nproc_per_node={processes}", "-m", "llm_chat.cli"]
+        os.execv(torchrun, [*argv, command])
+    if int(os.environ.get("RANK", "0")) != 0:
+        import tempfile
+
+        from llm_chat import pipeline
+
+        # rank 0 writes the stage's report; the others' partial histories go nowhere shared
+        pipeline.REPORTS = Path(tempfile.mkdtemp(prefix="llm-chat-rank-"))
+
+
+def _load_yaml() -> dict:
+    import yaml
+
+    return yaml.safe_load(Path("params.yaml").read_text()) or {}
+
+
 @app.command()
-def sft() -> None:
+def sft(device: Device = "", precision: Precision = "", processes: Processes = 0) -> None:
     """LoRA supervised fine-tuning of the base model; writes the merged model."""
+    _train_options("sft", device, precision, processes)
     from llm_chat.pipeline import sft_stage
 
     _show(sft_stage(_params()))
 
 
 @app.command()
-def dpo() -> None:
+def dpo(device: Device = "", precision: Precision = "", processes: Processes = 0) -> None:
     """DPO on the SFT model; writes the merged model."""
+    _train_options("dpo", device, precision, processes)
     from llm_chat.pipeline import dpo_stage
 
     _show(dpo_stage(_params()))

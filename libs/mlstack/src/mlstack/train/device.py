@@ -13,6 +13,7 @@ and its 8-bit mantissa changes results, so it is not the CPU default (figures: d
 import contextlib
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -72,3 +73,16 @@ def resolve_precision(spec: str | None, device: torch.device) -> Precision:
     if name == "fp16" and device.type != "cuda":
         raise ValueError("fp16 training needs a CUDA GPU; on the CPU use bf16 or fp32")
     return Precision(name, device.type)
+
+
+def run_options(section: dict | None = None, params_file: str | Path = "params.yaml") -> dict:
+    """`device`, `precision` and `compile` for a TrainConfig: the stage's own keys, else
+    params.yaml's `training` section, else `auto`/`auto`/off. MLSTACK_DEVICE and
+    MLSTACK_PRECISION still override both when fit() resolves them."""
+    import yaml
+
+    path = Path(params_file)
+    shared = (yaml.safe_load(path.read_text()) or {}).get("training") if path.exists() else None
+    merged = {"device": "auto", "precision": "auto", "compile": False} | (shared or {})
+    merged |= section or {}
+    return {k: merged[k] for k in ("device", "precision", "compile")}

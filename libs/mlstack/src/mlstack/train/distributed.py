@@ -105,6 +105,9 @@ def per_process(global_batch: int, ctx: Context | None = None) -> int:
 
 
 def shard(items: list, ctx: Context | None = None) -> list:
-    """Rows rank, rank + world, ...: the rank's part of a list of examples."""
+    """Rows rank, rank + world, ...: the rank's part of a list of examples or batches. The tail
+    that does not split evenly is dropped: every rank must take the same number of steps, or
+    DDP's gradient all-reduce waits for a rank that has finished."""
     ctx = ctx or context()
-    return items[ctx.rank :: ctx.world_size]
+    usable = len(items) - len(items) % ctx.world_size
+    return items[:usable][ctx.rank :: ctx.world_size]

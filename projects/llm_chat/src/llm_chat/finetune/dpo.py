@@ -3,6 +3,10 @@ SFT model is the policy, and the same model with the adapter switched off is the
 reference, so no second copy of the weights is needed.
 
     loss = -log sigmoid(beta * ((log pi(chosen) - log ref(chosen)) - (log pi(rejected) - log ref(rejected))))
+
+Chosen and rejected answers go through the model in one forward pass (padded to one width): one
+batched call instead of two, and DDP (under torchrun) needs one forward per backward. Device,
+precision and processes work as in sft.py.
 """
 
 import random
@@ -12,20 +16,35 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from llm_chat.convert import readable_by_all
-from llm_chat.finetune.batches import answer_logprobs, batched, collate, encode
-from llm_chat.finetune.sft import lora_model
-from mlstack.train import TrainConfig, fit
+from llm_chat.finetune.batches import IGNORE, answer_logprobs, batched, collate, encode
+from llm_chat.finetune.sft import lora_model, save_merged
+from mlstack.train import TrainConfig, distributed, fit
+from mlstack.train.batching import to_device
+from mlstack.train.device import run_options
+
+
+def stack(chosen: dict, rejected: dict) -> dict[str, torch.Tensor]:
+    """Chosen rows then rejected rows, right-padded to one width (masked, ignored): under a
+    causal mask padding on the right leaves every real token's log-probability unchanged."""
+    width = max(chosen["input_ids"].shape[1], rejected["input_ids"].shape[1])
+    fill = {"input_ids": 0, "attention_mask": 0, "labels": IGNORE}
+    return {
+        k: torch.cat([F.pad(b[k], (0, width - b[k].shape[1]), value=v) for b in (chosen, rejected)])
+        for k, v in fill.items()
+    }
 
 
 def reward_margins(model, chosen: dict, rejected: dict) -> torch.Tensor:
     """Per pair: how much more the policy (vs the reference) prefers chosen over rejected."""
-    policy_chosen, _ = answer_logprobs(model, chosen)
-    policy_rejected, _ = answer_logprobs(model, rejected)
-    with torch.no_grad(), model.disable_adapter():
-        ref_chosen, _ = answer_logprobs(model, chosen)
-        ref_rejected, _ = answer_logprobs(model, rejected)
-    return (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)
+    both = stack(chosen, rejected)
+    policy, _ = answer_logprobs(model, both)
+    # the reference: the peft model itself, not a DDP/compile wrapper, with its adapter off
+    peft_model = distributed.unwrap(model)
+    with torch.no_grad(), peft_model.disable_adapter():
+        reference, _ = answer_logprobs(peft_model, both)
+    diff = policy - reference
+    n = chosen["input_ids"].shape[0]
+    return diff[:n] - diff[n:]
 
 
 def train_dpo(sft_dir: Path, train: list[dict], held_out: list[dict], out_dir: Path,
@@ -53,16 +72,15 @@ def train_dpo(sft_dir: Path, train: list[dict], held_out: list[dict], out_dir: P
     eval_pairs = pairs(held_out, False)
 
     def evaluate(m) -> dict[str, float]:
-        margins = torch.cat([reward_margins(m, *b) for b in eval_pairs])
+        device = next(m.parameters()).device  # fit() may have moved it to a GPU
+        margins = torch.cat([reward_margins(m, *to_device(b, device)) for b in eval_pairs])
         return {"eval_dpo_loss": float(-F.logsigmoid(beta * margins).mean()),
                 "eval_reward_accuracy": float((margins > 0).float().mean())}  # fmt: skip
 
     config = TrainConfig(epochs=p["epochs"], lr=p["lr"], monitor="eval_dpo_loss", mode="min",
-                         patience=1, warmup_ratio=0.1, seed=p["seed"])  # fmt: skip
-    result = fit(model, pairs(train, True), loss_fn=loss, evaluate=evaluate, config=config)
-    model.save_pretrained(out_dir / "adapter")
-    model.merge_and_unload().save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    readable_by_all(out_dir)  # served by the images' uid 10001
+                         patience=1, warmup_ratio=0.1, seed=p["seed"], **run_options(p))  # fmt: skip
+    train_pairs = distributed.shard(pairs(train, True))  # all of them in a single process
+    result = fit(model, train_pairs, loss_fn=loss, evaluate=evaluate, config=config)
+    save_merged(model, tokenizer, out_dir)
     return {"history": result.history, "best_epoch": result.best_epoch, "beta": beta,
             "seconds": round(result.seconds, 1)}  # fmt: skip

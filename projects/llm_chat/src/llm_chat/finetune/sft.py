@@ -1,6 +1,11 @@
 """LoRA supervised fine-tuning with peft, on mlstack's training loop (early stopping on the
 held-out answer loss); the adapter is saved, then merged into a plain Hugging Face folder the
-server loads like any other."""
+server loads like any other.
+
+Device, precision and torch.compile come from the stage's params, else params.yaml `training`,
+else `auto` (MLSTACK_DEVICE / MLSTACK_PRECISION override). Under `torchrun` each process trains
+on its share of the batches (DDP: the global batch is batch_size x processes) and rank 0 saves.
+"""
 
 import random
 from pathlib import Path
@@ -10,7 +15,9 @@ import torch
 
 from llm_chat.convert import readable_by_all
 from llm_chat.finetune.batches import answer_logprobs, batched, collate, encode
-from mlstack.train import TrainConfig, fit
+from mlstack.train import TrainConfig, distributed, fit
+from mlstack.train.batching import to_device
+from mlstack.train.device import run_options
 
 
 def lora_model(model_dir: Path, lora: dict[str, Any]):
@@ -31,9 +38,10 @@ def lora_model(model_dir: Path, lora: dict[str, Any]):
 def mean_answer_loss(model, batches: list[dict[str, torch.Tensor]]) -> float:
     """Token-weighted negative log-likelihood of the answers (its exp is the perplexity)."""
     total, tokens = 0.0, 0
+    device = next(model.parameters()).device  # fit() may have moved it to a GPU
     with torch.inference_mode():
         for batch in batches:
-            logp, count = answer_logprobs(model, batch)
+            logp, count = answer_logprobs(model, to_device(batch, device))
             total, tokens = total - float(logp.sum()), tokens + int(count.sum())
     return total / max(tokens, 1)
 
@@ -51,14 +59,22 @@ def train_sft(base_dir: Path, train: list[dict], held_out: list[dict], out_dir: 
 
     train_batches, eval_batches = batches(train, True), batches(held_out, False)
     config = TrainConfig(epochs=p["epochs"], lr=p["lr"], monitor="eval_loss", mode="min",
-                         patience=1, warmup_ratio=0.05, seed=p["seed"])  # fmt: skip
+                         patience=1, warmup_ratio=0.05, seed=p["seed"], **run_options(p))  # fmt: skip
+    train_batches = distributed.shard(train_batches)  # all of them in a single process
     result = fit(model, train_batches, loss_fn=lambda m, b: m(**b).loss,
                  evaluate=lambda m: {"eval_loss": mean_answer_loss(m, eval_batches)},
                  config=config)  # fmt: skip
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    model.save_pretrained(out_dir / "adapter")
-    model.merge_and_unload().save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    readable_by_all(out_dir)  # served by the images' uid 10001
+    save_merged(model, tokenizer, out_dir)
     return {"history": result.history, "best_epoch": result.best_epoch,
             "trainable_parameters": trainable, "seconds": round(result.seconds, 1)}  # fmt: skip
+
+
+def save_merged(model, tokenizer, out_dir: Path) -> None:
+    """The adapter, then the merged fp32 model on the CPU (what the server loads); rank 0 only."""
+    if not distributed.context().is_main:
+        return
+    model.save_pretrained(out_dir / "adapter")
+    model.to("cpu").merge_and_unload().save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    readable_by_all(out_dir)  # served by the images' uid 10001
