@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MLFLOW_ENABLE_ASYNC_LOGGING := false
 
-.PHONY: demo install test lint format repro stop drift retrain-if-drift bench lock report clean
+.PHONY: demo install test lint format repro stop drift retrain-if-drift bench llama-cpp lock report clean
 
 demo: install  ## set up, build every model, start the services
 	scripts/demo.sh
@@ -42,6 +42,10 @@ bench: install  ## speed benchmarks (benchmarks/*.py print and save JSON)
 	python benchmarks/bench_image_classifier.py
 	python benchmarks/bench_semantic_search.py
 	python benchmarks/bench_rag_chatbot.py --llm
+	python benchmarks/bench_llm_chat.py
+
+llama-cpp: install  ## optional: llama.cpp for the LLM benchmark (a cached source build, ~10 min once)
+	scripts/llama_cpp.sh
 
 drift: install  ## drift report: live inference log vs the training set
 	mlstack drift --reference data/image_classifier/reference.parquet \

@@ -4,7 +4,8 @@
   (left-padded), the best `generate` can do for 8 streams;
 - our engine on each backend: one stream alone, then 8, 16 and 32 concurrent streams
   (continuous batching); the openvino backends run OpenVINO GenAI's pipeline (ov_engine.py);
-- llama.cpp on the packaged GGUF, batch 1, where `llama-cpp-python` is installed;
+- llama.cpp, batch 1, where `llama-cpp-python` is installed (`make llama-cpp`: a cached,
+  optional build): the base model converted to Q8_0 and F16, and the packaged Q4_1;
 - the HTTP server on the default backend: 16 streaming clients, against the same 16 streams in
   process (both stop at end-of-turn there, as a served answer does).
 
@@ -16,6 +17,7 @@ reports/llm_chat/benchmark.json. Run after `dvc repro llm_convert llm_export_ope
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import time
 from pathlib import Path
@@ -25,6 +27,7 @@ import torch
 MODEL = Path("models/llm_chat/base")
 MODELS = Path("models/llm_chat")  # openvino-int8, openvino-int4: `dvc repro llm_export_openvino`
 ONNX = Path("models/llm_chat/onnx")  # `dvc repro llm_export`
+GGUF = Path("models/llm_chat/gguf")  # `make llama-cpp`
 STREAMS = (8, 16, 32)
 OUT = Path("reports/llm_chat/benchmark.json")
 PROMPTS = [
@@ -206,29 +209,43 @@ def bench_http(kind: str, tokenizer, questions: list[str], tokens: int, threads:
             "vs_in_process": round(aggregate / local["aggregate_tokens_per_s"], 2)}  # fmt: skip
 
 
-def bench_llama_cpp(prompts: list[str], tokens: int, threads: int) -> dict | None:
-    try:
-        from llama_cpp import Llama
-    except ImportError:
-        return None
+def gguf_files() -> dict[str, Path]:
+    """The GGUF files llama.cpp runs: the base model as `scripts/llama_cpp.sh` converts it (the
+    same weights as every other contender, Q8_0 and F16), and the packaged Q4_1 they came from."""
     from llm_chat.convert import packaged_gguf
 
-    llm = Llama(str(packaged_gguf()), n_ctx=512, n_threads=threads, verbose=False)
-    rates, ttft = [], []
+    files = {f"llama.cpp-{f.stem.removeprefix('model-')}": f for f in sorted(GGUF.glob("*.gguf"))}
+    return files | {"llama.cpp-q4_1-packaged": packaged_gguf()}
+
+
+def bench_llama_cpp(gguf: Path, prompts: list[str], tokens: int, threads: int, openings: list[str]):
+    """Batch 1 through llama.cpp's own chat template and sampler (greedy); end of turn is
+    banned, as it is ignored for every other contender, so each writes `tokens` tokens."""
+    from llama_cpp import Llama
+
+    llm = Llama(str(gguf), n_ctx=512, n_threads=threads, n_threads_batch=threads, verbose=False)
+    no_eos = {llm.token_eos(): -1e9}
+    rates, ttft, texts = [], [], []
     for text in prompts:
         messages = [{"role": "user", "content": text}]
-        t0 = time.perf_counter()
-        first = None
-        count = 0
-        for _ in llm.create_chat_completion(
-            messages, max_tokens=tokens, temperature=0, stream=True
-        ):
+        t0, first, count, out = time.perf_counter(), None, 0, ""
+        chunks = llm.create_chat_completion(
+            messages, max_tokens=tokens, temperature=0, stream=True, logit_bias=no_eos
+        )
+        for chunk in chunks:
             first = first or time.perf_counter()
             count += 1
+            out += chunk["choices"][0]["delta"].get("content") or ""
         ttft.append(first - t0)
         rates.append((count - 1) / (time.perf_counter() - first))
-    return {"ttft_ms_p50": round(1000 * sorted(ttft)[len(ttft) // 2], 1),
-            "decode_tokens_per_s_b1": round(sum(rates) / len(rates), 1)}  # fmt: skip
+        texts.append(out)
+    same = [t.strip()[:24] == o.strip()[:24] for t, o in zip(texts, openings, strict=True)]
+    return {
+        "gguf": str(gguf),
+        "ttft_ms_p50": round(1000 * sorted(ttft)[len(ttft) // 2], 1),
+        "opening_matches_hf": round(sum(same) / len(same), 2),
+        "decode_tokens_per_s_b1": round(sum(rates) / len(rates), 1),
+    }
 
 
 def main() -> None:
@@ -268,9 +285,14 @@ def main() -> None:
         )
         results[f"engine_{kind}"] = r
         print(kind, r, flush=True)
-    if (cpp := bench_llama_cpp(PROMPTS, args.tokens, args.threads)) is not None:
-        cpp["b1_x"] = round(cpp["decode_tokens_per_s_b1"] / base["decode_tokens_per_s_b1"], 2)
-        results["llama_cpp"] = cpp
+    if importlib.util.find_spec("llama_cpp") is None:
+        print("llama.cpp: skipped, llama-cpp-python not installed (make llama-cpp)", flush=True)
+    else:
+        for name, gguf in gguf_files().items():
+            r = bench_llama_cpp(gguf, PROMPTS, args.tokens, args.threads, base["openings"])
+            r["b1_x"] = round(r["decode_tokens_per_s_b1"] / base["decode_tokens_per_s_b1"], 2)
+            results[name] = r
+            print(name, r, flush=True)
     if args.http:
         results["http"] = {"backend": args.http} | bench_http(args.http, tokenizer, PROMPTS,
                                                               args.tokens, args.threads)  # fmt: skip
