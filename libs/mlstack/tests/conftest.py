@@ -1,3 +1,4 @@
+import threading
 import time
 
 import numpy as np
@@ -13,9 +14,10 @@ class EchoModel:
         self.card = ModelCard(name=name, version="3", sha256="abc")
         self.delay_s, self.warmup_s = delay_s, warmup_s
         self.batches: list[int] = []
+        self.warm = threading.Event()  # set: the warm-up ends at once (tests under load)
 
     def warmup(self) -> None:
-        time.sleep(self.warmup_s)
+        self.warm.wait(self.warmup_s)
 
     def predict_batch(self, items: list) -> list:
         self.batches.append(len(items))

@@ -1,5 +1,7 @@
 """The app factory over real HTTP: health, readiness, models, ids, auth, limits, the envelope."""
 
+import time
+
 import httpx
 import pytest
 
@@ -37,14 +39,22 @@ def test_health_models_and_request_id(make_app):
 
 
 def test_readiness_is_503_with_reason_until_warm(make_app):
-    app = make_app(EchoModel(warmup_s=1.5))
-    with live_server(app, wait_ready=False) as base:
-        error = assert_envelope(httpx.get(f"{base}/readyz"), 503, "not_ready")
-        assert "warming up echo" in error["message"] or "loading" in error["message"]
-        assert httpx.get(f"{base}/healthz").status_code == 200  # alive while not ready
-        r = httpx.post(f"{base}/v1/double", json={"values": [1]})
-        assert_envelope(r, 503, "not_ready")
-        assert r.headers["retry-after"] == "1"
+    model = EchoModel(warmup_s=120)  # until the test says so: a timer races a loaded machine
+    with live_server(make_app(model), wait_ready=False) as base:
+        try:
+            error = assert_envelope(httpx.get(f"{base}/readyz"), 503, "not_ready")
+            assert "warming up echo" in error["message"] or "loading" in error["message"]
+            assert httpx.get(f"{base}/healthz").status_code == 200  # alive while not ready
+            r = httpx.post(f"{base}/v1/double", json={"values": [1]})
+            assert_envelope(r, 503, "not_ready")
+            assert r.headers["retry-after"] == "1"
+        finally:
+            model.warm.set()
+        for _ in range(100):
+            if httpx.get(f"{base}/readyz").status_code == 200:
+                break
+            time.sleep(0.05)
+        assert httpx.post(f"{base}/v1/double", json={"values": [1]}).json() == {"results": [2.0]}
 
 
 def test_failed_load_is_reported_not_crashed():

@@ -170,7 +170,7 @@ def test_hung_shadow_blocks_nothing_and_its_queue_drops(tmp_path):
         finally:
             challenger.release.set()
         counts = wait_for(base, lambda c: c["late"] + c["ok"] == 1 + queue)
-    assert elapsed < 5, elapsed  # the champion never waited on the 30 s hang
+    assert elapsed < 15, elapsed  # the champion never waited on the 30 s hang (loaded CI: 6 s)
     assert counts["late"] == 1  # the hung call answered long past shadow_timeout_s: discarded
 
 
