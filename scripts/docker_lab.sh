@@ -73,7 +73,10 @@ labca() {  # a throwaway CA, and a certificate for the stand-in download.pytorch
 
 base() {
   docker image inspect python:3.11-slim >/dev/null 2>&1 && return
-  if timeout 120 docker pull -q python:3.11-slim >/dev/null 2>&1; then return; fi
+  # dockerd retries an unresolvable registry for about a minute: ask DNS first (a cold run's
+  # minute saved where Docker Hub is unreachable)
+  if timeout 10 getent hosts registry-1.docker.io >/dev/null \
+      && timeout 120 docker pull -q python:3.11-slim >/dev/null 2>&1; then return; fi
   log "python:3.11-slim cannot be pulled: building a stand-in from Debian bookworm"
   labca
   local r=$LAB/rootfs n

@@ -12,6 +12,10 @@ import pytest
 from mlstack.testing import live_server, schemathesis_run
 
 KEY = "contract-key"
+# Generated examples per operation in the fuzzing and stateful phases (schemathesis_run's default
+# is 25). The coverage phase, which derives the boundary and invalid values from each schema (the
+# largest n, the longest prompt), and the explicit examples run in full whatever this says.
+MAX_EXAMPLES = 10
 
 
 @contextlib.contextmanager
@@ -70,6 +74,8 @@ SERVICES = [
 )
 def test_the_service_keeps_its_api_contract(service, hooks, config, tmp_path):
     with service(tmp_path) as base:
-        result = schemathesis_run(base, api_key=KEY, hooks=hooks, config=config)
+        result = schemathesis_run(
+            base, api_key=KEY, hooks=hooks, config=config, max_examples=MAX_EXAMPLES
+        )
     assert result.returncode == 0, result.stdout[-6000:]
     assert "No issues found" in result.stdout or " passed" in result.stdout
