@@ -12,6 +12,7 @@ from image_sizes import REPORT as IMAGES
 from image_sizes import render as render_images
 from results_distill import distillation
 from results_llm_features import FEATURES, llm_features
+from results_natural import rag_natural, search_natural
 
 REPORTS, MODELS = Path("reports/image_classifier"), Path("models/image_classifier")
 
@@ -138,7 +139,7 @@ def semantic_search() -> str:
                       "|---|---|---|---|---|---|"]  # fmt: skip
             lines += [f"| {x['vectors']:,} | {x['index']} | {x['recall@10']} | {x['p50_ms']} | "
                       f"{x['p99_ms']} | {x['build_s']} |" for x in b["indexes"]]  # fmt: skip
-    return "\n".join(lines)
+    return "\n".join(lines + search_natural())
 
 
 def llm_chat() -> str:
@@ -204,7 +205,7 @@ def rag_chatbot() -> str:
     lines += ["", f"Relevance floor, swept on the tune split only: best balanced at "
               f"`min_relevance` {best['min_relevance']} (answerable kept {best['answerable_kept']}, "
               f"unanswerable refused {best['unanswerable_refused']})."]  # fmt: skip
-    return "\n".join(lines)
+    return "\n".join(lines + rag_natural())
 
 
 SOAK = Path("reports/soak.json")
@@ -261,6 +262,11 @@ def llm_engine() -> str:
                 f"| {r['ttft_ms_p50_8_streams']:.0f} / {r['ttft_ms_p99_8_streams']:.0f} ms "
                 f"| {r['opening_matches_hf']} |"
             )  # fmt: skip
+    for key, r in b.items():  # batch 1 only: llama-cpp-python serves one sequence at a time
+        if key.startswith("llama.cpp"):
+            ttft = f"{r['ttft_ms_p50']:.0f} ms"
+            row = [key, r["decode_tokens_per_s_b1"], "", "", "", ttft, "", r["opening_matches_hf"]]
+            lines.append("| " + " | ".join(map(str, row)) + " |")
     if h := b.get("http"):
         lines += ["", f"Through HTTP ({h['backend']}, {h['clients']} streaming clients): "
                   f"{h['aggregate_tokens_per_s']} tokens/s, {h['vs_in_process']}x the in-process "

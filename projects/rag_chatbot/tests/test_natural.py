@@ -198,3 +198,64 @@ def test_answer_metrics_count_the_answer_article_among_the_citations_the_user_se
     picked = sample(rows, 5)
     assert [r["id"] for r in picked] == ["0", "1", "2", "3", "u0"]
     assert sample(rows, None) == rows
+
+
+def test_the_card_carries_fusion_and_bm25_fields_into_the_service(encoder_dir, tmp_path):
+    """params.yaml's retrieval choices (fusion weights, BM25 field weights) reach the retriever
+    the service builds through the serving card, not through hand-copied settings."""
+    import contextlib
+    import shutil
+
+    from rag_chatbot.pipeline import write_serving_card
+    from rag_chatbot.service import Settings, build_rag, serving_settings
+
+    shutil.copytree(encoder_dir, tmp_path / "models/semantic_search/encoder")
+    retrieval = {
+        "k": 3,
+        "mode": "hybrid",
+        "diversify": None,
+        "min_relevance": "natural",
+        "context_tokens": 512,
+        "rrf_k": 10,
+        "dense_weight": 4.0,
+        "bm25_weight": 1.0,
+        "candidates": 30,
+        "bm25_fields": {"title": 2},
+    }
+    p = {
+        "chunking": {"sizes": [64], "default": 64, "overlap_tokens": 8},
+        "retrieval": retrieval,
+        "generation": {
+            "answer_tokens": 64,
+            "temperature": 0.0,
+            "url": "",
+            "model_dir": "m",
+            "backend": "native",
+            "tokenizer": "t",
+        },
+        "evaluate": {"support_threshold": 0.5},
+    }
+    floor = {"value": 0.31, "chosen_on": "natural tune split", "rule": "r"}
+    report = {
+        "min_relevance": floor,
+        "default": "hybrid/64",
+        "questions": {},
+        "configs": {"hybrid/64": {"retrieval": {}}},
+    }
+    with contextlib.chdir(tmp_path):
+        card = write_serving_card(p, report)
+        settings, _ = serving_settings(
+            Settings(
+                encoder_dir=tmp_path / "models/semantic_search/encoder",
+                index_uri=str(tmp_path / "index"),
+                uploads_dir=tmp_path / "uploads",
+                generator_tokenizer=str(encoder_dir),
+                serving_card=tmp_path / "models/rag_chatbot/serving.json",
+            )
+        )
+        rag, _ = build_rag(settings)
+    assert card["config"]["bm25_fields"] == {"title": 2}
+    assert (settings.min_relevance, settings.k, settings.rrf_k) == (0.31, 3, 10)
+    assert rag.retriever.weights == {"dense": 4.0, "bm25": 1.0}
+    assert (rag.retriever.rrf_k, rag.retriever.candidates) == (10, 30)
+    assert rag.retriever.store._mirror.bm25_fields == {"title": 2}

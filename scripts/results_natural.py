@@ -1,0 +1,88 @@
+"""The README's natural-question rows (issue 18), from reports/rag_chatbot/natural.json
+(`dvc repro rag_natural_eval`) and reports/semantic_search/natural.json (`ss_natural_eval`);
+results_table.py renders them under each project's table. Choices are made on tune; test is
+the reported split."""
+
+import json
+from pathlib import Path
+
+RAG = Path("reports/rag_chatbot/natural.json")
+SEARCH = Path("reports/semantic_search/natural.json")
+
+
+def _split(s: dict, keys: tuple[str, ...]) -> str:
+    return " | ".join(str(s.get(k, "")) for k in keys)
+
+
+def rag_natural() -> list[str]:
+    if not RAG.exists():
+        return []
+    r = json.loads(RAG.read_text())
+    q, floor = r["questions"], r["min_relevance"]
+    keys = ("recall@1", "recall@5", "idk_answerable", "refused_unanswerable")
+    lines = [
+        "",
+        f"Natural questions (`reports/rag_chatbot/natural.json`; plain-language questions "
+        f"written apart from the corpus, `projects/rag_chatbot/data/NATURAL_QUESTIONS.md`): tune "
+        f"{q['tune']['answerable']} answerable + {q['tune']['unanswerable']} unanswerable, test "
+        f"{q['test']['answerable']} + {q['test']['unanswerable']}. Retrieval as the service runs "
+        f"it (`/v1/retrieve`), each variant one change from it; each row's relevance floor chosen "
+        f"on tune (served: `min_relevance` {floor['value']}, {floor['rule']}):",
+        "",
+        "| retrieval | tune R@1 | tune R@5 | tune I don't know | tune refused | test R@1 "
+        "| test R@5 | test I don't know | test refused | test p99 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    rows = {"**served**": r["service"]} | {
+        f"{name} `{json.dumps(v['change'])}`": v for name, v in r["variants"].items()
+    }
+    for name, v in rows.items():
+        t = v["test"]
+        lines.append(
+            f"| {name} | {_split(v['tune'], keys)} | {_split(t, keys)} "
+            f"| {t.get('latency_p99_ms', '')} |"
+        )
+    if a := r.get("answers"):
+        lines += [
+            "",
+            f"Answered end to end (generator `{a['model_dir'] or a['url']}`, served retrieval and "
+            "floor; the first questions of each split):",
+            "",
+            "| split | answerable | unanswerable | cites the answer article | I don't know "
+            "(answerable) | refused (unanswerable) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name in ("tune", "test"):
+            s = a[name]
+            lines.append(
+                f"| {name} | {s['answerable']} | {s['unanswerable']} | "
+                f"{s['cites_answer_article']} | {s['idk_answerable']} | "
+                f"{s['refused_unanswerable']} |"
+            )
+    return lines
+
+
+def search_natural() -> list[str]:
+    if not SEARCH.exists():
+        return []
+    r = json.loads(SEARCH.read_text())
+    keys = ("recall@1", "recall@5", "recall@10")
+    lines = [
+        "",
+        "Natural questions (`reports/semantic_search/natural.json`; the RAG chatbot's set, "
+        "answerable ones; each variant one change from the served hybrid search):",
+        "",
+        "| search | tune R@1 | tune R@5 | tune R@10 | test R@1 | test R@5 | test R@10 "
+        "| test p99 ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    rows = {f"{m} (served settings)": v for m, v in r["modes"].items()} | {
+        f"hybrid, {name} `{json.dumps(v['change'])}`": v for name, v in r["variants"].items()
+    }
+    for name, v in rows.items():
+        t = v["test"]
+        lines.append(
+            f"| {name} | {_split(v['tune'], keys)} | {_split(t, keys)} "
+            f"| {t.get('latency_p99_ms', '')} |"
+        )
+    return lines
