@@ -18,6 +18,7 @@ from image_classifier.dataset import ImageDataset, channel_stats, loader
 from image_classifier.models import build_model, head_parameters, preprocess_for
 from image_classifier.transforms import Augment
 from mlstack.train import TrainConfig, fit, mlflow_run
+from mlstack.train.device import run_options
 
 EXPERIMENT = "image_classifier"
 
@@ -79,6 +80,7 @@ def train_model(
             patience=params["patience"],
             seed=params["seed"],
             progress=progress,
+            **run_options(params),  # device/precision/compile: params.yaml `training`
         )
 
     out_dir.mkdir(parents=True, exist_ok=True)
