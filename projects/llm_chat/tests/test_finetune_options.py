@@ -1,6 +1,13 @@
 """LoRA SFT and DPO take the same device, precision and process options as mlstack.train: the
 flags reach fit(), bf16 autocast trains on the CPU, DPO's single stacked forward gives the same
-margins as two separate ones, and `--processes 2` relaunches the command under torchrun."""
+margins as two separate ones, `--processes 2` relaunches the command under torchrun, and SFT then
+DPO train in two gloo processes under torchrun (no rank left waiting, rank 0 saves)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -104,3 +111,41 @@ def test_processes_relaunch_under_torchrun(monkeypatch, no_env):
     argv = calls[0]
     assert argv[0].endswith("torchrun") and "--nproc_per_node=2" in argv
     assert argv[-3:] == ["-m", "llm_chat.cli", "sft"]
+
+
+def test_sft_and_dpo_train_in_two_torchrun_processes(tiny_llama, tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    launched = subprocess.run(
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc_per_node=2",
+            __file__,
+            str(tiny_llama),
+            str(tmp_path),
+        ],
+        env=os.environ | {"MLSTACK_DEVICE": "cpu", "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    reports = [json.loads(line) for line in launched.stdout.splitlines() if line.startswith("{")]
+    assert sorted(r["rank"] for r in reports) == [0, 1]
+    # the same global steps on both ranks: the ranks' mean training loss is all-reduced
+    assert reports[0]["losses"] == reports[1]["losses"] and len(reports[0]["losses"]) == 2
+    assert (tmp_path / "dpo" / "config.json").exists()  # rank 0 saved the merged model
+
+
+if __name__ == "__main__":  # one rank of the torchrun test above
+    base, out = Path(sys.argv[1]), Path(sys.argv[2])
+    rows = [
+        {"prompt": [{"role": "user", "content": f"Q {i}?"}], "answer": f"A {i}."} for i in range(9)
+    ]
+    pairs = [r | {"chosen": r["answer"], "rejected": "No."} for r in rows]
+    params = {"lora": LORA, "lr": 1e-3, "epochs": 1, "batch_size": 2, "max_tokens": 32}
+    params |= {"seed": 0, "beta": 0.1}
+    losses = [sft.train_sft(base, rows, rows[:2], out / "sft", params)["history"][0]["train_loss"]]
+    report = dpo.train_dpo(base, pairs, pairs[:2], out / "dpo", params)
+    losses.append(report["history"][0]["train_loss"])
+    print(json.dumps({"rank": int(os.environ["RANK"]), "losses": losses}))
