@@ -23,7 +23,7 @@ def distill_rows(r: dict) -> list[str]:
     params = r["parameters"]
     lines = [
         f"Distillation (`reports/image_classifier/distill.json`): the {r['teacher']} teacher "
-        f"teaches a {params['student']:,}-parameter CNN (alpha {chosen['alpha']:g}, temperature "
+        f"teaches a CNN of {params['student']:,} parameters (alpha {chosen['alpha']:g}, temperature "
         f"{chosen['temperature']:g}, picked on validation); the same CNN, recipe and seed trained "
         f"without the teacher is the baseline. Test split ({r['samples']} images), "
         f"{r['threads']} threads, one measuring run:",
@@ -41,10 +41,12 @@ def distill_rows(r: dict) -> list[str]:
             )
     s, alone, t = v["student_onnx_fp32"], v["student_alone_onnx_fp32"], v["teacher_onnx_fp32"]
     gain = (s["accuracy"] - alone["accuracy"]) * 100
+    images = round((s["accuracy"] - alone["accuracy"]) * r["samples"])
     lines += [
         "",
         f"The distilled student: {s['accuracy']:.2%} test accuracy against {alone['accuracy']:.2%} "
-        f"for the student alone ({gain:+.1f} points) and {t['accuracy']:.2%} for the teacher; "
+        f"for the student alone ({gain:+.1f} points, {images:+d} of {r['samples']} images) and "
+        f"{t['accuracy']:.2%} for the teacher; "
         f"{t['size_bytes'] / s['size_bytes']:.0f}x smaller and "
         f"{t['latency_ms_p50'] / s['latency_ms_p50']:.1f}x faster at batch 1 than the teacher "
         "in the same runtime (ONNX fp32).",
