@@ -224,7 +224,9 @@ def bench_llama_cpp(gguf: Path, prompts: list[str], tokens: int, threads: int, o
     from llama_cpp import Llama
 
     llm = Llama(str(gguf), n_ctx=512, n_threads=threads, n_threads_batch=threads, verbose=False)
-    no_eos = {llm.token_eos(): -1e9}
+    # the GGUF's end-of-text and the chat template's end of turn
+    ends = {llm.token_eos(), *llm.tokenize(b"<|im_end|>", add_bos=False, special=True)}
+    no_eos = dict.fromkeys(ends, -1e9)
     rates, ttft, texts = [], [], []
     for text in prompts:
         messages = [{"role": "user", "content": text}]

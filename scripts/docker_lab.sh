@@ -34,6 +34,7 @@ install() {
   command -v debootstrap >/dev/null || need+=(debootstrap)
   command -v iptables >/dev/null || need+=(iptables)
   command -v openssl >/dev/null || need+=(openssl)
+  command -v docker-compose >/dev/null || need+=(docker-compose)  # the smoke test's compose
   ((${#need[@]})) || return 0
   log "apt-get install ${need[*]}"
   apt-get update -qq
@@ -80,12 +81,17 @@ base() {
   log "python:3.11-slim cannot be pulled: building a stand-in from Debian bookworm"
   labca
   local r=$LAB/rootfs n
-  if [[ ! -x $r/usr/bin/python3.11 ]]; then
+  # Three tries: a mirror caught mid-update (or a proxy's truncated copy) once gave debootstrap a
+  # Release file its signature did not match, while the same file fetched again verified.
+  for n in 1 2 3; do
+    [[ -x $r/usr/bin/python3.11 ]] && break
     rm -rf "$r"
     "${NICE[@]}" debootstrap --variant=minbase \
       --include=python3.11,python3.11-venv,python3-venv,ca-certificates,libpython3.11 \
-      bookworm "$r" http://deb.debian.org/debian >"$LAB/debootstrap.log" 2>&1
-  fi
+      bookworm "$r" http://deb.debian.org/debian >"$LAB/debootstrap.log" 2>&1 \
+      || { log "debootstrap failed (try $n): $(tail -1 "$LAB/debootstrap.log")"; sleep 5; }
+  done
+  [[ -x $r/usr/bin/python3.11 ]] || { log "no stand-in base: see $LAB/debootstrap.log"; return 1; }
   for n in python python3 python3.11; do ln -sf /usr/bin/python3.11 "$r/usr/local/bin/$n"; done
   cp /usr/local/share/ca-certificates/*.crt "$r/usr/local/share/ca-certificates/" 2>/dev/null || true
   cp "$LAB/labca/ca.crt" "$r/usr/local/share/ca-certificates/ml-docker-lab-ca.crt"
@@ -189,7 +195,7 @@ ci() {  # the engine (started here, stopped at exit), then tests/containers; pri
   # required: the tests fail rather than skip if the engine goes away under them; the engine
   # is kept for the trap to stop, its image store for the next run's layers
   ML_CONTAINER_TESTS=required ML_DOCKER_LAB_KEEP=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
-    "$(dirname "$0")/../.venv/bin/python" -m pytest tests/containers -x
+    "$(dirname "$0")/../.venv/bin/python" -m pytest tests/containers -x -n 0  # one engine, one build at a time
   log "container stage: $((SECONDS - started)) s"
 }
 

@@ -30,7 +30,8 @@ if ! compgen -G "$cache/llama_cpp_python-$version-*.whl" >/dev/null; then
   compgen -G "$cache/llama_cpp_python-$version-*.whl" >/dev/null || { echo "build failed"; exit 1; }
   echo "built in $((SECONDS - start)) s"
 fi
-"$python" -m pip install --quiet "$cache"/llama_cpp_python-"$version"-*.whl
+# sentencepiece: llama.cpp's converter imports it at load, whatever the tokenizer
+"$python" -m pip install --quiet "$cache"/llama_cpp_python-"$version"-*.whl "sentencepiece==0.2.1"
 
 # llama.cpp's converter (in the sdist) writes GGUF from the same safetensors folder.
 src="$cache/src"
@@ -45,7 +46,8 @@ mkdir -p "$out"
 for type in q8_0 f16; do
   file="$out/model-$type.gguf"
   [[ -f $file ]] || PYTHONPATH="$src/gguf-py" "$python" "$src/convert_hf_to_gguf.py" "$base" \
-    --outtype "$type" --outfile "$file" >/dev/null
+    --outtype "$type" --outfile "$file" >"$cache/convert-$type.log" 2>&1 \
+    || { tail -20 "$cache/convert-$type.log"; exit 1; }
 done
 echo "llama.cpp ready: $("$python" -c 'import llama_cpp; print(llama_cpp.__version__)'); models in $out"
 ls -la "$out"
