@@ -63,6 +63,9 @@ def test_gradient_flows_only_to_the_student():
     online = Teacher(teacher_model).logits(x, torch.arange(6))
     index = torch.tensor([4, 1])
     assert torch.allclose(Teacher(teacher_model, x.numpy()).logits(x[index], index), online[index])
+    # logits follow the batch to fit()'s device (`training.device`); "meta" stands in for a GPU
+    on_meta = Teacher(teacher_model, x.numpy()).logits(x.to("meta"), index)
+    assert on_meta.device.type == "meta" and on_meta.shape == (2, 10)
 
 
 @pytest.fixture(scope="module")

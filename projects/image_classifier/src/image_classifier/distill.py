@@ -32,6 +32,7 @@ from image_classifier.models import build_model
 from image_classifier.train import predict_logits
 from image_classifier.transforms import Augment, Preprocess
 from mlstack.train import TrainConfig, fit, seed_everything
+from mlstack.train.device import run_options
 from mlstack.train.loop import save_checkpoint
 
 
@@ -94,9 +95,10 @@ class Teacher:
         self.cached = None if train_x is None else torch.from_numpy(predict_logits(model, train_x))
 
     def logits(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """On the batch's device: fit() moves batches to its device (`training.device`)."""
         if self.cached is not None:
-            return self.cached[index]
-        self.model.eval()
+            return self.cached[index.cpu()].to(x.device)
+        self.model.to(x.device).eval()
         with torch.inference_mode():
             out = self.model(x)
         return out.clone()  # a normal tensor: inference tensors cannot be saved for backward
@@ -184,9 +186,11 @@ def train_student(
         patience=cfg.patience,
         seed=cfg.seed,
         progress=progress,
+        **run_options(),  # device/precision/compile: params.yaml `training`, as ic_train
     )
     loss_fn = make_loss(teacher, alpha, temperature)
     result = fit(model, loader, loss_fn=loss_fn, evaluate=evaluate, config=config)
+    model.cpu()  # fit() may have left it on a GPU: saved, exported and measured on the CPU
     best = result.history[result.best_epoch - 1]
     card = {
         "name": name,
