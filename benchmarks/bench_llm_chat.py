@@ -19,7 +19,10 @@ import argparse
 import asyncio
 import importlib.util
 import json
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import torch
@@ -291,7 +294,18 @@ def main() -> None:
         print("llama.cpp: skipped, llama-cpp-python not installed (make llama-cpp)", flush=True)
     else:
         for name, gguf in gguf_files().items():
-            r = bench_llama_cpp(gguf, PROMPTS, args.tokens, args.threads, base["openings"])
+            # In a child process: a crash in llama.cpp's native code (a segfault was seen with
+            # 0.3.36) is reported here instead of losing every other figure of the run.
+            spawn = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                job = pool.submit(
+                    bench_llama_cpp, gguf, PROMPTS, args.tokens, args.threads, base["openings"]
+                )
+                try:
+                    r = job.result()
+                except BrokenProcessPool:
+                    print(f"{name}: llama.cpp crashed; no figures", flush=True)
+                    continue
             r["b1_x"] = round(r["decode_tokens_per_s_b1"] / base["decode_tokens_per_s_b1"], 2)
             results[name] = r
             print(name, r, flush=True)
