@@ -71,7 +71,8 @@ def image_classifier() -> str:
 def semantic_search() -> str:
     reports = Path("reports/semantic_search")
     if not (reports / "retrieval.json").exists():
-        return "**Semantic search**: run `dvc repro` to produce its figures."
+        missing = "**Semantic search**: run `dvc repro` to produce its figures."
+        return "\n".join([missing, *search_natural()])
     r, enc = load(reports / "retrieval.json"), load(reports / "encoder.json")
     documents = load(reports / "data_report.json")["documents"]
     names = {
@@ -161,7 +162,8 @@ def llm_chat() -> str:
 def rag_chatbot() -> str:
     path = Path("reports/rag_chatbot/evaluation.json")
     if not path.exists():
-        return "**RAG chatbot**: run `dvc repro` to produce its figures."
+        missing = "**RAG chatbot**: run `dvc repro` to produce its figures."
+        return "\n".join([missing, *rag_natural()])
     e = load(path)
     k = next(iter(e["configs"].values()))["retrieval"]
     recall = next(key for key in k if key.startswith("recall@"))
