@@ -46,7 +46,7 @@ def rag_natural() -> list[str]:
         lines += [
             "",
             f"Answered end to end (generator `{a['model_dir'] or a['url']}`, served retrieval and "
-            "floor; the first questions of each split):",
+            "floor; `rag_chatbot.natural.generate`):",
             "",
             "| split | answerable | unanswerable | cites the answer article | I don't know "
             "(answerable) | refused (unanswerable) |",
