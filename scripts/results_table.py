@@ -10,8 +10,9 @@ from pathlib import Path
 
 from image_sizes import REPORT as IMAGES
 from image_sizes import render as render_images
-from results_distill import distillation
+from results_distill import DISTILL, distillation
 from results_llm_features import FEATURES, llm_features
+from results_natural import RAG as NATURAL
 from results_natural import rag_natural, search_natural
 
 REPORTS, MODELS = Path("reports/image_classifier"), Path("models/image_classifier")
@@ -47,8 +48,6 @@ def image_classifier() -> str:
         f"Speed-ups: same {q['threads']} threads, batch 1 latency p50 and batch {b} "
         "throughput, ONNX Runtime INT8 against PyTorch fp32 eager.",
     ]
-    if distilled := distillation():
-        lines += ["", *distilled]
     bench = REPORTS / "benchmark.json"
     if bench.exists():
         r = load(bench)
@@ -72,7 +71,7 @@ def semantic_search() -> str:
     reports = Path("reports/semantic_search")
     if not (reports / "retrieval.json").exists():
         missing = "**Semantic search**: run `dvc repro` to produce its figures."
-        return "\n".join([missing, *search_natural()])
+        return missing
     r, enc = load(reports / "retrieval.json"), load(reports / "encoder.json")
     documents = load(reports / "data_report.json")["documents"]
     names = {
@@ -140,7 +139,7 @@ def semantic_search() -> str:
                       "|---|---|---|---|---|---|"]  # fmt: skip
             lines += [f"| {x['vectors']:,} | {x['index']} | {x['recall@10']} | {x['p50_ms']} | "
                       f"{x['p99_ms']} | {x['build_s']} |" for x in b["indexes"]]  # fmt: skip
-    return "\n".join(lines + search_natural())
+    return "\n".join(lines)
 
 
 def llm_chat() -> str:
@@ -163,7 +162,7 @@ def rag_chatbot() -> str:
     path = Path("reports/rag_chatbot/evaluation.json")
     if not path.exists():
         missing = "**RAG chatbot**: run `dvc repro` to produce its figures."
-        return "\n".join([missing, *rag_natural()])
+        return missing
     e = load(path)
     k = next(iter(e["configs"].values()))["retrieval"]
     recall = next(key for key in k if key.startswith("recall@"))
@@ -207,7 +206,7 @@ def rag_chatbot() -> str:
     lines += ["", f"Relevance floor, swept on the tune split only: best balanced at "
               f"`min_relevance` {best['min_relevance']} (answerable kept {best['answerable_kept']}, "
               f"unanswerable refused {best['unanswerable_refused']})."]  # fmt: skip
-    return "\n".join(lines + rag_natural())
+    return "\n".join(lines)
 
 
 SOAK = Path("reports/soak.json")
@@ -299,6 +298,9 @@ BLOCKS = {
     "llm-engine": (llm_engine, LLM / "quality.json"),
     "llm-features": (llm_features, FEATURES),
     "images": (lambda: render_images(json.loads(IMAGES.read_text())), IMAGES),
+    # their own blocks: each stage runs on its own, before the whole pipeline has
+    "distill": (lambda: "\n".join(distillation()).strip(), DISTILL),
+    "natural": (lambda: "\n".join(rag_natural() + search_natural()).strip(), NATURAL),
 }
 
 
