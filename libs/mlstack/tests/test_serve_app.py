@@ -151,6 +151,24 @@ def test_metrics_are_prometheus_text(make_app):
     assert "model_queue_wait_seconds" in families
 
 
+def test_unknown_methods_share_one_metric_label(make_app):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with live_server(make_app()) as base:
+        # methods the HTTP parser accepts (h11 would pass any token): each a new time series
+        for method in ("PROPFIND", "MKCOL", "LOCK", "PURGE", "SEARCH", "REPORT"):
+            assert httpx.request(method, f"{base}/v1/double").status_code == 405
+        text = httpx.get(f"{base}/metrics").text
+    methods = {
+        s.labels["method"]
+        for f in text_string_to_metric_families(text)
+        if f.name.startswith("http_request")
+        for s in f.samples
+    }
+    assert "other" in methods
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+
+
 @pytest.mark.parametrize("origin", ["https://demo.example"])
 def test_cors_allows_configured_origin(make_app, origin):
     with live_server(make_app(cors_origins=[origin])) as base:

@@ -72,7 +72,13 @@ MODEL_INFO = Gauge(
 )
 
 
+# A client may send any token as its method, and every new label value is a new time series
+# (memory in each worker and in Prometheus without bound): methods outside these are "other".
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def observe_http(method: str, route: str, status: int, seconds: float) -> None:
+    method = method if method in HTTP_METHODS else "other"
     HTTP_REQUESTS.labels(method, route, str(status)).inc()
     HTTP_LATENCY.labels(method, route).observe(seconds)
 
