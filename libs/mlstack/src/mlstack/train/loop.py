@@ -135,7 +135,10 @@ def fit(
     trained = distributed.wrap(model, device)
     forward = torch.compile(trained) if config.compile else trained
     objects = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
+    # the device and precision as resolved (environment overrides included): a state saved in
+    # fp32 on a CPU has no scaler state for an fp16 run on a GPU to load
     key = {**vars(config), "progress": None, "tag": tag, "world_size": ctx.world_size}
+    key |= {"device_type": device.type, "precision_resolved": precision.name}
     key = {k: str(v) for k, v in key.items()}  # compared as text: a changed run starts afresh
     best = -math.inf if config.mode == "max" else math.inf
     run = Progress(best=best, parts=config.accumulation)
@@ -169,7 +172,9 @@ def fit(
                     total += loss.item()
                 return total
             except RuntimeError as error:
-                if not (config.adapt_batch and is_out_of_memory(error)):
+                # Not under DDP: one rank retrying alone would leave the others in an all-reduce
+                # it never joins (a hang or mismatched collectives).
+                if not (config.adapt_batch and ctx.world_size == 1 and is_out_of_memory(error)):
                     raise
                 if run.parts >= (rows(batch) or 1):
                     raise
@@ -186,6 +191,9 @@ def fit(
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
         if run.step == 0:
+            if pending_rng is not None:  # resumed at an epoch boundary: the saved state first,
+                set_rng_state(pending_rng, rngs)  # before iter() draws the loader's seeds
+                pending_rng = None
             run.epoch_rng = rng_state(rngs)
         else:  # resumed mid-epoch: replay the epoch's start, skip the batches already done
             set_rng_state(run.epoch_rng, rngs)
