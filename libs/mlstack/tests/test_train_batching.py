@@ -32,3 +32,23 @@ def test_other_errors_and_impossible_back_off_are_raised():
     assert not is_out_of_memory(ValueError("out of memory"))
     with pytest.raises(torch.OutOfMemoryError):
         train_toy({"epochs": 1, "oom_above": 0.5})  # even one row is too many
+
+
+def test_a_token_mean_loss_is_weighed_by_tokens():
+    # rows 0-1 carry 7 labelled tokens, rows 2-3 carry 3: a token-mean loss over the whole batch
+    # is 7/10 of the first half's mean plus 3/10 of the second's, not half and half
+    labels = torch.tensor(
+        [[1, 1, 1, 1], [1, 1, 1, -100], [-100, 1, -100, -100], [1, -100, 1, -100]]
+    )
+    per_token = torch.arange(16, dtype=torch.float).reshape(4, 4)
+
+    def token_mean(b: dict) -> torch.Tensor:
+        keep = b["labels"] != -100
+        return per_token[b["rows"]][keep].mean()
+
+    batch = {"labels": labels, "rows": torch.arange(4)}
+    parts = split(batch, 2, weigh=lambda b: float((b["labels"] != -100).sum()))
+    assert [w for _, w in parts] == [0.7, 0.3]
+    total = sum(token_mean(p) * w for p, w in parts)
+    torch.testing.assert_close(total, token_mean(batch))
+    assert [w for _, w in split(batch, 2)] == [0.5, 0.5]  # rows by default

@@ -6,7 +6,7 @@ doubles the parts and retries the step, so the global batch, and with it the rec
 hyper-parameters, stays the same on a laptop and on a large GPU; only the speed changes.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -34,15 +34,21 @@ def _take(batch: Any, start: int, stop: int) -> Any:
     return batch  # not per-row (a flag, a length): every part keeps it
 
 
-def split(batch: Any, parts: int) -> list[tuple[Any, float]]:
+def split(
+    batch: Any, parts: int, weigh: Callable[[Any], float] | None = None
+) -> list[tuple[Any, float]]:
     """Up to `parts` row slices of every tensor in the batch (nested tuples, lists and dicts),
-    each with its share of the rows: the weight that makes the summed part losses equal the
-    whole batch's mean loss."""
+    each with its share of what the loss averages over: the weight that makes the summed part
+    losses equal the whole batch's mean loss. `weigh` counts it (default: rows; a loss averaged
+    over tokens, such as a causal LM's, needs its token count)."""
     n = rows(batch)
     if n is None or parts <= 1:
         return [(batch, 1.0)]
     size = -(-n // min(parts, n))
-    return [(_take(batch, s, s + size), min(size, n - s) / n) for s in range(0, n, size)]
+    pieces = [_take(batch, s, s + size) for s in range(0, n, size)]
+    count = weigh or rows
+    total = sum(count(p) for p in pieces) or 1
+    return [(p, count(p) / total) for p in pieces]
 
 
 def to_device(batch: Any, device: torch.device) -> Any:

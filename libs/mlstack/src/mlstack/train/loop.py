@@ -107,12 +107,14 @@ def fit(
     state_path: str | Path | None = None,
     rngs: Sequence[Generator] = (),
     tag: str = "",
+    weigh: Callable[[Any], float] | None = None,
 ) -> FitResult:
     """Trains `model` on the parameters that require grad.
 
     `loss_fn(model, batch)` returns the mean loss of a batch (or of a slice of its rows: batches
     are cut into `config.accumulation` micro-batches); `evaluate(model)` returns validation
-    metrics including `config.monitor` (rank 0 only). Calls `on_epoch_end(epoch, metrics)` on
+    metrics including `config.monitor` (rank 0 only). `weigh(batch)` counts what the loss
+    averages over when a batch is cut (default: its rows; a per-token mean needs its tokens). Calls `on_epoch_end(epoch, metrics)` on
     rank 0 (log to MLflow there). The loader yields this process's batch of each step.
 
     With `state_path`, the full training state is saved there at every epoch end (and every
@@ -161,7 +163,7 @@ def fit(
         while True:
             try:
                 optimizer.zero_grad(set_to_none=True)
-                pieces, total = split(batch, run.parts), 0.0
+                pieces, total = split(batch, run.parts, weigh), 0.0
                 for i, (piece, weight) in enumerate(pieces):
                     # DDP all-reduces gradients in backward: only after the last micro-batch
                     last = i == len(pieces) - 1 or not hasattr(trained, "no_sync")

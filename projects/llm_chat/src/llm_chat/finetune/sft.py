@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from llm_chat.convert import readable_by_all
-from llm_chat.finetune.batches import answer_logprobs, batched, collate, encode
+from llm_chat.finetune.batches import IGNORE, answer_logprobs, batched, collate, encode
 from mlstack.train import TrainConfig, distributed, fit
 from mlstack.train.batching import to_device
 from mlstack.train.device import run_options
@@ -63,11 +63,17 @@ def train_sft(base_dir: Path, train: list[dict], held_out: list[dict], out_dir: 
     train_batches = distributed.shard(train_batches)  # all of them in a single process
     result = fit(model, train_batches, loss_fn=lambda m, b: m(**b).loss,
                  evaluate=lambda m: {"eval_loss": mean_answer_loss(m, eval_batches)},
-                 config=config)  # fmt: skip
+                 config=config, weigh=answer_tokens)  # fmt: skip
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     save_merged(model, tokenizer, out_dir)
     return {"history": result.history, "best_epoch": result.best_epoch,
             "trainable_parameters": trainable, "seconds": round(result.seconds, 1)}  # fmt: skip
+
+
+def answer_tokens(batch: dict) -> float:
+    """What a causal LM's loss averages over: the labelled tokens after the shift (the first
+    position predicts nothing), so micro-batches weigh by tokens, not rows."""
+    return float((batch["labels"][:, 1:] != IGNORE).sum())
 
 
 def save_merged(model, tokenizer, out_dir: Path) -> None:
