@@ -181,6 +181,23 @@ async def generate_all(rag: Rag, config: RagConfig, questions: list[dict], concu
     return await asyncio.gather(*(one(q) for q in questions))
 
 
+def answer_all(rag: Rag, config: RagConfig, questions: list[dict], url: str, g: dict[str, Any]):
+    """`questions` answered through the generator at `url` (`g`: params' generation section),
+    with a client of their own that is closed after; the events and the seconds taken."""
+    from rag_chatbot.generator import OpenAIGenerator
+
+    async def run() -> list[dict]:
+        rag.generator = OpenAIGenerator(url, model=g.get("model", ""), timeout_s=900)
+        try:
+            return await generate_all(rag, config, questions, g["concurrency"])
+        finally:
+            await rag.generator.close()
+
+    t0 = time.perf_counter()
+    events = asyncio.run(run())
+    return events, time.perf_counter() - t0
+
+
 @contextlib.contextmanager
 def generator_endpoint(g: dict[str, Any]):
     """`g["url"]` if set; else the LLM chat app on a local port, in this process."""
@@ -208,7 +225,6 @@ def run_evaluation(p: dict[str, Any], questions: list[dict]) -> dict[str, Any]:
     from tqdm import tqdm
 
     from rag_chatbot.chunking import load_tokenizer
-    from rag_chatbot.generator import OpenAIGenerator
     from rag_chatbot.pipeline import REPORTS, open_library
     from semantic_search.retrieval import Retriever
 
@@ -250,19 +266,11 @@ def run_evaluation(p: dict[str, Any], questions: list[dict]) -> dict[str, Any]:
             if name not in e["generate_configs"]:
                 continue
 
-            async def answers(rag=rag, config=config):
-                rag.generator = OpenAIGenerator(url, model=g.get("model", ""), timeout_s=900)
-                try:
-                    return await generate_all(rag, config, sample, g["concurrency"])
-                finally:
-                    await rag.generator.close()
-
-            t0 = time.perf_counter()
-            events = asyncio.run(answers())
+            events, seconds = answer_all(rag, config, sample, url, g)
             scored = [score_answer(q, ev, library.encoder, config.support_threshold)
                       for q, ev in zip(sample, events, strict=True)]  # fmt: skip
             gen = generation_metrics(scored)
-            gen |= {"questions": len(sample), "seconds": round(time.perf_counter() - t0, 1)}
+            gen |= {"questions": len(sample), "seconds": round(seconds, 1)}
             report["configs"][name]["generation"] = gen
             if name == default:
                 report["examples"] = [{**r, "question": q["question"], "reference": q["reference"]}

@@ -8,7 +8,6 @@ chosen on tune and a generator (the LLM chat app in-process, as rag_evaluate run
   (retrieval's floor or the model's own "I don't know").
 """
 
-import asyncio
 from typing import Any
 
 from rag_chatbot.answer import Rag, RagConfig
@@ -52,25 +51,12 @@ def generate(
     rag: Rag, config: RagConfig, g: dict[str, Any], splits: dict[str, list[dict]]
 ) -> dict[str, Any]:
     """Each split's sample answered through one generator endpoint; its answer metrics."""
-    import time
 
-    from rag_chatbot.evaluate import generate_all, generator_endpoint
-    from rag_chatbot.generator import OpenAIGenerator
+    from rag_chatbot.evaluate import answer_all, generator_endpoint
 
     out: dict[str, Any] = {"model_dir": g.get("model_dir", ""), "url": g.get("url", "")}
     with generator_endpoint(g) as url:
         for name, rows in splits.items():
-
-            async def answers(rows=rows):
-                rag.generator = OpenAIGenerator(url, model=g.get("model", ""), timeout_s=900)
-                try:
-                    return await generate_all(rag, config, rows, g["concurrency"])
-                finally:
-                    await rag.generator.close()
-
-            t0 = time.perf_counter()
-            events = asyncio.run(answers())
-            out[name] = answer_metrics(rows, events) | {
-                "seconds": round(time.perf_counter() - t0, 1)
-            }
+            events, seconds = answer_all(rag, config, rows, url, g)
+            out[name] = answer_metrics(rows, events) | {"seconds": round(seconds, 1)}
     return out
