@@ -62,9 +62,11 @@ def test_dpo_prefers_the_grounded_answer(sft_dir, data_dir, tmp_path):
     params = {"lora": LORA, "beta": 0.5, "lr": 1e-2, "epochs": 3, "batch_size": 4,
               "max_tokens": 64, "seed": 0}  # fmt: skip
     report = train_dpo(sft_dir, pairs, pairs, tmp_path / "dpo", params)
-    first, last = report["history"][0], report["history"][-1]
+    last = report["history"][-1]
     assert last["eval_reward_accuracy"] >= 0.75 and last["eval_dpo_loss"] < 0.6931, report
-    assert first["eval_dpo_loss"] >= last["eval_dpo_loss"]
+    # ln 2 is the loss before training (policy = reference); at lr 1e-2 a later epoch may sit
+    # above an earlier one (seen in CI with two workers), so the best epoch is what must be low
+    assert min(h["eval_dpo_loss"] for h in report["history"]) < 0.6931 - 0.1, report
     assert (tmp_path / "dpo" / "config.json").exists()
 
 
