@@ -19,9 +19,13 @@ from llm_chat.sampling import SamplingParams
 
 from .test_model import greedy
 
-# A build that crashes in native code would take the test process down with it: decode one
-# token in a child first (llama-cpp-python 0.3.36 built on an AVX-512/AMX Xeon segfaulted there).
-_PROBE = "import sys; from llama_cpp import Llama; Llama(sys.argv[1], verbose=False)('Tell me about the sea.', max_tokens=8)"
+# A build that crashes in native code would take the test process down with it: a short prompt
+# is decoded in a child first (llama-cpp-python 0.3.36 built on an AVX-512/AMX Xeon segfaulted
+# there on prompts of a few tokens, not on a one-token one).
+_PROBE = (
+    "import sys; from llama_cpp import Llama; "
+    "Llama(sys.argv[1], verbose=False)('Tell me about the sea.', max_tokens=8)"
+)
 _probe = subprocess.run([sys.executable, "-c", _PROBE, str(packaged_gguf())], capture_output=True)
 if _probe.returncode != 0:
     pytest.skip(
