@@ -60,7 +60,7 @@ def test_training_section_of_params_yaml_is_the_default(tmp_path):
 
 
 def test_dpo_stacked_forward_matches_separate_forwards(tiny_llama):
-    model, _ = sft.lora_model(tiny_llama, LORA)
+    model, _ = sft.lora_model(tiny_llama, LORA, seed=0)
     for p in model.parameters():  # a non-zero adapter: policy and reference differ
         if p.requires_grad:
             torch.nn.init.normal_(p, std=0.05)

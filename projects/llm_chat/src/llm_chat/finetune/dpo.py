@@ -49,7 +49,7 @@ def reward_margins(model, chosen: dict, rejected: dict) -> torch.Tensor:
 
 def train_dpo(sft_dir: Path, train: list[dict], held_out: list[dict], out_dir: Path,
               p: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-    model, tokenizer = lora_model(sft_dir, p["lora"])
+    model, tokenizer = lora_model(sft_dir, p["lora"], p["seed"])
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     beta = p["beta"]
 

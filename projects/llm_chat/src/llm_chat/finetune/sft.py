@@ -20,9 +20,15 @@ from mlstack.train.batching import to_device
 from mlstack.train.device import run_options
 
 
-def lora_model(model_dir: Path, lora: dict[str, Any]):
+def lora_model(model_dir: Path, lora: dict[str, Any], seed: int):
+    """The model with fresh LoRA adapters, initialised from `seed` (their random init would
+    otherwise take whatever state the process's RNG is in: a rerun would train differently)."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from mlstack.train import seed_everything
+
+    seed_everything(seed)
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
@@ -48,7 +54,7 @@ def mean_answer_loss(model, batches: list[dict[str, torch.Tensor]]) -> float:
 
 def train_sft(base_dir: Path, train: list[dict], held_out: list[dict], out_dir: Path,
               p: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-    model, tokenizer = lora_model(base_dir, p["lora"])
+    model, tokenizer = lora_model(base_dir, p["lora"], p["seed"])
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     def batches(rows: list[dict], shuffle: bool) -> list[dict[str, torch.Tensor]]:
