@@ -39,8 +39,10 @@ def serve(encoder_dir: Path, folder: Path, corpus_index: Path, workers: int) -> 
            "SEMANTIC_SEARCH_ONNX_THREADS": "1", "SEMANTIC_SEARCH_LOG_LEVEL": "warning"}  # fmt: skip
     command = [sys.executable, "-m", "semantic_search.cli", "serve", "--port", str(port),
                "--workers", str(workers)]  # fmt: skip
+    # the server's log beside the test's files: `server_errors(folder)` quotes it on a failure
+    log = (folder / "server.log").open("ab")
     proc = subprocess.Popen(command, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                            stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
         wait_all_workers_ready(base, proc)  # every worker, not the first to answer
@@ -53,6 +55,13 @@ def serve(encoder_dir: Path, folder: Path, corpus_index: Path, workers: int) -> 
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        log.close()
+
+
+def server_errors(folder: Path) -> str:
+    """The server log's last tracebacks (a 500's cause is only there)."""
+    text = (folder / "server.log").read_text(errors="replace")
+    return text[text.find("Traceback") :][-4000:] if "Traceback" in text else text[-2000:]
 
 
 def fresh(base: str) -> httpx.AsyncClient:
@@ -75,9 +84,10 @@ def test_two_workers_concurrent_writes_reads_and_deletes(
             searches = [client.post("/v1/search", json={"query": f"tides {i}", "k": 5})
                         for i in range(24)]  # fmt: skip
             rs = await asyncio.gather(*writes, *deletes, *searches)
-            assert [r.status_code for r in rs] == [200] * len(rs), [
-                r.text for r in rs if r.is_error
-            ]
+            assert [r.status_code for r in rs] == [200] * len(rs), (
+                [r.text for r in rs if r.is_error],
+                server_errors(tmp_path),
+            )
             expected = len(corpus) + 2 * len(new) - len(gone)
             for _ in range(8):  # each a new connection: both workers answer
                 assert (await client.get("/v1/stats")).json()["documents"] == expected
