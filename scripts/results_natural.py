@@ -14,6 +14,15 @@ def _split(s: dict, keys: tuple[str, ...]) -> str:
     return " | ".join(str(s.get(k, "")) for k in keys)
 
 
+def _rows(rows: dict[str, dict], keys: tuple[str, ...]) -> list[str]:
+    """One table row per variant: its tune figures, its test figures, the test p99."""
+    return [
+        f"| {name} | {_split(v['tune'], keys)} | {_split(v['test'], keys)} "
+        f"| {v['test'].get('latency_p99_ms', '')} |"
+        for name, v in rows.items()
+    ]
+
+
 def rag_natural() -> list[str]:
     if not RAG.exists():
         return []
@@ -36,12 +45,7 @@ def rag_natural() -> list[str]:
     rows = {"**served**": r["service"]} | {
         f"{name} `{json.dumps(v['change'])}`": v for name, v in r["variants"].items()
     }
-    for name, v in rows.items():
-        t = v["test"]
-        lines.append(
-            f"| {name} | {_split(v['tune'], keys)} | {_split(t, keys)} "
-            f"| {t.get('latency_p99_ms', '')} |"
-        )
+    lines += _rows(rows, keys)
     if a := r.get("answers"):
         lines += [
             "",
@@ -79,10 +83,5 @@ def search_natural() -> list[str]:
     rows = {f"{m} (served settings)": v for m, v in r["modes"].items()} | {
         f"hybrid, {name} `{json.dumps(v['change'])}`": v for name, v in r["variants"].items()
     }
-    for name, v in rows.items():
-        t = v["test"]
-        lines.append(
-            f"| {name} | {_split(v['tune'], keys)} | {_split(t, keys)} "
-            f"| {t.get('latency_p99_ms', '')} |"
-        )
+    lines += _rows(rows, keys)
     return lines
