@@ -69,3 +69,37 @@ def test_a_long_run_of_writes_reconnects_and_compacts_writer_and_reader(tmp_path
     fragments = writer.table.stats()["fragment_stats"]["num_fragments"]
     assert fragments < 8  # 13 writes left 13 fragments before compaction
     assert writer.count() == reader.count() == 6
+
+
+class _StaleVersion:
+    """The table as a request thread saw it: its version read just before another worker's
+    write landed (the read and the lock it then waits on are not one step)."""
+
+    def __init__(self, table, version: int) -> None:
+        self._table, self.version = table, version
+
+    def __getattr__(self, name):
+        return getattr(self._table, name)
+
+
+def test_a_request_holding_an_older_version_never_rolls_the_copy_back(tmp_path, corpus):
+    # Seen once in CI as a 500 on /v1/search under two workers writing and deleting: a thread
+    # that read version v waited on the reload lock while another loaded v+1; it then reloaded
+    # "v" with v+1's rows, and BM25, cached by version number, answered with v's index: row
+    # numbers of five documents into a copy of two.
+    path = str(tmp_path / "index")
+    mine, other = open_store(path, DIM), open_store(path, DIM)
+    mine.upsert(corpus[:5], unit_vectors(5, DIM))
+    query = " ".join(d.text.split()[0] for d in corpus[:5])
+    assert len(mine.text(query, 5)) > 2  # the copy and its BM25 index at version v
+    seen = mine.table.version
+    other.delete([d.id for d in corpus[2:5]])  # v+1 (another worker): two documents left
+    mine.dense(unit_vectors(1, DIM)[0], 5)  # this worker's copy follows to v+1
+    real = mine._mirror.table
+    mine._mirror.table = _StaleVersion(real, seen)
+    try:
+        hits = mine.text(query, 5)
+    finally:
+        mine._mirror.table = real
+    assert {h.document.id for h in hits} <= {d.id for d in corpus[:2]}
+    assert mine._mirror.current().version == mine.table.version  # never rolled back

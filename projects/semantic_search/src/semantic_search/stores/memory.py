@@ -85,17 +85,19 @@ class MemoryMirror:
         self.max_rows = max_rows
         self.bm25_fields = dict(bm25_fields or {})
         self._snapshot: _Snapshot | None = None
-        self._bm25: tuple[int, Any] | None = None  # (version, bm25s index)
+        # (snapshot, its bm25s index): keyed by the copy itself, not its version number, so an
+        # index is only ever read with the rows it was built from.
+        self._bm25: tuple[_Snapshot, Any] | None = None
         self._lock = threading.Lock()
 
     def bm25(self, snapshot: _Snapshot):
         """The BM25 index of `snapshot`'s texts, built once per table version; None when no text
         has a single indexable word (bm25s cannot index an empty vocabulary)."""
         built = self._bm25
-        if built is not None and built[0] == snapshot.version:
+        if built is not None and built[0] is snapshot:
             return built[1]
         with self._lock:
-            if self._bm25 is None or self._bm25[0] != snapshot.version:
+            if self._bm25 is None or self._bm25[0] is not snapshot:
                 import bm25s
 
                 tokens = bm25_tokens(bm25_documents(snapshot.columns, self.bm25_fields))
@@ -103,24 +105,33 @@ class MemoryMirror:
                 if tokens.vocab:
                     index = bm25s.BM25()
                     index.index(tokens, show_progress=False)
-                self._bm25 = (snapshot.version, index)
+                self._bm25 = (snapshot, index)
             return self._bm25[1]
 
     def current(self) -> _Snapshot | None:
-        """The copy at the table's latest version; None when the table is too big to copy."""
+        """The copy at the table's latest version, or a newer one; None when the table is too big
+        to copy. A thread may have read the version before another worker's write and this
+        process's reload of it: the copy never goes back to what that thread saw."""
         version = self.table.version
         snapshot = self._snapshot
-        if snapshot is not None and snapshot.version == version:
+        if snapshot is not None and snapshot.version >= version:
             return snapshot
         with self._lock:  # one thread reloads; the others wait and take its copy
-            if self._snapshot is None or self._snapshot.version != version:
-                self._snapshot = self._load(version)
+            if self._snapshot is None or self._snapshot.version < version:
+                self._snapshot = self._load()
             return self._snapshot
 
-    def _load(self, version: int) -> _Snapshot | None:
-        if self.table.count_rows() > self.max_rows:
-            return None
-        data = self.table.to_arrow()
+    def _load(self, attempts: int = 5) -> _Snapshot | None:
+        """The rows and the version they belong to: each read of the table resolves its latest
+        version, so rows read between two equal version reads are that version's. While writes
+        keep landing, the rows take the older label: the next read reloads them."""
+        for _ in range(attempts):
+            version = self.table.version
+            if self.table.count_rows() > self.max_rows:
+                return None
+            data = self.table.to_arrow()
+            if self.table.version == version:
+                break
         ids = data["id"].to_pylist()
         vectors = data["vector"].combine_chunks().values.to_numpy(zero_copy_only=False)
         dim = data.schema.field("vector").type.list_size  # fixed: an empty table reshapes too
