@@ -23,6 +23,7 @@ import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -94,8 +95,10 @@ def make_engine(kind: str, tokenizer, slots: int, threads: int, eos: set[int]):
 
         model = load_pipeline(MODELS / kind, slots=slots, max_len=512, threads=threads)
         return OVEngine(model, tokenizer, eos=eos, max_queue=slots)
-    backend = load_backend(kind, MODEL, slots=slots, max_len=512, onnx_dir=ONNX, threads=threads)
-    return Engine(backend, tokenizer, eos=eos, max_queue=slots)
+    # Loaded on the engine's thread: see Engine (and `on_own_thread` for the HF baseline).
+    build = partial(load_backend, kind, MODEL, slots=slots, max_len=512, onnx_dir=ONNX,
+                    threads=threads)  # fmt: skip
+    return Engine(build, tokenizer, eos=eos, max_queue=slots)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -269,11 +272,14 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
+    from llm_chat.backends import on_own_thread
+
     torch.set_num_threads(args.threads)
     tokenizer = AutoTokenizer.from_pretrained(MODEL)
     prompts = [chat_ids(tokenizer, p) for p in PROMPTS]
     results = {"model": str(MODEL), "threads": args.threads, "tokens": args.tokens,
-               "prompts": len(prompts), "hf_generate": bench_hf(tokenizer, prompts, args.tokens)}  # fmt: skip
+               "prompts": len(prompts),
+               "hf_generate": on_own_thread(bench_hf, tokenizer, prompts, args.tokens)}  # fmt: skip
     base = results["hf_generate"]
     for kind in args.backends:
         needs = MODELS / kind if kind.startswith("openvino") else ONNX if "onnx" in kind else MODEL

@@ -3,13 +3,16 @@ for every slot in one call. `NativeBackend` batches the decode (model.py); `Tran
 runs any Hugging Face causal LM, one slot at a time, for architectures model.py does not cover."""
 
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 import torch
 
 log = logging.getLogger("llm_chat.backends")
+T = TypeVar("T")
 
 
 class Backend(Protocol):
@@ -24,6 +27,13 @@ class Backend(Protocol):
     def decode(self, tokens: list[int], positions: list[int]) -> torch.Tensor:
         """One token for each of slots 0..len(tokens)-1, at those positions: logits (n, vocab).
         Rows of idle slots carry a dummy token at position 0 and are ignored."""
+
+
+def on_own_thread(fn: Callable[..., T], *args) -> T:
+    """`fn(*args)` on a thread that ends with it: PyTorch work outside an engine (an HF
+    baseline, say) then leaves no OpenMP pool behind to slow the engine's (see `Engine`)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="torch-once") as pool:
+        return pool.submit(fn, *args).result()
 
 
 class NativeBackend:
@@ -222,6 +232,27 @@ def _openvino_ready(ov_dir: Path) -> str | None:
     return None
 
 
+def resolve_kind(kind: str, model_dir: str | Path, ov_dir: str | Path | None = None) -> str:
+    """The backend `kind` names; `auto` is openvino where `ov_dir` (default:
+    `default_ov_dir(model_dir)`) holds an export, else native for Llama-family folders and
+    transformers otherwise."""
+    if kind not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {kind!r}")
+    if kind != "auto":
+        return kind
+    if (why := _openvino_ready(Path(ov_dir) if ov_dir else default_ov_dir(model_dir))) is None:
+        return "openvino"
+    from llm_chat.model import LlamaConfig
+
+    try:
+        LlamaConfig.from_folder(model_dir)
+        kind = "native"
+    except ValueError:
+        kind = "transformers"
+    log.info("backend auto: %s; serving with the %s backend", why, kind)
+    return kind
+
+
 def load_backend(
     kind: str,
     model_dir: str | Path,
@@ -234,25 +265,12 @@ def load_backend(
     ov_dir: str | Path | None = None,
     ov_precision: str | None = None,
 ):
-    """`auto` picks openvino where `ov_dir` (default: `default_ov_dir(model_dir)`) holds an
-    export, else native for Llama-family folders and transformers otherwise. openvino returns
-    an `OVModel`, driven by `OVEngine` (ov_engine.py; `engine_for` picks the engine). llama.cpp
+    """`kind` as `resolve_kind` reads it. openvino returns an `OVModel`, driven by `OVEngine`
+    (ov_engine.py; `engine_for` picks the engine and where the backend loads). llama.cpp
     reads `gguf` (default: the packaged SmolLM2 file), ONNX reads `onnx_dir` (see
     onnx_export.py); their vocabulary must be `model_dir`'s, whose tokenizer the engine uses."""
-    if kind not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {kind!r}")
+    kind = resolve_kind(kind, model_dir, ov_dir)
     ov_dir = Path(ov_dir) if ov_dir else default_ov_dir(model_dir)
-    if kind == "auto" and (why := _openvino_ready(ov_dir)) is None:
-        kind = "openvino"
-    elif kind == "auto":
-        from llm_chat.model import LlamaConfig
-
-        try:
-            LlamaConfig.from_folder(model_dir)
-            kind = "native"
-        except ValueError:
-            kind = "transformers"
-        log.info("backend auto: %s; serving with the %s backend", why, kind)
     options = {"slots": slots, "max_len": max_len, "threads": threads}
     if kind == "openvino":
         from llm_chat.ov_engine import load_pipeline

@@ -150,7 +150,6 @@ def chat(
 
     from transformers import AutoTokenizer
 
-    from llm_chat.backends import load_backend
     from llm_chat.ov_engine import engine_for
     from llm_chat.sampling import SamplingParams
 
@@ -159,8 +158,8 @@ def chat(
         {"role": "user", "content": prompt}
     ]
     ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
-    engine = engine_for(load_backend("auto", model_dir, slots=1, max_len=len(ids) + max_tokens),
-                        tokenizer, eos={tokenizer.eos_token_id})  # fmt: skip
+    engine = engine_for("auto", model_dir, tokenizer, eos={tokenizer.eos_token_id},
+                        backend_options={"slots": 1, "max_len": len(ids) + max_tokens})  # fmt: skip
 
     async def run() -> None:
         params = SamplingParams(max_tokens=max_tokens, temperature=temperature)

@@ -17,6 +17,7 @@ penalty, OpenAI always subtracts it), `logit_bias` (not offered) and top logprob
 reports the sampled token's log-probability only): the native backend serves them.
 """
 
+import functools
 import json
 import logging
 import math
@@ -286,7 +287,13 @@ class OVEngine(Engine):
         super()._finish(slot, reason)
 
 
-def engine_for(backend, tokenizer, **options) -> Engine:
-    """The engine that drives `backend` (a `load_backend` result): same arguments, same
-    surface."""
-    return (OVEngine if isinstance(backend, OVModel) else Engine)(backend, tokenizer, **options)
+def engine_for(kind: str, model_dir, tokenizer, *, backend_options: dict, **options) -> Engine:
+    """The engine that drives the `kind` backend (see `load_backend`), same surface for all.
+    OpenVINO's loads in its worker process; any other on the engine's thread (see `Engine`)."""
+    from llm_chat.backends import load_backend, resolve_kind
+
+    kind = resolve_kind(kind, model_dir, backend_options.get("ov_dir"))
+    build = functools.partial(load_backend, kind, model_dir, **backend_options)
+    if kind == "openvino":
+        return OVEngine(build(), tokenizer, **options)
+    return Engine(build, tokenizer, **options)

@@ -13,6 +13,7 @@ import json
 import math
 import random
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -151,12 +152,14 @@ def evaluate(model_dir: Path, variants: dict[str, Path], p: dict[str, Any],
     row("hf-fp32", hf_logits(hf))
     slots = len(prompts)
     native = {"slots": slots, "max_len": 512, "threads": p["threads"]}
-    row("native", engine=Engine(load_backend("native", model_dir, **native), tokenizer, eos=eos))
+    # the backends load on their engine's thread (see Engine)
+    row("native", engine=Engine(partial(load_backend, "native", model_dir, **native), tokenizer,
+                                eos=eos))  # fmt: skip
     quantized = torch.ao.quantization.quantize_dynamic(  # native-int8's scheme, on HF's layers
         hf, {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}, dtype=torch.qint8
     )
     row("native-int8", hf_logits(quantized),
-        Engine(load_backend("native-int8", model_dir, **native), tokenizer, eos=eos))  # fmt: skip
+        Engine(partial(load_backend, "native-int8", model_dir, **native), tokenizer, eos=eos))  # fmt: skip
     for name, folder in variants.items():
         for precision in p.get("precisions", [None, "f32"]):
             label = name + (f" ({precision} compute)" if precision else "")

@@ -92,25 +92,25 @@ class ChatModel:
     def __init__(self, settings: Settings) -> None:
         from transformers import AutoTokenizer, GenerationConfig
 
-        from llm_chat.backends import load_backend
         from llm_chat.ov_engine import engine_for
 
         started = time.perf_counter()
         self.tokenizer = AutoTokenizer.from_pretrained(settings.model_dir)
-        backend = load_backend(settings.backend, settings.model_dir, slots=settings.slots,
-                               max_len=settings.context_tokens, threads=settings.threads,
-                               gguf=settings.gguf, onnx_dir=settings.onnx_dir,
-                               ov_dir=settings.ov_dir, ov_precision=settings.ov_precision)  # fmt: skip
         eos = {self.tokenizer.eos_token_id}
         try:
             configured = GenerationConfig.from_pretrained(settings.model_dir).eos_token_id
             eos |= set(configured if isinstance(configured, list) else [configured])
         except OSError:
             pass
-        self.engine = engine_for(backend, self.tokenizer, eos=eos - {None},
+        loading = {"slots": settings.slots, "max_len": settings.context_tokens,
+                   "threads": settings.threads, "gguf": settings.gguf, "onnx_dir": settings.onnx_dir,
+                   "ov_dir": settings.ov_dir, "ov_precision": settings.ov_precision}  # fmt: skip
+        self.engine = engine_for(settings.backend, settings.model_dir, self.tokenizer,
+                                 backend_options=loading, eos=eos - {None},
                                  max_queue=settings.max_queue,
                                  chunk_tokens=settings.prefill_chunk_tokens,
                                  observer=metrics.PrometheusObserver(settings.model_name))  # fmt: skip
+        backend = self.engine.backend
         self.context, self.vocab_size = backend.max_len, backend.vocab_size
         self.token_text = TokenText(self.tokenizer)  # logprobs' token strings and bytes
         self.card = ModelCard(
