@@ -20,6 +20,7 @@ import asyncio
 import importlib.util
 import json
 import multiprocessing
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -202,7 +203,8 @@ def bench_http(kind: str, tokenizer, questions: list[str], tokens: int, threads:
     env = served | {"LLM_CHAT_SLOTS": str(clients), "LLM_CHAT_PORT": str(port),
                     "LLM_CHAT_THREADS": str(threads), "LLM_CHAT_CONTEXT_TOKENS": "512"}  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    with serve_process(["llm-chat", "serve"], env, url):
+    # this interpreter's, not whatever `llm-chat` is first on PATH (or none, outside the venv)
+    with serve_process([sys.executable, "-m", "llm_chat.cli", "serve"], env, url):
         wall, done = asyncio.run(run(url))
     ok = [d for d in done if not isinstance(d, BaseException)]
     aggregate = sum(u for _, u in ok) / wall

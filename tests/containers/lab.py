@@ -6,6 +6,7 @@ reached on their bridge addresses, so nothing clashes with a developer's `make d
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -52,7 +53,9 @@ def tiny_models(folder: Path) -> dict[str, Path]:
 
     models = folder / "models"
     tiny_onnx(models / "image_classifier")
-    encoder = build_tiny_encoder(models / "semantic_search")
+    # search serves its champion folder; the RAG service embeds with the pipeline's encoder
+    encoder = build_tiny_encoder(models / "semantic_search" / "champion")
+    shutil.copytree(encoder, models / "semantic_search" / "encoder")
     save_tiny_llama(models / "llm_chat" / "base")
     corpus = tiny_corpus_index(folder / "search", encoder)
     rag_corpus = folder / "rag" / "corpus-index"  # none: the RAG index starts from uploads
@@ -74,7 +77,7 @@ def smoke_compose(folder: Path, paths: dict[str, Path]) -> Path:
             host, target = volume.split(":")[:2]
             if host == "./models":
                 volume = f"{paths['models']}:{target}:ro"
-            elif host.startswith("./data/semantic_search"):
+            elif host.startswith("./models/semantic_search"):
                 volume = f"{paths['search_corpus']}:{target}:ro"
             elif host.startswith("./data/rag_chatbot"):
                 volume = f"{paths['rag_corpus']}:{target}:ro"

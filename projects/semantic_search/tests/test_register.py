@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from mlstack.serving_card import apply_card
 from mlstack.train.promotion import git_commit, params_hash
 from semantic_search.pipeline import embed_stage, evaluate_stage, index_stage
 from semantic_search.register import REGISTERED_NAME, register
+from semantic_search.service import Settings
 
 TINY = {
     "data": {},
@@ -79,8 +81,26 @@ def test_promotes_then_refuses_with_lineage(repo):
     files = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
     assert {"encoder", "index", "serving.json"} <= {p.name for p in files.iterdir()}
 
-    again = register(TINY)["decision"]  # the same system: no gain, the champion stays
+    # the promoted files are what the service loads by default
+    champion = Path("models/semantic_search/champion")
+    assert (champion / "encoder/model.int8.onnx").read_bytes() == Path(
+        "models/semantic_search/encoder/model.int8.onnx"
+    ).read_bytes()
+    assert (champion / "index").is_dir()
+    served = Settings()
+    assert served.encoder_dir == champion / "encoder" and served.corpus_index == champion / "index"
+    assert served.serving_card == champion / "serving.json"
+
+    # a rebuilt card (other fusion weights) on a system that scores no better: refused, and the
+    # service keeps the champion's card, not the pipeline's new one
+    card = Path("models/semantic_search/serving.json")
+    rebuilt = json.loads(card.read_text())
+    rebuilt["config"]["bm25_weight"] = 0.25
+    card.write_text(json.dumps(rebuilt))
+    again = register(TINY)["decision"]  # no gain: the champion stays
     assert not again["promoted"] and again["alias"] == "challenger"
+    applied, _ = apply_card(Settings(), Settings().serving_card)
+    assert applied.bm25_weight == TINY["retrieval"]["bm25_weight"] != 0.25
     assert again["champion_scored"] == "recorded" and "not more than min_gain" in again["reason"]
     refused = client.get_model_version(REGISTERED_NAME, again["version"]).tags
     assert refused["promotion.reason"] == again["reason"]

@@ -154,6 +154,32 @@ def _label(candidate: Candidate, index: int) -> str:
     return candidate.tags.get("candidate", str(index))
 
 
+def install_champion(files: dict[str, Path], target: Path) -> Path:
+    """Copies what a promoted version serves into `target` (name there -> a file or a folder)
+    and swaps whole folders, so a service reading `target` sees the old champion or the new
+    one, never a mix (for an instant, neither: services read it as they start). Only a
+    promotion calls this: after a refusal `target` keeps serving the
+    old champion, whatever the pipeline overwrote beside it."""
+    target = Path(target)
+    staging = target.with_name(f"{target.name}.new")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for name, source in files.items():
+        source, dest = Path(source), staging / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, dest)
+        elif source.exists():
+            shutil.copy2(source, dest)
+    old = target.with_name(f"{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Atomically: a reader sees the old record or the new one, never half of one."""
     path = Path(path)

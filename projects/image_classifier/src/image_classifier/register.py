@@ -9,7 +9,6 @@ last decision either way.
 """
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -79,17 +78,10 @@ def _log_serving_files(run_id: str, model_dir: Path) -> None:
 
 
 def _install_champion(models_root: Path, model_dir: Path) -> Path:
-    target = models_root / "champion"
-    staging = models_root / "champion.new"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for name in SERVING_FILES:
-        if (model_dir / name).exists():
-            shutil.copy2(model_dir / name, staging / name)
-    # swap whole folders: a reader never sees half of the old model and half of the new one
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-    return target
+    from mlstack.registry import install_champion
+
+    files = {name: model_dir / name for name in SERVING_FILES if (model_dir / name).exists()}
+    return install_champion(files, models_root / "champion")
 
 
 def register(

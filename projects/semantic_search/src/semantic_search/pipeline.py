@@ -25,6 +25,8 @@ REPORTS = Path("reports/semantic_search")
 # What the service runs (service.Settings.serving_card): beside the encoder, in the models folder
 # deployments mount, and outside `encoder/`, which rag_index depends on as a whole.
 SERVING_CARD = Path("models/semantic_search/serving.json")
+# What ss_register installs when the gate promotes: the service's default encoder, index and card.
+CHAMPION = Path("models/semantic_search/champion")
 SERVED_VARIANT = "int8"  # the index holds INT8 embeddings: queries are encoded by the same model
 
 

@@ -6,15 +6,24 @@ runs (`hybrid_index` in reports/semantic_search/retrieval.json).
 The held-out set is the known-item queries and the corpus they are searched in: a champion scored
 on other queries or another corpus is re-scored from its registered encoder, index and retrieval
 settings on this set, exactly as ss_evaluate scores the candidate. The decision goes to the
-version's tags and models/semantic_search/promotion.json; the service keeps reading its serving
-card, so this stage changes nothing that is served.
+version's tags and models/semantic_search/promotion.json. A promoted version's encoder, index and
+serving card are copied to models/semantic_search/champion/, which the service reads; after a
+refusal that folder keeps the old champion, whatever the pipeline rebuilt beside it.
 """
 
 import json
 from pathlib import Path
 from typing import Any
 
-from semantic_search.pipeline import DATA, ENCODER, INDEX, REPORTS, SERVED_VARIANT, SERVING_CARD
+from semantic_search.pipeline import (
+    CHAMPION,
+    DATA,
+    ENCODER,
+    INDEX,
+    REPORTS,
+    SERVED_VARIANT,
+    SERVING_CARD,
+)
 
 REGISTERED_NAME = "semantic-search-encoder"
 SYSTEM = "hybrid_index"  # the one the service runs: its metrics are the serving card's
@@ -74,8 +83,9 @@ def register(
     report: Path = REPORTS / "retrieval.json",
     card: Path = SERVING_CARD,
     out: Path = PROMOTION_JSON,
+    champion: Path = CHAMPION,
 ) -> dict[str, Any]:
-    from mlstack.registry import Candidate, register_and_gate
+    from mlstack.registry import Candidate, install_champion, register_and_gate
 
     g = p["promotion"]
     evaluation = json.loads(report.read_text())
@@ -97,10 +107,14 @@ def register(
         evaluate_run_id=evaluation.get("mlflow_run_id"),
     )
     queries = [json.loads(line) for line in (data / "queries.jsonl").read_text().splitlines()]
-    return register_and_gate(
+    result = register_and_gate(
         candidate,
         experiment="semantic-search",
         min_gain=g["min_gain"],
         promotion_json=out,
         evaluate_champion=_champion_scorer(queries, g["metric"]),
     )
+    if result["decision"]["promoted"]:
+        served = {f"encoder/{n}": encoder / n for n in ENCODER_FILES}
+        install_champion(served | {"index": index, "serving.json": card}, champion)
+    return result

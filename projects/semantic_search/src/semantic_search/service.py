@@ -33,7 +33,8 @@ class Settings(ServeSettings):
     )
 
     port: int = 8002
-    encoder_dir: Path = Path("models/semantic_search/encoder")
+    # The champion, as ss_register installed it: a version the gate refused is never served.
+    encoder_dir: Path = Path("models/semantic_search/champion/encoder")
     encoder_variant: str = Field("int8", pattern="^(fp32|int8)$")
     index_uri: str = Field(
         "data/semantic_search/service-index",
@@ -42,15 +43,15 @@ class Settings(ServeSettings):
         "evaluate on them.",
     )
     corpus_index: Path | None = Field(
-        Path("data/semantic_search/index"),
-        description="The pipeline's index: copied to a local index_uri when that is absent.",
+        Path("models/semantic_search/champion/index"),
+        description="The champion's corpus index: copied to a local index_uri when that is absent.",
     )
     reranker_dir: Path | None = Field(
         None,
         description="A cross-encoder exported to ONNX: model.onnx, tokenizer.json, encoder.json.",
     )
     serving_card: Path | None = Field(
-        Path("models/semantic_search/serving.json"),
+        Path("models/semantic_search/champion/serving.json"),
         description="What `ss_evaluate` evaluated (retrieval weights, encoder variant): used for "
         "every setting not set explicitly. Missing: these defaults, with a warning.",
     )
