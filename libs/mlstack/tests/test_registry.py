@@ -62,8 +62,7 @@ def test_best_candidate_gated_others_tagged_and_recorded(tmp_path, store):
     first = register_and_gate(
         candidates(tmp_path, {"a": 0.4, "b": 0.3}),
         experiment="x",
-        min_gain=0.01,
-        higher_is_better=False,
+        rule={"min_gain": 0.01, "higher_is_better": False},
         promotion_json=out,
     )
     assert first["candidate"] == "b" and first["decision"]["promoted"]
@@ -82,8 +81,7 @@ def test_best_candidate_gated_others_tagged_and_recorded(tmp_path, store):
     second = register_and_gate(
         candidates(tmp_path, {"c": 0.295}),
         experiment="x",
-        min_gain=0.01,
-        higher_is_better=False,
+        rule={"min_gain": 0.01, "higher_is_better": False},
         promotion_json=out,
     )
     assert not second["decision"]["promoted"] and second["decision"]["alias"] == "challenger"
@@ -91,8 +89,7 @@ def test_best_candidate_gated_others_tagged_and_recorded(tmp_path, store):
     third = register_and_gate(
         candidates(tmp_path, {"d": 0.2}),
         experiment="x",
-        min_gain=0.01,
-        higher_is_better=False,
+        rule={"min_gain": 0.01, "higher_is_better": False},
         promotion_json=out,
     )
     assert third["decision"]["promoted"] and "gain +0.1000" in third["decision"]["reason"]
@@ -104,6 +101,8 @@ def test_missing_files_register_nothing(tmp_path, store):
     broken = candidates(tmp_path, {"a": 0.4})[0]
     broken.files = {"model.onnx": tmp_path / "absent.onnx"}
     with pytest.raises(FileNotFoundError, match=r"absent\.onnx"):
-        register_and_gate(broken, experiment="x", min_gain=0.0, promotion_json=tmp_path / "p.json")
+        register_and_gate(
+            broken, experiment="x", rule={"min_gain": 0}, promotion_json=tmp_path / "p.json"
+        )
     assert not (tmp_path / "p.json").exists()
     assert not mlflow.MlflowClient().search_registered_models()

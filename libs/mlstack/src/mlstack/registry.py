@@ -3,7 +3,8 @@ flow every project's `register` stage shares (`mlstack.train.promotion` holds th
 
     candidate = Candidate(name="semantic-search-encoder", files={...}, params=p, data_hash=...,
                           heldout_hash=..., metric="mrr@10", score=0.71, metrics={...})
-    result = register_and_gate(candidate, experiment="semantic-search", min_gain=0.005,
+    result = register_and_gate(candidate, experiment="semantic-search",
+                               rule={"metric": "mrr@10", "min_gain": 0.005},  # params.yaml's
                                promotion_json=Path("models/semantic_search/promotion.json"))
 
 Each candidate becomes a version of its registered model: its files are logged to a run of its
@@ -17,7 +18,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,14 +103,16 @@ def register_and_gate(
     candidates: Candidate | list[Candidate],
     *,
     experiment: str,
-    min_gain: float,
+    rule: Mapping[str, Any],
     promotion_json: Path,
-    higher_is_better: bool = True,
     evaluate_champion: Callable[[Any], float] | None = None,
     commit: str | None = None,
 ) -> dict[str, Any]:
     """Registers every candidate (one registered model); the best by its score goes through the
-    gate, the others are tagged as not candidates. Writes and returns the promotion record."""
+    gate, the others are tagged as not candidates. Writes and returns the promotion record.
+    `rule`: a project's `promotion` block in params.yaml: `min_gain`, and `higher_is_better`
+    (default true) for a metric such as a loss."""
+    min_gain, higher_is_better = float(rule["min_gain"]), bool(rule.get("higher_is_better", True))
     candidates = candidates if isinstance(candidates, list) else [candidates]
     if len({c.name for c in candidates}) != 1:
         raise ValueError("candidates of one gate share one registered model")

@@ -88,8 +88,7 @@ def register(
     return register_and_gate(
         candidates,
         experiment="llm-chat",
-        min_gain=g["min_gain"],
-        higher_is_better=g.get("higher_is_better", True),
+        rule=g,
         promotion_json=out,
         evaluate_champion=_champion_scorer(data, e, g["metric"]),
     )

@@ -83,7 +83,6 @@ def register(
     return register_and_gate(
         candidate,
         experiment="rag-chatbot",
-        min_gain=g["min_gain"],
-        higher_is_better=g.get("higher_is_better", True),
+        rule=g,
         promotion_json=out,
     )

@@ -110,7 +110,7 @@ def register(
     result = register_and_gate(
         candidate,
         experiment="semantic-search",
-        min_gain=g["min_gain"],
+        rule=g,
         promotion_json=out,
         evaluate_champion=_champion_scorer(queries, g["metric"]),
     )
