@@ -11,6 +11,7 @@ import pytest
 
 from mlstack.train.promotion import params_hash
 from rag_chatbot.register import REGISTERED_NAME, register
+from rag_chatbot.settings import Settings
 
 ARTICLES = 30
 METRIC = "generation.answer_correctness"
@@ -96,8 +97,14 @@ def test_promotes_then_refuses_worse_answers(repo, reset_llm):
     registered = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{REGISTERED_NAME}/1")
     assert json.loads((Path(registered) / "serving.json").read_text()) == card
 
+    served = Settings().serving_card  # the service's default card: the promoted one
+    assert served == Path("models/rag_chatbot/champion/serving.json")
+    assert json.loads(served.read_text()) == card
+
     reset_llm.reply = "Zebras are striped horses."  # a generator that stopped answering well
+    p["retrieval"]["k"] = 2  # and a changed configuration: the pipeline writes a new card
     run_pipeline(p, index=False)
+    assert json.loads(Path("models/rag_chatbot/serving.json").read_text())["config"]["k"] == 2
     worse = register(p)["decision"]
     assert worse["score"] < decision["score"] and not worse["promoted"]
     assert worse["alias"] == "challenger" and worse["reason"].startswith("refused:")
@@ -107,6 +114,7 @@ def test_promotes_then_refuses_worse_answers(repo, reset_llm):
     )
     champion = client.get_model_version_by_alias(REGISTERED_NAME, "champion")
     assert str(champion.version) == decision["version"]
+    assert json.loads(served.read_text()) == card  # the service still runs the champion's card
 
 
 def test_champion_on_other_questions_is_refused_not_compared(repo, reset_llm):

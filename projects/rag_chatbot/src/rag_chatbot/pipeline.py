@@ -11,6 +11,8 @@ REPORTS = Path("reports/rag_chatbot")
 ENCODER = Path("models/semantic_search/encoder")
 # What the service runs (settings.Settings.serving_card), in the models folder deployments mount.
 SERVING_CARD = Path("models/rag_chatbot/serving.json")
+# What rag_register installs when the gate promotes: the card the service runs by default.
+CHAMPION = Path("models/rag_chatbot/champion")
 SERVED_VARIANT = "int8"  # the encoder variant the indexes were built and evaluated with
 
 

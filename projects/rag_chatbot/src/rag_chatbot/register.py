@@ -9,14 +9,16 @@ size, the support threshold). A champion scored on another set is NOT re-scored:
 generation run of its whole configuration (its own chunking, index and generator), which this
 stage cannot reproduce from a card. The gate refuses and says so, as it does for any model without
 an evaluator, rather than compare scores from two different sets. The decision goes to the
-version's tags and models/rag_chatbot/promotion.json; the service keeps reading the card.
+version's tags and models/rag_chatbot/promotion.json. A promoted card is copied to
+models/rag_chatbot/champion/serving.json, which the service runs; after a refusal that copy keeps
+the champion's configuration, whatever rag_evaluate wrote since.
 """
 
 import json
 from pathlib import Path
 from typing import Any
 
-from rag_chatbot.pipeline import DATA, REPORTS, SERVING_CARD, index_dir
+from rag_chatbot.pipeline import CHAMPION, DATA, REPORTS, SERVING_CARD, index_dir
 
 REGISTERED_NAME = "rag-chatbot-config"
 PROMOTION_JSON = Path("models/rag_chatbot/promotion.json")
@@ -49,8 +51,9 @@ def register(
     report: Path = REPORTS / "evaluation.json",
     card: Path = SERVING_CARD,
     out: Path = PROMOTION_JSON,
+    champion: Path = CHAMPION,
 ) -> dict[str, Any]:
-    from mlstack.registry import Candidate, register_and_gate
+    from mlstack.registry import Candidate, install_champion, register_and_gate
     from mlstack.train.promotion import tree_hash
 
     g = p["promotion"]
@@ -80,9 +83,7 @@ def register(
         },
         evaluate_run_id=evaluation.get("mlflow_run_id"),
     )
-    return register_and_gate(
-        candidate,
-        experiment="rag-chatbot",
-        rule=g,
-        promotion_json=out,
-    )
+    result = register_and_gate(candidate, experiment="rag-chatbot", rule=g, promotion_json=out)
+    if result["decision"]["promoted"]:
+        install_champion({"serving.json": card, "evaluation.json": report}, champion)
+    return result

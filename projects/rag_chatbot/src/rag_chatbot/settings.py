@@ -42,10 +42,10 @@ class Settings(ServeSettings):
     )
     generator_timeout_s: float = Field(120.0, gt=0)
     serving_card: Path | None = Field(
-        Path("models/rag_chatbot/serving.json"),
+        Path("models/rag_chatbot/champion/serving.json"),
         description="What `rag_evaluate` evaluated (chunking, retrieval, relevance floor, "
-        "generation limits): used for every setting below not set explicitly. Missing: the "
-        "defaults below, with a warning.",
+        "generation limits), as `rag_register` promoted it: used for every setting below not "
+        "set explicitly. Missing: the defaults below, with a warning.",
     )
     # Defaults for a service without a serving card only: the card holds what was evaluated.
     chunk_tokens: int = Field(160, ge=16, le=512)
