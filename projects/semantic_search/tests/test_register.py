@@ -118,3 +118,45 @@ def test_champion_on_other_queries_is_rescored_from_the_registry(repo, corpus):
     # same encoder, index and settings: re-scoring reproduces ss_evaluate's number exactly
     assert second["champion_score"] == second["score"]
     assert not second["promoted"] and "gain +0.0000" in second["reason"]
+
+
+def write_natural(root: Path, corpus) -> None:
+    """Questions in the natural set's format on the test corpus: a few words of each article,
+    asked; half tune, half test."""
+    path = root / "projects/rag_chatbot/data/natural_questions.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [{"id": f"q{i}", "question": " ".join(d.text.split()[2:9]) + "?",
+             "answer_title": d.id, "answerable": True, "split": ("tune", "test")[i % 2]}
+            for i, d in enumerate(corpus[::3])]  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_gate_on_the_natural_tune_split_rescores_a_known_item_champion(repo, corpus):
+    from semantic_search.natural_eval import natural_stage
+
+    write_natural(repo, corpus)
+    natural = natural_stage(TINY)
+    tune = natural["modes"]["hybrid"]["tune"]
+    first = register(TINY)["decision"]  # champion on the known-item queries
+    on_tune = {**TINY, "promotion": {"heldout": "natural_tune", "metric": "mrr@10",
+                                     "min_gain": 0.0125}}  # fmt: skip
+    second = register(on_tune)
+    decision = second["decision"]
+    assert decision["heldout_hash"] != first["heldout_hash"] and decision["score"] == tune["mrr@10"]
+    # the champion's own registered files, re-scored on the tune split: the same system
+    assert decision["champion_scored"] == "re-evaluated"
+    assert decision["champion_score"] == decision["score"] and not decision["promoted"]
+
+    # BM25 alone: the tiny encoder's dense ranking is noise, so on these word-overlap questions
+    # it wins by far more than the margin, and is what the service then serves
+    bm25 = {**on_tune, "retrieval": {**TINY["retrieval"], "dense_weight": 0.0}}
+    with contextlib.chdir(repo):
+        evaluate_stage(bm25)
+        bm25_tune = natural_stage(bm25)["modes"]["hybrid"]["tune"]["mrr@10"]
+    third = register(bm25)["decision"]
+    assert third["score"] == bm25_tune > tune["mrr@10"] + 0.0125 and third["promoted"]
+    assert third["champion_score"] == tune["mrr@10"]
+    served = json.loads(Path("models/semantic_search/champion/serving.json").read_text())
+    assert served["config"]["dense_weight"] == 0.0
+    with pytest.raises(ValueError, match="heldout"):
+        register({**TINY, "promotion": {**on_tune["promotion"], "heldout": "test"}})
