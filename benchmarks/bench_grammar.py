@@ -19,6 +19,7 @@ import json
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -189,10 +190,11 @@ def bench_decode(tokenizer, tokens: int, threads: int, repeats: int) -> dict:
     from llm_chat.grammar import json_schema
     from llm_chat.sampling import SamplingParams
 
-    backend = load_backend("native", MODEL, slots=4, max_len=512, threads=threads)
-    # End-of-sequence ignored, as in bench_llm_chat: free runs write `tokens` tokens each; a
-    # schema run ends where its JSON does (its grammar's stop token), or at `tokens`.
-    engine = Engine(backend, tokenizer, eos=set(), max_queue=4)
+    # loaded on the engine's thread (see Engine). End-of-sequence ignored, as in bench_llm_chat:
+    # free runs write `tokens` tokens each; a schema run ends where its JSON does (its grammar's
+    # stop token), or at `tokens`.
+    build = partial(load_backend, "native", MODEL, slots=4, max_len=512, threads=threads)
+    engine = Engine(build, tokenizer, eos=set(), max_queue=4)
     prompts = [tokenizer.apply_chat_template([{"role": "user", "content": p}],
                                              add_generation_prompt=True) for p in PROMPTS]  # fmt: skip
     configs = [("free", None), ("json_schema", json_schema(SCHEMA))]

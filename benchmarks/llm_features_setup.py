@@ -60,9 +60,12 @@ def native_engine(s: Setup, *, slots: int, eos: set[int], max_len: int = CONTEXT
     from llm_chat.backends import load_backend
     from llm_chat.engine import Engine
 
-    backend = load_backend("native", MODEL, slots=slots, max_len=max_len, threads=s.threads)
-    backend.reuses_prefix = prefix_caching  # read once, by the engine: off, it prefills all
-    return Engine(backend, s.tokenizer, eos=eos, max_queue=slots, observer=Recorder(),
+    def build():  # on the engine's thread (see Engine)
+        backend = load_backend("native", MODEL, slots=slots, max_len=max_len, threads=s.threads)
+        backend.reuses_prefix = prefix_caching  # read once, by the engine: off, it prefills all
+        return backend
+
+    return Engine(build, s.tokenizer, eos=eos, max_queue=slots, observer=Recorder(),
                   chunk_tokens=chunk_tokens)  # fmt: skip
 
 

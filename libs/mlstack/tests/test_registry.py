@@ -106,3 +106,19 @@ def test_missing_files_register_nothing(tmp_path, store):
         )
     assert not (tmp_path / "p.json").exists()
     assert not mlflow.MlflowClient().search_registered_models()
+
+
+def test_install_champion_refuses_missing_files_and_finishes_a_cut_swap(tmp_path):
+    from mlstack.registry import install_champion
+
+    (tmp_path / "w.txt").write_text("v1")
+    target = tmp_path / "champion"
+    install_champion({"w.txt": tmp_path / "w.txt"}, target)
+    with pytest.raises(FileNotFoundError, match="absent"):
+        install_champion({"w.txt": tmp_path / "w.txt", "x": tmp_path / "absent"}, target)
+    assert (target / "w.txt").read_text() == "v1"  # nothing moved
+    target.rename(tmp_path / "champion.old")  # killed between the two renames
+    (tmp_path / "w.txt").write_text("v2")
+    install_champion({"w.txt": tmp_path / "w.txt"}, target)
+    assert (target / "w.txt").read_text() == "v2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["champion", "w.txt"]

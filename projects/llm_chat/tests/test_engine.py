@@ -3,6 +3,7 @@ ends only the request it belongs to."""
 
 import asyncio
 import threading
+import time
 
 import pytest
 from transformers import AutoTokenizer
@@ -179,3 +180,11 @@ def test_a_backend_builder_runs_on_the_engine_thread_and_its_failure_reaches_the
 
     with pytest.raises(FileNotFoundError, match="no weights here"):
         Engine(broken, tokenizer, eos=set())
+
+    threads = threading.active_count()
+    with pytest.raises(AttributeError, match="slots"):  # built, but not a backend
+        Engine(lambda: object(), tokenizer, eos=set())
+    deadline = time.monotonic() + 5
+    while threading.active_count() > threads and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() == threads  # its engine thread ended, not left waiting

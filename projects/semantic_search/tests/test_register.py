@@ -101,6 +101,15 @@ def test_promotes_then_refuses_with_lineage(repo):
     assert not again["promoted"] and again["alias"] == "challenger"
     applied, _ = apply_card(Settings(), Settings().serving_card)
     assert applied.bm25_weight == TINY["retrieval"]["bm25_weight"] != 0.25
+    marker = json.loads((champion / "registered.json").read_text())
+    assert marker == {"registered_model": REGISTERED_NAME, "version": decision["version"]}
+
+    # a fresh checkout on the same registry has no champion folder: a refused run restores it
+    # from the registry's champion, not from the pipeline's files
+    shutil.rmtree(champion)
+    assert not register(TINY)["decision"]["promoted"]
+    assert json.loads((champion / "serving.json").read_text())["config"]["bm25_weight"] == 1.0
+    assert json.loads((champion / "registered.json").read_text()) == marker
     assert again["champion_scored"] == "recorded" and "not more than min_gain" in again["reason"]
     refused = client.get_model_version(REGISTERED_NAME, again["version"]).tags
     assert refused["promotion.reason"] == again["reason"]

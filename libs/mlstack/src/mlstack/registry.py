@@ -158,13 +158,16 @@ def _label(candidate: Candidate, index: int) -> str:
 
 
 def install_champion(files: dict[str, Path], target: Path) -> Path:
-    """Copies what a promoted version serves into `target` (name there -> a file or a folder)
-    and swaps whole folders, so a service reading `target` sees the old champion or the new
-    one, never a mix (for an instant, neither: services read it as they start). Only a
-    promotion calls this: after a refusal `target` keeps serving the
-    old champion, whatever the pipeline overwrote beside it."""
+    """Copies what a champion serves into `target` (name there -> a file or a folder) and swaps
+    whole folders, so a service reading `target` sees the old champion or the new one, never a
+    mix (for an instant, neither: services read it as they start). A missing file fails before
+    anything moves; a swap cut short by a kill is finished or undone by the next call."""
     target = Path(target)
-    staging = target.with_name(f"{target.name}.new")
+    staging, old = target.with_name(f"{target.name}.new"), target.with_name(f"{target.name}.old")
+    if not target.exists() and old.exists():  # killed between the two renames: put it back
+        old.rename(target)
+    if missing := [str(p) for p in files.values() if not Path(p).exists()]:
+        raise FileNotFoundError(f"cannot install the champion: {', '.join(missing)} missing")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     for name, source in files.items():
@@ -172,15 +175,43 @@ def install_champion(files: dict[str, Path], target: Path) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
             shutil.copytree(source, dest)
-        elif source.exists():
+        else:
             shutil.copy2(source, dest)
-    old = target.with_name(f"{target.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
+    if old.exists():
+        shutil.rmtree(old)
     if target.exists():
         target.rename(old)
     staging.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+    if old.exists():
+        shutil.rmtree(old)
     return target
+
+
+MARKER = "registered.json"  # in a champion folder: the registered model and version it holds
+
+
+def sync_champion(name: str, target: Path) -> str | None:
+    """Makes `target` hold the files of the registry's `champion` of `name`, downloaded from the
+    registry: after a promotion, and wherever the folder is missing or holds another version (a
+    fresh checkout, a copy cut short). The registry decides what is served; the folder follows
+    it. -> the version installed, or None when the folder was already right or there is no
+    champion."""
+    from mlstack.train.promotion import _current_champion
+    from mlstack.train.tracking import _mlflow
+
+    champion = _current_champion(_mlflow().MlflowClient(), name)
+    if champion is None:  # nothing promoted yet: nothing to serve
+        return None
+    marker = Path(target) / MARKER
+    held = json.loads(marker.read_text()) if marker.exists() else {}
+    if held == {"registered_model": name, "version": str(champion.version)}:
+        return None
+    files = download(champion)
+    with tempfile.TemporaryDirectory() as tmp:
+        note = Path(tmp) / MARKER
+        note.write_text(json.dumps({"registered_model": name, "version": str(champion.version)}))
+        install_champion({p.name: p for p in files.iterdir()} | {MARKER: note}, target)
+    return str(champion.version)
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

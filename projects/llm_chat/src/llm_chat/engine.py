@@ -63,10 +63,21 @@ class Engine:
         Native decoded 17 tokens/s loaded on another thread, 27 loaded on the engine's."""
         built: Future = Future()
         self._go = threading.Event()  # the loop starts once this constructor is done
+        self._stop = False
         self._thread = threading.Thread(target=self._run, args=(backend, built),
                                         name="llm-engine", daemon=True)  # fmt: skip
         self._thread.start()
         backend = built.result()  # a failed build raises here, in the caller
+        try:
+            self._setup(backend, tokenizer, eos, max_queue, observer, chunk_tokens)
+        except BaseException:
+            self._stop = True  # the thread ends rather than wait for a loop that never comes
+            raise
+        finally:
+            self._go.set()
+
+    def _setup(self, backend: Backend, tokenizer, eos: set[int], max_queue: int,
+               observer: Observer | None, chunk_tokens: int) -> None:  # fmt: skip
         self.backend, self.tokenizer, self.eos = backend, tokenizer, eos
         self.max_queue = max_queue
         self.observer = observer or Observer()
@@ -80,11 +91,9 @@ class Engine:
         self._prefilling = 0  # requests taken from the queue whose slot is not yet set
         self._wake = threading.Condition()
         self._ids = itertools.count(1)
-        self._stop = False
         # Deltas for asyncio consumers go out once per step, one wake-up per event loop: a
         # wake-up per token per request made the event loop fight the decode for the 2 cores.
         self._outbox: list[tuple[Request, Delta]] = []
-        self._go.set()
 
     # --- called from the event loop -------------------------------------------------------
     def submit(self, prompt: list[int], params: SamplingParams,
@@ -130,11 +139,12 @@ class Engine:
     def _run(self, backend: Backend | Callable[[], Backend], built: Future) -> None:
         try:
             built.set_result(backend() if callable(backend) else backend)
-        except Exception as exc:
+        except BaseException as exc:  # whatever it is, the caller waiting on `built` gets it
             built.set_exception(exc)
             return
         self._go.wait()
-        self._loop()
+        if not self._stop:
+            self._loop()
 
     def _loop(self) -> None:
         while True:

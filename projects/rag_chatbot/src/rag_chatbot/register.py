@@ -53,7 +53,7 @@ def register(
     out: Path = PROMOTION_JSON,
     champion: Path = CHAMPION,
 ) -> dict[str, Any]:
-    from mlstack.registry import Candidate, install_champion, register_and_gate
+    from mlstack.registry import Candidate, register_and_gate, sync_champion
     from mlstack.train.promotion import tree_hash
 
     g = p["promotion"]
@@ -84,6 +84,7 @@ def register(
         evaluate_run_id=evaluation.get("mlflow_run_id"),
     )
     result = register_and_gate(candidate, experiment="rag-chatbot", rule=g, promotion_json=out)
-    if result["decision"]["promoted"]:
-        install_champion({"serving.json": card, "evaluation.json": report}, champion)
+    # the champion folder follows the registry: a promotion installs it, and a missing or
+    # stale folder (a fresh checkout on a shared registry) is restored after a refusal too
+    sync_champion(REGISTERED_NAME, champion)
     return result

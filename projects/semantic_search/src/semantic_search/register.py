@@ -124,7 +124,7 @@ def register(
     out: Path = PROMOTION_JSON,
     champion: Path = CHAMPION,
 ) -> dict[str, Any]:
-    from mlstack.registry import Candidate, install_champion, register_and_gate
+    from mlstack.registry import Candidate, register_and_gate, sync_champion
 
     g = p["promotion"]
     evaluation = json.loads(report.read_text())
@@ -157,7 +157,7 @@ def register(
         promotion_json=out,
         evaluate_champion=_champion_scorer(heldout, g["metric"]),
     )
-    if result["decision"]["promoted"]:
-        served = {f"encoder/{n}": encoder / n for n in ENCODER_FILES}
-        install_champion(served | {"index": index, "serving.json": card}, champion)
+    # the champion folder follows the registry: a promotion installs it, and a missing or
+    # stale folder (a fresh checkout on a shared registry) is restored after a refusal too
+    sync_champion(REGISTERED_NAME, champion)
     return result

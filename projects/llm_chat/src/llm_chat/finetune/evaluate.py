@@ -5,6 +5,7 @@ answer likelier than the one from the wrong article, per token, so length does n
 import asyncio
 import re
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,8 @@ def generate_answers(model_dir: Path, prompts: list[list[dict]], max_tokens: int
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     ids = [tokenizer.apply_chat_template(p, add_generation_prompt=True) for p in prompts]
-    engine = Engine(load_backend("native", model_dir, slots=8, max_len=512), tokenizer,
-                    eos={tokenizer.eos_token_id}, max_queue=len(ids))  # fmt: skip
+    build = partial(load_backend, "native", model_dir, slots=8, max_len=512)  # see Engine
+    engine = Engine(build, tokenizer, eos={tokenizer.eos_token_id}, max_queue=len(ids))
     params = SamplingParams(max_tokens=max_tokens, temperature=0)
 
     async def one(prompt: list[int]) -> str:
