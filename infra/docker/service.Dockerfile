@@ -54,9 +54,9 @@ LABEL org.opencontainers.image.title="${PROJECT}"
 COPY --from=build /opt/venv /opt/venv
 COPY infra/docker/entrypoint.sh /usr/local/bin/service-entrypoint
 # Paths the settings do not default under /srv: the writable index and uploads in the /srv/data
-# volume, seeded from the pipeline's index mounted read-only at /srv/corpus-index. A service
-# ignores the variables its settings do not have. HF_HOME and XDG_CACHE_HOME: the root
-# filesystem is read-only, /tmp is not.
+# volume, seeded from the index mounted read-only at /srv/corpus-index (search: its champion's;
+# RAG: the pipeline's). A service ignores the variables its settings do not have. HF_HOME and
+# XDG_CACHE_HOME: the root filesystem is read-only, /tmp is not.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1 \

@@ -1,5 +1,5 @@
 """Register stage (rag_register): the configuration rag_evaluate evaluated, its serving card
-(models/rag_chatbot/serving.json), becomes a version of `rag-chatbot-config` in the MLflow registry
+(models/rag_chatbot/serving.json, as the pipeline wrote it), becomes a version of `rag-chatbot-config` in the MLflow registry
 with its lineage and goes through the promotion gate (`mlstack.registry`) on the evaluation's
 answer metric for that configuration (params.yaml `rag_chatbot.promotion`, a path into
 reports/rag_chatbot/evaluation.json's `configs[default]`, e.g. generation.answer_correctness).

@@ -9,13 +9,15 @@ from typing import Annotated
 import typer
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
-# What the service serves (and `ingest` adds to); dvc's ss_index rebuilds CORPUS_INDEX.
+# What the service serves (and `ingest` adds to), seeded from the champion's index with the
+# champion's encoder (ss_register installs both; the service's defaults).
 SERVICE_INDEX = "data/semantic_search/service-index"
-CORPUS_INDEX = Path("data/semantic_search/index")
+CORPUS_INDEX = Path("models/semantic_search/champion/index")
+CHAMPION_ENCODER = Path("models/semantic_search/champion/encoder")
 
 
 def _open_service_index(uri: str, dim: int):
-    """The store at `uri`, seeded from the pipeline's index first if it is a new local folder
+    """The store at `uri`, seeded from the champion's index first if it is a new local folder
     (as the service does on start), so documents ingested here sit beside the corpus."""
     from semantic_search.stores import open_store
     from semantic_search.stores.base import is_milvus_uri
@@ -167,9 +169,7 @@ def ingest(
     index_uri: Annotated[
         str, typer.Option("--index", help="LanceDB folder or Milvus URI")
     ] = SERVICE_INDEX,
-    encoder_dir: Annotated[Path, typer.Option("--encoder")] = Path(
-        "models/semantic_search/encoder"
-    ),
+    encoder_dir: Annotated[Path, typer.Option("--encoder")] = CHAMPION_ENCODER,
     batch_size: Annotated[int, typer.Option(min=1, max=10_000)] = 256,
 ) -> None:
     """Upsert documents; each batch is acknowledged once durable (an interruption keeps those)."""
@@ -196,9 +196,7 @@ def search(
     mode: Annotated[str, typer.Option(help="dense | bm25 | hybrid")] = "hybrid",
     topic: Annotated[list[str] | None, typer.Option(help="filter; repeat for several")] = None,
     index_uri: Annotated[str, typer.Option("--index")] = SERVICE_INDEX,
-    encoder_dir: Annotated[Path, typer.Option("--encoder")] = Path(
-        "models/semantic_search/encoder"
-    ),
+    encoder_dir: Annotated[Path, typer.Option("--encoder")] = CHAMPION_ENCODER,
 ) -> None:
     """One query from the shell, through the Python API."""
     from semantic_search import Encoder, Filters, Retriever
