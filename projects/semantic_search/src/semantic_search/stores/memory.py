@@ -91,22 +91,26 @@ class MemoryMirror:
         self._lock = threading.Lock()
 
     def bm25(self, snapshot: _Snapshot):
-        """The BM25 index of `snapshot`'s texts, built once per table version; None when no text
+        """The BM25 index of `snapshot`'s texts, built once per copy; None when no text
         has a single indexable word (bm25s cannot index an empty vocabulary)."""
         built = self._bm25
         if built is not None and built[0] is snapshot:
             return built[1]
         with self._lock:
-            if self._bm25 is None or self._bm25[0] is not snapshot:
-                import bm25s
+            if self._bm25 is not None and self._bm25[0] is snapshot:
+                return self._bm25[1]
+            import bm25s
 
-                tokens = bm25_tokens(bm25_documents(snapshot.columns, self.bm25_fields))
-                index = None
-                if tokens.vocab:
-                    index = bm25s.BM25()
-                    index.index(tokens, show_progress=False)
+            tokens = bm25_tokens(bm25_documents(snapshot.columns, self.bm25_fields))
+            index = None
+            if tokens.vocab:
+                index = bm25s.BM25()
+                index.index(tokens, show_progress=False)
+            # Kept for the current copy only: a request still on an older one gets an index of
+            # its own, and an older copy is not held in memory by its index.
+            if snapshot is self._snapshot:
                 self._bm25 = (snapshot, index)
-            return self._bm25[1]
+            return index
 
     def current(self) -> _Snapshot | None:
         """The copy at the table's latest version, or a newer one; None when the table is too big
@@ -118,7 +122,7 @@ class MemoryMirror:
             return snapshot
         with self._lock:  # one thread reloads; the others wait and take its copy
             if self._snapshot is None or self._snapshot.version < version:
-                self._snapshot = self._load()
+                self._snapshot, self._bm25 = self._load(), None
             return self._snapshot
 
     def _load(self, attempts: int = 5) -> _Snapshot | None:
