@@ -61,9 +61,9 @@ def test_interrupted_ingestion_keeps_acknowledged_documents(tmp_path, encoder_di
     index = tmp_path / "index"
     cmd = [sys.executable, "-m", "semantic_search.cli", "ingest", str(source), "--index", str(index),
            "--encoder", str(encoder_dir), "--batch-size", "100"]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
-    )
+    # in tmp_path: no champion index there to seed the new index from (the CLI's default)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
     acked = 0
     for line in proc.stdout:
         if line.startswith("acknowledged"):

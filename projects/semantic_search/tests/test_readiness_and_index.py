@@ -85,3 +85,33 @@ def test_workers_seeding_at_once_make_one_whole_copy(corpus_index, tmp_path):
     assert said == ["False", "False", "False", "True"]
     assert open_store(str(target), 32).count() == open_store(str(corpus_index), 32).count()
     assert [p.name for p in tmp_path.iterdir()] == ["index"]  # no half copies left behind
+
+
+def test_an_index_of_another_encoders_vectors_refuses_to_start(encoder_dir, corpus_index, tmp_path):
+    # A new champion with other weights against the service index the old one seeded: queries
+    # would be compared with vectors of another model. The service stamps its index with the
+    # encoder and refuses, naming the fix; the uploads in it stay where they are.
+    import json
+    import shutil
+
+    settings = Settings(encoder_dir=encoder_dir, index_uri=str(tmp_path / "index"),
+                        corpus_index=corpus_index)  # fmt: skip
+    with live_server(build_app(settings)) as base:
+        assert httpx.get(base + "/v1/stats").status_code == 200
+    stamp = json.loads((tmp_path / "index" / "encoder-stamp.json").read_text())
+    assert stamp["variant"] == "int8" and len(stamp["sha256"]) == 64
+    # the fp32 variant of the same model: the same vectors, allowed (and re-stamped)
+    with live_server(build_app(settings.model_copy(update={"encoder_variant": "fp32"}))) as base:
+        assert httpx.get(base + "/v1/stats").status_code == 200
+    other = tmp_path / "other-encoder"  # the same model with one weight changed
+    shutil.copytree(encoder_dir, other)
+    model = other / "model.onnx"
+    model.write_bytes(model.read_bytes()[:-1] + bytes([model.read_bytes()[-1] ^ 1]))
+    moved = settings.model_copy(update={"encoder_dir": other, "encoder_variant": "fp32"})
+    with live_server(build_app(moved), wait_ready=False) as base:
+        deadline = time.monotonic() + 30
+        while "failed" not in httpx.get(base + "/readyz").text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        message = httpx.get(base + "/v1/stats").json()["error"]["message"]
+    assert "not of the encoder loaded now" in message and "re-seed" in message
+    assert json.loads((tmp_path / "index" / "encoder-stamp.json").read_text())["variant"] == "fp32"

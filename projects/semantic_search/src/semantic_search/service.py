@@ -22,7 +22,7 @@ from semantic_search.routes import install_validation_handler, router
 from semantic_search.schemas import MAX_DOCUMENTS, MAX_INPUTS
 from semantic_search.stores import open_store
 from semantic_search.stores.base import is_milvus_uri
-from semantic_search.stores.seed import seed_index
+from semantic_search.stores.seed import seed_index, stamp_encoder
 
 STATIC = Path(__file__).parent / "static"
 
@@ -136,14 +136,19 @@ def load(app: FastAPI, settings: Settings) -> list[EncoderModel]:
         from semantic_search.rerank import CrossEncoderReranker
 
         reranker = CrossEncoderReranker(settings.reranker_dir, threads=settings.onnx_threads)
+    model = EncoderModel(encoder, serving)
     if not is_milvus_uri(settings.index_uri):
         seed_index(Path(settings.index_uri), settings.corpus_index)
-    store = open_store(settings.index_uri, encoder.dim)
+        store = open_store(settings.index_uri, encoder.dim)  # creates the folder if it is new
+        stamp_encoder(Path(settings.index_uri), {"name": encoder.name, "variant": encoder.variant,
+                                                 "sha256": model.card.sha256})  # fmt: skip
+    else:
+        store = open_store(settings.index_uri, encoder.dim)
     app.state.resources["retriever"] = Retriever(
         encoder, store, reranker=reranker, rrf_k=settings.rrf_k, dense_weight=settings.dense_weight,
         bm25_weight=settings.bm25_weight, candidates=settings.candidates,
     )  # fmt: skip
-    return [EncoderModel(encoder, serving)]
+    return [model]
 
 
 def app_factory() -> FastAPI:

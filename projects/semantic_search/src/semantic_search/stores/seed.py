@@ -1,7 +1,12 @@
 """A service's own index, seeded from the pipeline's: `dvc repro` rebuilds the pipeline's index
 (and evaluates on it), so a service that wrote uploads into it would lose them on every rebuild
-and mix them into the benchmark. The service writes to a copy instead, made on first start."""
+and mix them into the benchmark. The service writes to a copy instead, made on first start.
 
+The copy is stamped with the encoder whose vectors it holds (`stamp_encoder`): a service started
+later with another encoder (a new champion) would compare its query vectors with the old
+encoder's and rank nonsense, so it refuses to start and says how to re-index."""
+
+import json
 import logging
 import os
 import shutil
@@ -30,3 +35,31 @@ def seed_index(index_dir: Path, corpus_index: Path | None) -> bool:
         return False
     log.info("seeded %s from %s", index_dir, corpus_index)
     return True
+
+
+STAMP = "encoder-stamp.json"
+
+
+class EncoderMismatchError(RuntimeError):
+    pass
+
+
+def stamp_encoder(index_dir: Path, encoder: dict[str, str]) -> None:
+    """Records `encoder` (name, variant, sha256 of its model file) in a local index the first
+    time a service opens it; afterwards refuses an encoder with other weights. The int8 and fp32
+    variants of one model differ in their files but not their vectors (cosine 0.9999): a change
+    of variant alone is allowed and re-stamped."""
+    path = Path(index_dir) / STAMP
+    held = json.loads(path.read_text()) if path.exists() else None
+    same_weights = held and held["variant"] == encoder["variant"]
+    if held and same_weights and held["sha256"] != encoder["sha256"]:
+        raise EncoderMismatchError(
+            f"{index_dir} holds vectors of {held['name']} ({held['variant']}, sha256 "
+            f"{held['sha256'][:12]}), not of the encoder loaded now ({encoder['sha256'][:12]}; a "
+            "new champion?): stop the service, move that index away and start again to re-seed "
+            "it from the champion's, then ingest uploads again; or serve the old encoder"
+        )
+    if held != encoder:
+        tmp = path.with_name(f".{STAMP}.{os.getpid()}")
+        tmp.write_text(json.dumps(encoder))
+        tmp.replace(path)
