@@ -35,7 +35,12 @@ class Settings(ServeSettings):
     port: int = 8002
     # The champion, as ss_register installed it: a version the gate refused is never served.
     encoder_dir: Path = Path("models/semantic_search/champion/encoder")
-    encoder_variant: str = Field("int8", pattern="^(fp32|int8)$")
+    encoder_variant: str = Field(
+        "int8",
+        pattern="^(fp32|int8)$",
+        description="fp32 reads model.onnx, which the champion folder does not hold (it is "
+        "registered and served INT8): set encoder_dir to models/semantic_search/encoder.",
+    )
     index_uri: str = Field(
         "data/semantic_search/service-index",
         description="LanceDB folder or Milvus URI the service reads and writes. Not the "
