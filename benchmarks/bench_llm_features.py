@@ -22,6 +22,7 @@ import json
 import os
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -36,6 +37,7 @@ from llm_features_setup import (
     long_prompt,
     native_engine,
     ov_engine,
+    turn,
 )
 
 from llm_chat.sampling import SamplingParams
@@ -67,17 +69,18 @@ def bench_prefix(s: Setup, reps: int, answer_tokens: int) -> dict:
     engines = {}
     for on in (True, False):
         engines["openvino-int8", on] = ov_engine(s, slots=1, eos=s.eos, prefix_caching=on)
-        engines["native", on] = native_engine(s, slots=1, eos=s.eos, prefix_caching=on)
+        engines["native", on] = partial(native_engine, s, slots=1, eos=s.eos, prefix_caching=on)
     rows: dict[tuple, list[dict]] = {key: [] for key in engines}
     try:
         for rep in range(reps + 1):  # repetition 0 warms each engine up
-            for (name, on), engine in engines.items():
-                record, first = engine.observer, template(conversation(rep))
-                params = SamplingParams(max_tokens=answer_tokens, temperature=0)
-                text = asyncio.run(answer(engine, first, params))
-                ttft_first = record.first[-1][1]
-                second = template(conversation(rep, text))
-                asyncio.run(answer(engine, second, SamplingParams(max_tokens=1, temperature=0)))
+            for (name, on), made in engines.items():
+                with turn(made) as engine:
+                    record, first = engine.observer, template(conversation(rep))
+                    params = SamplingParams(max_tokens=answer_tokens, temperature=0)
+                    text = asyncio.run(answer(engine, first, params))
+                    ttft_first = record.first[-1][1]
+                    second = template(conversation(rep, text))
+                    asyncio.run(answer(engine, second, SamplingParams(max_tokens=1, temperature=0)))
                 # Native reports its cached tokens; OpenVINO 2026.4 does not: there, the whole
                 # cache blocks the second prompt shares with the first turn's tokens.
                 seen = first + s.tokenizer.encode(text, add_special_tokens=False)
@@ -94,7 +97,8 @@ def bench_prefix(s: Setup, reps: int, answer_tokens: int) -> dict:
                       f"ms ({len(second)} tokens, {row['cached_tokens']} cached)", flush=True)  # fmt: skip
     finally:
         for engine in engines.values():
-            engine.stop()
+            if not callable(engine):
+                engine.stop()
     result: dict = {"repetitions": reps, "answer_tokens": answer_tokens, "cached_tokens":
                     "native: as its engine reports them; openvino-int8: not reported by OpenVINO "
                     f"GenAI 2026.4, the whole {BLOCK_TOKENS}-token cache blocks the second prompt "
@@ -140,15 +144,16 @@ def bench_chunked(s: Setup, episodes: int, long_tokens: int, warm: int) -> dict:
     # End-of-sequence ignored: the 4 streams run until cancelled.
     engines = {"openvino_chunked": ov_engine(s, slots=5, eos=set()),
                "openvino_unchunked": ov_engine(s, slots=5, eos=set(), split_fuse=False),
-               "native_chunked": native_engine(s, slots=5, eos=set(), chunk_tokens=256),
-               "native_unchunked": native_engine(s, slots=5, eos=set(), chunk_tokens=0)}  # fmt: skip
+               "native_chunked": partial(native_engine, s, slots=5, eos=set(), chunk_tokens=256),
+               "native_unchunked": partial(native_engine, s, slots=5, eos=set(), chunk_tokens=0)}  # fmt: skip
     prompts = [chat_ids(s.tokenizer, p) for p in PROMPTS]
     runs: dict[str, list[dict]] = {label: [] for label in engines}
     try:
         for episode in range(episodes + 1):  # episode 0 warms each engine up
-            for label, engine in engines.items():
+            for label, made in engines.items():
                 ids = long_prompt(s.tokenizer, f"{label}-{episode}", long_tokens)
-                r = asyncio.run(arrival(engine, prompts, ids, warm))
+                with turn(made) as engine:
+                    r = asyncio.run(arrival(engine, prompts, ids, warm))
                 if episode:
                     runs[label].append(r | {"prompt_tokens": len(ids)})
                 print(f"chunked episode {episode} {label}: {len(r['window'])} gaps, max "
@@ -156,7 +161,8 @@ def bench_chunked(s: Setup, episodes: int, long_tokens: int, warm: int) -> dict:
                       flush=True)  # fmt: skip
     finally:
         for engine in engines.values():
-            engine.stop()
+            if not callable(engine):
+                engine.stop()
     result: dict = {"streams": len(prompts), "episodes": episodes, "warm_tokens": warm,
                     "prompt_tokens": runs["native_chunked"][0]["prompt_tokens"],
                     "openvino_unchunked": {"scheduler": "dynamic_split_fuse off, "

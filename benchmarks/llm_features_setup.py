@@ -2,6 +2,7 @@
 times), a support chat of several turns (for the prefix cache), a long summarising request (for
 chunked prefill) and a bounded JSON schema (for structured output)."""
 
+import contextlib
 import dataclasses
 import time
 
@@ -53,6 +54,22 @@ def ov_engine(s: Setup, *, slots: int, eos: set[int], max_len: int = CONTEXT,
                                        "max_num_batched_tokens": model.max_len}  # fmt: skip
         model = dataclasses.replace(model, scheduler=scheduler)
     return OVEngine(model, s.tokenizer, eos=eos, max_queue=slots, observer=Recorder())
+
+
+@contextlib.contextmanager
+def turn(engine):
+    """`engine`, or for a function that makes one, a new engine stopped after the turn. Native
+    engines are made per turn: two alive at once each own an OpenMP pool, and libgomp then stops
+    spin-waiting, which slows both (see llm_chat.engine.Engine). OpenVINO's run in worker
+    processes and stay up."""
+    if not callable(engine):
+        yield engine
+        return
+    made = engine()
+    try:
+        yield made
+    finally:
+        made.stop()
 
 
 def native_engine(s: Setup, *, slots: int, eos: set[int], max_len: int = CONTEXT,
