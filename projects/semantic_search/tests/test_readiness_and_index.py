@@ -115,3 +115,17 @@ def test_an_index_of_another_encoders_vectors_refuses_to_start(encoder_dir, corp
         message = httpx.get(base + "/v1/stats").json()["error"]["message"]
     assert "not of the encoder loaded now" in message and "re-seed" in message
     assert json.loads((tmp_path / "index" / "encoder-stamp.json").read_text())["variant"] == "fp32"
+
+
+def test_an_empty_corpus_index_folder_is_an_error_not_an_empty_index(tmp_path):
+    # Docker creates an empty folder for a bind mount whose source is missing (no champion yet):
+    # seeding from it would give a service an empty index for good, never seeded again.
+    from semantic_search.stores.seed import seed_index
+
+    (tmp_path / "corpus").mkdir()
+    with pytest.raises(FileNotFoundError, match="is empty"):
+        seed_index(tmp_path / "index", tmp_path / "corpus")
+    assert not (tmp_path / "index").exists()
+    assert (
+        seed_index(tmp_path / "index", tmp_path / "absent") is False
+    )  # none configured: start empty

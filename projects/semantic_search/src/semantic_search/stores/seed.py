@@ -24,6 +24,11 @@ def seed_index(index_dir: Path, corpus_index: Path | None) -> bool:
     index_dir, corpus_index = Path(index_dir), corpus_index and Path(corpus_index)
     if index_dir.exists() or corpus_index is None or not corpus_index.exists():
         return False
+    if not any(corpus_index.iterdir()):  # e.g. the folder Docker makes for a missing bind mount
+        raise FileNotFoundError(
+            f"{corpus_index} is empty: no index to seed {index_dir} from "
+            "(run `dvc repro ss_register`, or set corpus_index to none)"
+        )
     index_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = index_dir.with_name(f".{index_dir.name}.seeding-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)  # left by a killed start with this pid
