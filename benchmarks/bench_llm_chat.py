@@ -97,8 +97,9 @@ def make_engine(kind: str, tokenizer, slots: int, threads: int, eos: set[int]):
         model = load_pipeline(MODELS / kind, slots=slots, max_len=512, threads=threads)
         return OVEngine(model, tokenizer, eos=eos, max_queue=slots)
     # Loaded on the engine's thread: see Engine (and `on_own_thread` for the HF baseline).
-    build = partial(load_backend, kind, MODEL, slots=slots, max_len=512, onnx_dir=ONNX,
-                    threads=threads)  # fmt: skip
+    build = partial(
+        load_backend, kind, MODEL, slots=slots, max_len=512, onnx_dir=ONNX, threads=threads
+    )
     return Engine(build, tokenizer, eos=eos, max_queue=slots)
 
 

@@ -61,39 +61,35 @@ class Engine:
         work an OpenMP pool of its own, and with two pools on 2 cores their workers stop
         spin-waiting (its throttled spin count): every layer then waits on a futex wake-up.
         Native decoded 17 tokens/s loaded on another thread, 27 loaded on the engine's."""
+        self.tokenizer, self.eos, self.max_queue = tokenizer, eos, max_queue
+        self.observer = observer or Observer()
+        self._waiting: collections.deque[Request] = collections.deque()
+        self._prefilling = 0  # requests taken from the queue whose slot is not yet set
+        self._wake = threading.Condition()
+        self._ids = itertools.count(1)
+        self._stop = False
+        # Deltas for asyncio consumers go out once per step, one wake-up per event loop: a
+        # wake-up per token per request made the event loop fight the decode for the 2 cores.
+        self._outbox: list[tuple[Request, Delta]] = []
         built: Future = Future()
         self._go = threading.Event()  # the loop starts once this constructor is done
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, args=(backend, built),
-                                        name="llm-engine", daemon=True)  # fmt: skip
+        self._thread = threading.Thread(
+            target=self._run, args=(backend, built), name="llm-engine", daemon=True
+        )
         self._thread.start()
-        backend = built.result()  # a failed build raises here, in the caller
+        self.backend = backend = built.result()  # a failed build raises here, in the caller
         try:
-            self._setup(backend, tokenizer, eos, max_queue, observer, chunk_tokens)
+            self._slots: list[_Running | None] = [None] * backend.slots
+            # Prefix caching where the backend can prefill from an offset (native's slot cache).
+            self.prefixes = (SlotPrefixes(backend.slots, backend.max_len)
+                             if getattr(backend, "reuses_prefix", False) else None)  # fmt: skip
+            # Chunks need the same offset prefill; 0: a prompt is prefilled in one pass.
+            self.chunk_tokens = chunk_tokens if self.prefixes else 0
         except BaseException:
             self._stop = True  # the thread ends rather than wait for a loop that never comes
             raise
         finally:
             self._go.set()
-
-    def _setup(self, backend: Backend, tokenizer, eos: set[int], max_queue: int,
-               observer: Observer | None, chunk_tokens: int) -> None:  # fmt: skip
-        self.backend, self.tokenizer, self.eos = backend, tokenizer, eos
-        self.max_queue = max_queue
-        self.observer = observer or Observer()
-        self._waiting: collections.deque[Request] = collections.deque()
-        self._slots: list[_Running | None] = [None] * backend.slots
-        # Prefix caching where the backend can prefill from an offset (native's slot cache).
-        self.prefixes = (SlotPrefixes(backend.slots, backend.max_len)
-                         if getattr(backend, "reuses_prefix", False) else None)  # fmt: skip
-        # Chunks need the same offset prefill; 0: a prompt is prefilled in one pass.
-        self.chunk_tokens = chunk_tokens if self.prefixes else 0
-        self._prefilling = 0  # requests taken from the queue whose slot is not yet set
-        self._wake = threading.Condition()
-        self._ids = itertools.count(1)
-        # Deltas for asyncio consumers go out once per step, one wake-up per event loop: a
-        # wake-up per token per request made the event loop fight the decode for the 2 cores.
-        self._outbox: list[tuple[Request, Delta]] = []
 
     # --- called from the event loop -------------------------------------------------------
     def submit(self, prompt: list[int], params: SamplingParams,

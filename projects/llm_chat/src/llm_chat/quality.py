@@ -153,13 +153,18 @@ def evaluate(model_dir: Path, variants: dict[str, Path], p: dict[str, Any],
     slots = len(prompts)
     native = {"slots": slots, "max_len": 512, "threads": p["threads"]}
     # the backends load on their engine's thread (see Engine)
-    row("native", engine=Engine(partial(load_backend, "native", model_dir, **native), tokenizer,
-                                eos=eos))  # fmt: skip
+    row(
+        "native",
+        engine=Engine(partial(load_backend, "native", model_dir, **native), tokenizer, eos=eos),
+    )
     quantized = torch.ao.quantization.quantize_dynamic(  # native-int8's scheme, on HF's layers
         hf, {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}, dtype=torch.qint8
     )
-    row("native-int8", hf_logits(quantized),
-        Engine(partial(load_backend, "native-int8", model_dir, **native), tokenizer, eos=eos))  # fmt: skip
+    row(
+        "native-int8",
+        hf_logits(quantized),
+        Engine(partial(load_backend, "native-int8", model_dir, **native), tokenizer, eos=eos),
+    )
     for name, folder in variants.items():
         for precision in p.get("precisions", [None, "f32"]):
             label = name + (f" ({precision} compute)" if precision else "")

@@ -102,9 +102,15 @@ class ChatModel:
             eos |= set(configured if isinstance(configured, list) else [configured])
         except OSError:
             pass
-        loading = {"slots": settings.slots, "max_len": settings.context_tokens,
-                   "threads": settings.threads, "gguf": settings.gguf, "onnx_dir": settings.onnx_dir,
-                   "ov_dir": settings.ov_dir, "ov_precision": settings.ov_precision}  # fmt: skip
+        loading = {
+            "slots": settings.slots,
+            "max_len": settings.context_tokens,
+            "threads": settings.threads,
+            "gguf": settings.gguf,
+            "onnx_dir": settings.onnx_dir,
+            "ov_dir": settings.ov_dir,
+            "ov_precision": settings.ov_precision,
+        }
         self.engine = engine_for(settings.backend, settings.model_dir, self.tokenizer,
                                  backend_options=loading, eos=eos - {None},
                                  max_queue=settings.max_queue,

@@ -89,14 +89,20 @@ def held_out(kind: str, data: Path, reports: Path, natural: Path) -> HeldOut:
 
         questions = load_questions(natural)
         scored = json.loads((reports / "natural.json").read_text())["modes"]["hybrid"]["tune"]
-        return HeldOut(tree_hash([natural, data / "corpus.jsonl"]), scored,
-                       lambda e, i, r: natural_tune_score(e, i, r, questions))  # fmt: skip
+        return HeldOut(
+            tree_hash([natural, data / "corpus.jsonl"]),
+            scored,
+            lambda e, i, r: natural_tune_score(e, i, r, questions),
+        )
     if kind != "known_items":
         raise ValueError(f"semantic_search.promotion.heldout: {kind!r} (known_items, natural_tune)")
     queries = [json.loads(line) for line in (data / "queries.jsonl").read_text().splitlines()]
     scored = json.loads((reports / "retrieval.json").read_text())["systems"][SYSTEM]
-    return HeldOut(tree_hash([data / "queries.jsonl", data / "corpus.jsonl"]), scored,
-                   lambda e, i, r: score(e, i, r, queries))  # fmt: skip
+    return HeldOut(
+        tree_hash([data / "queries.jsonl", data / "corpus.jsonl"]),
+        scored,
+        lambda e, i, r: score(e, i, r, queries),
+    )
 
 
 def _champion_scorer(heldout: HeldOut, metric: str):
