@@ -259,3 +259,31 @@ def test_the_card_carries_fusion_and_bm25_fields_into_the_service(encoder_dir, t
     assert rag.retriever.weights == {"dense": 4.0, "bm25": 1.0}
     assert (rag.retriever.rrf_k, rag.retriever.candidates) == (10, 30)
     assert rag.retriever.store._mirror.bm25_fields == {"title": 2}
+
+
+def test_hyde_searches_the_question_with_the_generators_answer(encoder_dir, tmp_path, reset_llm):
+    # A question that shares no word with its article: the generator's answer names it.
+    from rag_chatbot.expansion import PROMPT, hyde_queries
+
+    question = "What runs past Cairo?"
+    reset_llm.reply = "The Nile flows past Cairo, north through Egypt."
+    queries = hyde_queries(reset_llm.url, {"concurrency": 2}, [question])
+    assert queries == {question: f"{question} {reset_llm.reply}"}
+    sent = reset_llm.requests[-1]
+    assert sent["messages"] == [{"role": "user", "content": PROMPT.format(question=question)}]
+    assert sent["temperature"] == 0 and sent["max_tokens"] == 40
+
+    encoder = Encoder(encoder_dir)
+    store = open_store(str(tmp_path / "index"), encoder.dim)
+    library = Library(store, encoder, tmp_path / "m.json", chunk_tokens=64, overlap_tokens=8)
+    articles = {
+        "Nile": "A major river that flows north through Egypt into the Mediterranean Sea.",
+        "Tokyo": "The capital and largest city of Japan, on Honshu.",
+    }
+    library.add_many((f"wiki/{t}", t, [Section(x)], "") for t, x in articles.items())
+    config = RagConfig(k=1, mode="bm25", diversify=None, rewrite=False)
+    rag = Rag(Retriever(encoder, store), None, load_tokenizer(str(encoder_dir)), config)
+    row = q("cairo", "Nile") | {"question": question}
+    plain = run(rag_search(rag, config), [row], warm_up=0)
+    expanded = run(rag_search(rag, config, queries), [row], warm_up=0)
+    assert plain[0].ranked == [] and expanded[0].ranked == ["Nile"]

@@ -34,15 +34,18 @@ def service_retrieval(p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def rag_search(rag: Rag, config: RagConfig):
-    """question -> Outcome through `Rag.retrieve`, floor and budget off (all k sources)."""
+def rag_search(rag: Rag, config: RagConfig, queries: dict[str, str] | None = None):
+    """question -> Outcome through `Rag.retrieve`, floor and budget off (all k sources).
+    `queries`: what to search for each question instead (an expansion made beforehand: the
+    latency is retrieval's alone)."""
     import time
 
     raw = replace(config, min_relevance=-1.0, context_tokens=10**9)
 
     def search(question: str) -> Outcome:
+        query = queries.get(question, question) if queries else question
         t0 = time.perf_counter()
-        retrieval = rag.retrieve(question, raw)
+        retrieval = rag.retrieve(query, raw)
         ms = (time.perf_counter() - t0) * 1000
         return Outcome([s.title for s in retrieval.sources], retrieval.top_relevance, ms)
 
@@ -83,10 +86,15 @@ def setup_rag(setup: dict[str, Any], libraries: Libraries, tokenizer) -> tuple[R
 
 
 def evaluate_setup(
-    setup: dict[str, Any], libraries: Libraries, tokenizer, questions: list[dict], max_idk: float
+    setup: dict[str, Any],
+    libraries: Libraries,
+    tokenizer,
+    questions: list[dict],
+    max_idk: float,
+    queries: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     rag, config = setup_rag(setup, libraries, tokenizer)
-    search = rag_search(rag, config)
+    search = rag_search(rag, config, queries)
     tune, test = split(questions, "tune"), split(questions, "test")
     tune_out, test_out = run(search, tune), run(search, test)
     floor = choose_floor(tune, tune_out, max_idk=max_idk)
@@ -128,9 +136,14 @@ def natural_stage(p: dict[str, Any]) -> dict[str, Any]:
         "service": evaluate_setup(served, libraries, tokenizer, questions, n["max_idk"]),
         "variants": {},
     }
+    expansions = hyde_expansions(n, questions)
     for name, change in (n.get("variants") or {}).items():
         setup = {**served, **change}
-        result = evaluate_setup(setup, libraries, tokenizer, questions, n["max_idk"])
+        queries = expansions if change.get("expand") == "hyde" else None
+        if change.get("expand") and queries is None:
+            report["variants"][name] = {"change": change, "skipped": "no generator (generate)"}
+            continue
+        result = evaluate_setup(setup, libraries, tokenizer, questions, n["max_idk"], queries)
         report["variants"][name] = {
             "change": change,
             "tune": result["tune"],
@@ -144,6 +157,20 @@ def natural_stage(p: dict[str, Any]) -> dict[str, Any]:
         floor = report["min_relevance"]["value"]
         report["answers"] = answer_splits(p, served, floor, libraries, tokenizer, questions, g)
     return write_report(REPORT, report)
+
+
+def hyde_expansions(n: dict[str, Any], questions: list[dict]) -> dict[str, str] | None:
+    """The HyDE query of every question (expansion.py), made once through the `generate`
+    endpoint for the variants that ask for it (`expand: hyde`); None when none does or there
+    is no generator."""
+    wanted = any(c.get("expand") == "hyde" for c in (n.get("variants") or {}).values())
+    if not (wanted and (g := n.get("generate"))):
+        return None
+    from rag_chatbot.evaluate import generator_endpoint
+    from rag_chatbot.expansion import hyde_queries
+
+    with generator_endpoint(g) as url:
+        return hyde_queries(url, g, [q["question"] for q in questions])
 
 
 def answer_splits(p, served, floor: float, libraries, tokenizer, questions, g) -> dict[str, Any]:
