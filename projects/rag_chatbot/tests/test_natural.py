@@ -287,3 +287,11 @@ def test_hyde_searches_the_question_with_the_generators_answer(encoder_dir, tmp_
     plain = run(rag_search(rag, config), [row], warm_up=0)
     expanded = run(rag_search(rag, config, queries), [row], warm_up=0)
     assert plain[0].ranked == [] and expanded[0].ranked == ["Nile"]
+    # the expansion retrieves; the question's own relevance is what the floor sees
+    gated = rag.retrieve(queries[question], config, question=question)
+    ungated = rag.retrieve(queries[question], config)
+    assert [s.title for s in gated.sources] == [s.title for s in ungated.sources] == ["Nile"]
+    vector, _, _ = rag.retriever.embed_query(question)
+    hit = rag.retriever.search(queries[question], k=1, mode="bm25", with_vectors=True).hits[0]
+    assert gated.top_relevance == pytest.approx(float(hit.vector @ vector), abs=1e-6)
+    assert gated.top_relevance != pytest.approx(ungated.top_relevance, abs=1e-6)

@@ -106,14 +106,26 @@ class Rag:
 
     # -- retrieval --------------------------------------------------------------------------------
 
-    def retrieve(self, query: str, config: RagConfig, filters: Filters | None = None) -> Retrieval:
+    def retrieve(
+        self,
+        query: str,
+        config: RagConfig,
+        filters: Filters | None = None,
+        *,
+        question: str | None = None,
+    ) -> Retrieval:
+        """`question`: the user's own words where `query` expands them (HyDE, expansion.py):
+        the expansion retrieves, the question's relevance decides what clears the floor, so a
+        generated answer does not make an unanswerable question look answerable."""
         t0 = time.perf_counter()
         # The retriever encodes the query itself (in hybrid mode, while BM25 runs) and hands the
         # vector back; only BM25 without MMR leaves it to be encoded here, for the relevance floor.
         result = self.retriever.search(query, k=config.k, mode=config.mode, filters=filters,
                                        diversify=config.diversify, with_vectors=True)  # fmt: skip
         vector = result.query_vector
-        if vector is None:
+        if question is not None and question != query:
+            vector, _, _ = self.retriever.embed_query(question)
+        elif vector is None:
             vector, _, _ = self.retriever.embed_query(query)
         scored = [(float(h.vector @ vector), h) for h in result.hits]  # in retrieval order
         top = max((score for score, _ in scored), default=None)

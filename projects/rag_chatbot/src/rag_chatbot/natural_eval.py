@@ -45,7 +45,7 @@ def rag_search(rag: Rag, config: RagConfig, queries: dict[str, str] | None = Non
     def search(question: str) -> Outcome:
         query = queries.get(question, question) if queries else question
         t0 = time.perf_counter()
-        retrieval = rag.retrieve(query, raw)
+        retrieval = rag.retrieve(query, raw, question=question)
         ms = (time.perf_counter() - t0) * 1000
         return Outcome([s.title for s in retrieval.sources], retrieval.top_relevance, ms)
 
