@@ -67,6 +67,7 @@ def fake_llm():
 @pytest.fixture
 def reset_llm(fake_llm):
     fake_llm.reply, fake_llm.status, fake_llm.fail_midway = None, 200, False
+    fake_llm.hyde_reply = ""
     fake_llm.delay_s = 0.0
     fake_llm.requests.clear()
     return fake_llm

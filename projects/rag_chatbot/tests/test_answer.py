@@ -161,3 +161,30 @@ def test_a_marker_after_the_full_stop_is_kept_once():
                                       attribute=True, threshold=0.1)  # fmt: skip
     assert answer == "Descale the kettle every month. [1]"
     assert [c.n for c in citations] == [1] and dropped == 0
+
+
+def test_hyde_searches_with_the_generators_answer_and_gates_on_the_question(rag, reset_llm):
+    # no word of it is in either document: the question alone finds nothing; the generator's
+    # one-line answer names what it describes. The question's own relevance meets the floor.
+    question = "What do felines do?"
+    hyde = replace(CONFIG, expand="hyde")
+    assert rag.retrieve(question, CONFIG).sources == []
+    reset_llm.hyde_reply = "Cats sleep for twelve to sixteen hours a day."
+    events = asyncio.run(_events(rag, question, hyde))
+    expansion = reset_llm.requests[0]["messages"]
+    assert expansion == [{"role": "user", "content": f"{question} Answer in one sentence."}]
+    retrieval, answer = events[0], events[-1]
+    assert retrieval["query"] == question  # what the user asked is what is answered
+    assert [s["doc_id"] for s in retrieval["sources"]][:1] == ["cats.txt"]
+    assert "expand" in answer["timings_ms"] and not answer["no_answer"]
+    gated = rag.retrieve(f"{question} {reset_llm.hyde_reply}", hyde, question=question)
+    assert retrieval["top_relevance"] == pytest.approx(gated.top_relevance)
+
+    reset_llm.requests.clear()
+    reset_llm.status = 503  # a generator that fails the expansion: the question is searched alone
+    events = asyncio.run(_events(rag, question, hyde))
+    assert events[0]["sources"] == [] and events[-1]["no_answer"]
+
+
+async def _events(rag: Rag, question: str, config: RagConfig) -> list[dict]:
+    return [e async for e in rag.stream([{"role": "user", "content": question}], config)]

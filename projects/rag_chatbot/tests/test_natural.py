@@ -266,9 +266,9 @@ def test_hyde_searches_the_question_with_the_generators_answer(encoder_dir, tmp_
     from rag_chatbot.expansion import PROMPT, hyde_queries
 
     question = "What runs past Cairo?"
-    reset_llm.reply = "The Nile flows past Cairo, north through Egypt."
+    reset_llm.hyde_reply = "The Nile flows past Cairo, north through Egypt."
     queries = hyde_queries(reset_llm.url, {"concurrency": 2}, [question])
-    assert queries == {question: f"{question} {reset_llm.reply}"}
+    assert queries == {question: f"{question} {reset_llm.hyde_reply}"}
     sent = reset_llm.requests[-1]
     assert sent["messages"] == [{"role": "user", "content": PROMPT.format(question=question)}]
     assert sent["temperature"] == 0 and sent["max_tokens"] == 40

@@ -15,6 +15,7 @@ from typing import Any
 from tokenizers import Tokenizer
 
 from rag_chatbot import prompts
+from rag_chatbot.expansion import hyde_query
 from rag_chatbot.generator import Generator
 from rag_chatbot.support import best_support, support
 from semantic_search.documents import Filters, Hit
@@ -31,6 +32,7 @@ class RagConfig:
     answer_tokens: int = 256
     temperature: float = 0.0
     rewrite: bool = True  # follow-ups rewritten into standalone queries with the history
+    expand: str | None = None  # "hyde": searched with the generator's answer too (expansion.py)
     attribute: bool = True  # cite unsupported-by-marker sentences by their best source
     support_threshold: float = 0.5
 
@@ -183,7 +185,12 @@ class Rag:
             if len(messages) > 1 and config.rewrite
             else {}
         )
-        retrieval = await offload(self.retrieve, query, config, filters)
+        search = query
+        if config.expand == "hyde":  # the question's own relevance still meets the floor
+            t1 = time.perf_counter()
+            search = await hyde_query(self.generator, query)
+            timings["expand"] = (time.perf_counter() - t1) * 1000
+        retrieval = await offload(self.retrieve, search, config, filters, question=query)
         timings |= retrieval.timings_ms
         yield {"type": "retrieval", "query": query, "sources": [asdict(s) for s in retrieval.sources],
                "top_relevance": retrieval.top_relevance}  # fmt: skip

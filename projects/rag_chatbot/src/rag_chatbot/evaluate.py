@@ -36,7 +36,7 @@ def configs(p: dict[str, Any], min_relevance: float) -> dict[str, tuple[int, Rag
     base = RagConfig(k=r["k"], mode=r["mode"], diversify=r["diversify"], min_relevance=min_relevance,
                      context_tokens=r["context_tokens"], answer_tokens=g["answer_tokens"],
                      temperature=g["temperature"], support_threshold=p["evaluate"]["support_threshold"],
-                     rewrite=False, attribute=False)  # fmt: skip
+                     rewrite=False, attribute=False, expand=r.get("expand"))  # fmt: skip
     out = {}
     for size in p["chunking"]["sizes"]:
         for mode in ("dense", "hybrid"):

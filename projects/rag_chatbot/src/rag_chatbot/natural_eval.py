@@ -30,6 +30,7 @@ def service_retrieval(p: dict[str, Any]) -> dict[str, Any]:
         "mode": r["mode"],
         "diversify": r["diversify"],
         "bm25_fields": dict(r.get("bm25_fields") or {}),
+        "expand": r.get("expand"),
         **{key: r[key] for key in RETRIEVER_KEYS if key in r},
     }
 
@@ -81,7 +82,8 @@ def setup_rag(setup: dict[str, Any], libraries: Libraries, tokenizer) -> tuple[R
     retriever = Retriever(
         library.encoder, library.store, **{k: setup[k] for k in RETRIEVER_KEYS if k in setup}
     )
-    config = RagConfig(**{k: setup[k] for k in CONFIG_KEYS}, rewrite=False)
+    keys = {k: setup[k] for k in CONFIG_KEYS}
+    config = RagConfig(**keys, rewrite=False, expand=setup.get("expand"))
     return Rag(retriever, None, tokenizer, config), config
 
 
@@ -133,14 +135,21 @@ def natural_stage(p: dict[str, Any]) -> dict[str, Any]:
             }
             for s in ("tune", "test")
         },
-        "service": evaluate_setup(served, libraries, tokenizer, questions, n["max_idk"]),
         "variants": {},
     }
-    expansions = hyde_expansions(n, questions)
+    expansions = hyde_expansions(n, served, questions)
+    if served["expand"] == "hyde" and expansions is None:
+        raise ValueError(
+            "retrieval.expand: hyde needs natural.generate (a generator to expand with)"
+        )
+    queries = expansions if served["expand"] == "hyde" else None
+    report["service"] = evaluate_setup(
+        served, libraries, tokenizer, questions, n["max_idk"], queries
+    )
     for name, change in (n.get("variants") or {}).items():
         setup = {**served, **change}
-        queries = expansions if change.get("expand") == "hyde" else None
-        if change.get("expand") and queries is None:
+        queries = expansions if setup["expand"] == "hyde" else None
+        if setup["expand"] and queries is None:
             report["variants"][name] = {"change": change, "skipped": "no generator (generate)"}
             continue
         result = evaluate_setup(setup, libraries, tokenizer, questions, n["max_idk"], queries)
@@ -159,11 +168,14 @@ def natural_stage(p: dict[str, Any]) -> dict[str, Any]:
     return write_report(REPORT, report)
 
 
-def hyde_expansions(n: dict[str, Any], questions: list[dict]) -> dict[str, str] | None:
+def hyde_expansions(
+    n: dict[str, Any], served: dict, questions: list[dict]
+) -> dict[str, str] | None:
     """The HyDE query of every question (expansion.py), made once through the `generate`
-    endpoint for the variants that ask for it (`expand: hyde`); None when none does or there
-    is no generator."""
-    wanted = any(c.get("expand") == "hyde" for c in (n.get("variants") or {}).values())
+    endpoint when the service or a variant expands (`expand: hyde`); None when none does or
+    there is no generator."""
+    setups = [served, *({**served, **c} for c in (n.get("variants") or {}).values())]
+    wanted = any(s.get("expand") == "hyde" for s in setups)
     if not (wanted and (g := n.get("generate"))):
         return None
     from rag_chatbot.evaluate import generator_endpoint

@@ -113,7 +113,7 @@ def write_serving_card(p: dict[str, Any], report: dict[str, Any]) -> dict[str, A
     floor = report["min_relevance"]
     config = {"chunk_tokens": c["default"], "overlap_tokens": c["overlap_tokens"],
               "corpus_index": str(index_dir(c["default"])), "encoder_variant": SERVED_VARIANT,
-              "k": r["k"], "mode": r["mode"], "diversify": r["diversify"],
+              "k": r["k"], "mode": r["mode"], "diversify": r["diversify"], "expand": r.get("expand"),
               "min_relevance": floor["value"], "context_tokens": r["context_tokens"],
               **{k: r[k] for k in FUSION_KEYS if k in r}, "bm25_fields": r.get("bm25_fields") or {},
               "answer_tokens": g["answer_tokens"], "temperature": g["temperature"],

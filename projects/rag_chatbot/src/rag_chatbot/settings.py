@@ -1,6 +1,7 @@
 """The service's settings: `RAG_CHATBOT_*` environment variables or `.env`."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -73,6 +74,11 @@ class Settings(ServeSettings):
         0.5, ge=0, le=1, description="Share of a sentence's content words a cited source holds."
     )
     rewrite: bool = True
+    expand: Literal["hyde"] | None = Field(
+        None,
+        description="hyde: search each question with the generator's one-sentence answer too "
+        "(one short generation first); its own relevance still meets min_relevance.",
+    )
     attribute: bool = True
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_pages: int = Field(500, ge=1)

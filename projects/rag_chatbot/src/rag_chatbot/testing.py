@@ -20,6 +20,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from mlstack.testing import settings_env
 from rag_chatbot import prompts
+from rag_chatbot.expansion import PROMPT
+
+HYDE_SUFFIX = PROMPT.removeprefix("{question}")
 
 
 class FakeLLM:
@@ -31,11 +34,14 @@ class FakeLLM:
     def __init__(self) -> None:
         self.requests: list[dict] = []
         self.reply: str | None = None
+        self.hyde_reply = ""
         self.status = 200
         self.fail_midway = False
         self.delay_s = 0.0
 
     def answer(self, messages: list[dict]) -> str:
+        if len(messages) == 1 and messages[0]["content"].endswith(HYDE_SUFFIX):
+            return self.hyde_reply  # a HyDE expansion (expansion.py): a one-sentence answer
         if messages[0]["content"] == prompts.REWRITE:
             turns = re.findall(r"^user: (.*)$", messages[1]["content"], flags=re.M)
             last = messages[1]["content"].rsplit("Last question: ", 1)[1]
