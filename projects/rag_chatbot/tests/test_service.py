@@ -96,7 +96,25 @@ def test_retrieve_returns_sources_without_generating(client, fake_llm):
     body = r.json()
     assert r.status_code == 200 and len(body["sources"]) == 2
     assert body["sources"][0]["section"].endswith("Diet")
+    assert body["searched"] == "zebra diet grasses" and "expand" not in body["timings_ms"]
     assert len(fake_llm.requests) == before
+
+
+def test_retrieve_and_chat_search_the_hyde_expansion_when_configured(
+    encoder_dir, tmp_path, fake_llm, reset_llm
+):
+    settings = settings_for(encoder_dir, tmp_path, fake_llm.url, expand="hyde",
+                            mode="bm25", min_relevance=-1, diversify=None)  # fmt: skip
+    with live_server(build_app(settings)) as url, httpx.Client(base_url=url, headers=AUTH) as c:
+        c.post("/v1/documents", files={"file": ("zebra.md", ZEBRA.encode(), "text/markdown")})
+        reset_llm.hyde_reply = "They eat mostly grasses."
+        body = c.post("/v1/retrieve", json={"query": "What do they feed on?", "k": 1}).json()
+        assert body["searched"] == "What do they feed on? They eat mostly grasses."
+        assert body["sources"][0]["section"].endswith("Diet") and "expand" in body["timings_ms"]
+        chat = c.post(
+            "/v1/chat", json={"messages": [{"role": "user", "content": "What do they feed on?"}]}
+        )
+        assert chat.status_code == 200 and chat.json()["citations"]
 
 
 def test_replace_and_delete_over_http(client):

@@ -133,6 +133,7 @@ class ChatResponse(BaseModel):
 
 class RetrieveResponse(BaseModel):
     query: str
+    searched: str = Field(description="What was searched: the query, or its HyDE expansion.")
     sources: list[Source]
     candidates: int
     top_relevance: float | None

@@ -31,6 +31,7 @@ from rag_chatbot.answer import Rag, RagConfig
 from rag_chatbot.chunking import load_tokenizer
 from rag_chatbot.docstore import DocumentStore, Limits, open_registry, seed_index
 from rag_chatbot.documents_api import documents
+from rag_chatbot.expansion import hyde_query
 from rag_chatbot.generator import GeneratorError, OpenAIGenerator
 from rag_chatbot.library import Library
 from rag_chatbot.registry import Registry
@@ -188,13 +189,19 @@ async def _sse(head: list[dict], events: AsyncIterator[dict]) -> AsyncIterator[s
 
 @router.post("/retrieve", response_model=RetrieveResponse, tags=["chat"])
 async def retrieve(body: RetrieveRequest, rag: RagDep) -> RetrieveResponse:
-    """Retrieval alone, as /v1/chat would do it (no rewriting): for debugging relevance."""
-    config = _config(rag, body)
-    result = await offload(rag.retrieve, body.query, config, _filters(body))
+    """Retrieval alone, as /v1/chat would do it (HyDE expansion where configured, no
+    rewriting): for debugging relevance."""
+    config, search, timings = _config(rag, body), body.query, {}
+    if config.expand == "hyde":
+        started = time.perf_counter()
+        search = await hyde_query(rag.generator, body.query)
+        timings["expand"] = (time.perf_counter() - started) * 1000
+    result = await offload(rag.retrieve, search, config, _filters(body), question=body.query)
     metrics.RETRIEVAL_LATENCY.observe(result.timings_ms["retrieval"] / 1000)
-    return RetrieveResponse(query=body.query, sources=result.sources, candidates=result.candidates,
-                            top_relevance=result.top_relevance,
-                            timings_ms={k: round(v, 2) for k, v in result.timings_ms.items()})  # fmt: skip
+    timings |= result.timings_ms
+    return RetrieveResponse(query=body.query, searched=search, sources=result.sources,
+                            candidates=result.candidates, top_relevance=result.top_relevance,
+                            timings_ms={k: round(v, 2) for k, v in timings.items()})  # fmt: skip
 
 
 def build_app(settings: Settings) -> FastAPI:
