@@ -103,3 +103,31 @@ def test_a_request_holding_an_older_version_never_rolls_the_copy_back(tmp_path, 
         mine._mirror.table = real
     assert {h.document.id for h in hits} <= {d.id for d in corpus[:2]}
     assert mine._mirror.current().version == mine.table.version  # never rolled back
+
+
+def test_a_failed_compaction_after_a_write_keeps_the_write_and_retries(
+    tmp_path, corpus, monkeypatch
+):
+    # The compaction runs after the write's own commit: its failure (another worker compacting
+    # at once, a full disk) used to turn an acknowledged write into a 500, and a retried delete
+    # into a 404.
+    from semantic_search.stores import lance
+
+    monkeypatch.setattr(lance, "RECONNECT_VERSIONS", 3)
+    store = open_store(str(tmp_path / "index"), DIM)
+    store.upsert(corpus[:3], unit_vectors(3, DIM))
+    optimize, calls = store.table.optimize, []
+
+    def failing(**kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise OSError("No space left on device")
+        return optimize(**kwargs)
+
+    monkeypatch.setattr(type(store.table), "optimize", lambda self, **kw: failing(**kw))
+    first = store.db
+    for n in range(3):
+        store.upsert([Document(id=f"n{n}", text=f"note {n}")], unit_vectors(1, DIM))
+    assert store.delete([corpus[0].id]) == 1  # acknowledged, not an error
+    assert len(calls) >= 2 and store.db is not first  # retried on the next write, then moved on
+    assert store.count() == 3 + 3 - 1

@@ -3,6 +3,7 @@ all, and every uvicorn worker can open the same folder (reads check for newer ve
 
 import datetime as dt
 import json
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,8 @@ import pyarrow as pa
 
 from semantic_search.documents import Document, Filters, Hit
 from semantic_search.stores.memory import MemoryMirror, bm25_text, exact_dense
+
+log = logging.getLogger(__name__)
 
 TEXT_COLUMNS = ["id", "text", "title", "topic", "source", "date", "metadata"]
 # A LanceDB connection keeps state for every table version it has seen and never frees it: about
@@ -91,7 +94,15 @@ class LanceStore:
         if self.table.version - self._first_version < RECONNECT_VERSIONS:
             return
         if compact:
-            self.table.optimize(cleanup_older_than=KEEP_VERSIONS_FOR)
+            # After the write's own commit: a compaction that fails (another worker compacting
+            # at once, a full disk) must not turn a write that landed into an error the client
+            # retries (a retried delete would find nothing: 404). The next write tries again,
+            # before this store reconnects.
+            try:
+                self.table.optimize(cleanup_older_than=KEEP_VERSIONS_FOR)
+            except Exception:
+                log.warning("compaction of %s failed; the write stands", self.path, exc_info=True)
+                return
         db = lancedb.connect(
             self.path, read_consistency_interval=dt.timedelta(seconds=self.consistency_s)
         )
