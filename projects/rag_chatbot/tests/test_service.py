@@ -275,3 +275,34 @@ def test_an_empty_index_answers_that_it_does_not_know(encoder_dir, tmp_path, res
             "messages": [{"role": "user", "content": "anything?"}], **RETRIEVAL})  # fmt: skip
     assert r.status_code == 200 and r.json()["no_answer"]
     assert reset_llm.requests == []
+
+
+def test_an_index_of_another_encoders_vectors_refuses_to_start(encoder_dir, tmp_path, fake_llm):
+    # A new encoder against the index the old one built: the service refuses and says how to
+    # re-index; once the index is moved away, uploads come back embedded with the new encoder.
+    import shutil
+    import time
+
+    settings = settings_for(encoder_dir, tmp_path, fake_llm.url)
+    upload = {"file": ("owls.txt", b"Owls hunt at night.", "text/plain")}
+    with live_server(build_app(settings)) as url:
+        assert httpx.post(url + "/v1/documents", headers=AUTH, files=upload).status_code == 201
+    other = tmp_path / "other-encoder"
+    shutil.copytree(encoder_dir, other)
+    model = other / f"model{'.int8' if settings.encoder_variant == 'int8' else ''}.onnx"
+    data = model.read_bytes()
+    model.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    moved = settings.model_copy(update={"encoder_dir": other})
+    with live_server(build_app(moved), wait_ready=False) as url:
+        deadline = time.monotonic() + 30
+        while "failed" not in httpx.get(url + "/readyz").text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        message = httpx.get(url + "/v1/documents", headers=AUTH).json()["error"]["message"]
+    assert "not of the encoder loaded now" in message and "indexed again" in message
+    shutil.move(settings.index_uri, tmp_path / "old-index")
+    with live_server(build_app(moved)) as url:
+        ids = {d["id"] for d in httpx.get(url + "/v1/documents", headers=AUTH).json()["documents"]}
+        assert ids == {"owls.txt"}
+        body = {"query": "owls", **RETRIEVAL}
+        hit = httpx.post(url + "/v1/retrieve", headers=AUTH, json=body).json()
+        assert hit["sources"][0]["text"] == "Owls hunt at night."

@@ -50,6 +50,7 @@ from semantic_search.encoder import VARIANTS, Encoder
 from semantic_search.retrieval import Retriever
 from semantic_search.stores import open_store
 from semantic_search.stores.base import is_milvus_uri
+from semantic_search.stores.seed import stamp_encoder
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger(__name__)
@@ -230,6 +231,12 @@ def warn_if_not_shared(registry: Registry, index_uri: str) -> None:
                     "RAG_CHATBOT_REGISTRY=postgresql://... (see the README).", registry)  # fmt: skip
 
 
+REINDEX = (
+    "stop the service and move that index away: it is seeded again from the corpus index "
+    "and every kept upload is indexed again with this encoder"
+)
+
+
 def open_documents(settings: Settings) -> tuple[Encoder, DocumentStore]:
     """The encoder and the documents (index + registry + kept files); finishes any write a
     killed process left half-done, so the service reports ready with nothing half-written."""
@@ -248,6 +255,10 @@ def open_documents(settings: Settings) -> tuple[Encoder, DocumentStore]:
     warn_if_not_shared(registry, settings.index_uri)
     lance_options = {"bm25_fields": settings.bm25_fields} if local else {}
     store = open_store(settings.index_uri, encoder.dim, **lance_options)
+    if local:  # an index of another encoder's vectors would rank nonsense: refuse to start
+        model = settings.encoder_dir / VARIANTS[encoder.variant]
+        stamp = {"name": encoder.name, "variant": encoder.variant, "sha256": file_sha256(model)}
+        stamp_encoder(Path(settings.index_uri), stamp, REINDEX)
     open_registry(registry, Path(settings.index_uri) if local else None, settings.uploads_dir,
                   seeded=seeded)  # fmt: skip
     library = Library(store, encoder, None, chunk_tokens=settings.chunk_tokens,

@@ -49,7 +49,13 @@ class EncoderMismatchError(RuntimeError):
     pass
 
 
-def stamp_encoder(index_dir: Path, encoder: dict[str, str]) -> None:
+REMEDY = (
+    "stop the service, move that index away and start again to re-seed it from the "
+    "champion's, then ingest uploads again; or serve the old encoder"
+)
+
+
+def stamp_encoder(index_dir: Path, encoder: dict[str, str], remedy: str = REMEDY) -> None:
     """Records `encoder` (name, variant, sha256 of its model file) in a local index the first
     time a service opens it; afterwards refuses an encoder with other weights. The int8 and fp32
     variants of one model differ in their files but not their vectors (cosine 0.9999): a change
@@ -61,8 +67,7 @@ def stamp_encoder(index_dir: Path, encoder: dict[str, str]) -> None:
         raise EncoderMismatchError(
             f"{index_dir} holds vectors of {held['name']} ({held['variant']}, sha256 "
             f"{held['sha256'][:12]}), not of the encoder loaded now ({encoder['sha256'][:12]}; a "
-            "new champion?): stop the service, move that index away and start again to re-seed "
-            "it from the champion's, then ingest uploads again; or serve the old encoder"
+            f"new champion?): {remedy}"
         )
     if held != encoder:
         tmp = path.with_name(f".{STAMP}.{os.getpid()}")
