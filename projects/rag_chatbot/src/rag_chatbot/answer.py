@@ -168,6 +168,16 @@ class Rag:
         previous = [m["content"] for m in history if m["role"] == "user"][-1:]
         return " ".join([*previous, question])
 
+    async def search_query(self, question: str, config: RagConfig) -> tuple[str, float]:
+        """(what to search for `question`, ms spent expanding it): its HyDE expansion where
+        `config.expand` says so, else the question itself. Retrieve with `question=question`:
+        the question's own relevance meets the floor."""
+        if config.expand != "hyde":
+            return question, 0.0
+        started = time.perf_counter()
+        search = await hyde_query(self.generator, question)
+        return search, (time.perf_counter() - started) * 1000
+
     # -- answering --------------------------------------------------------------------------------
 
     async def stream(
@@ -185,11 +195,9 @@ class Rag:
             if len(messages) > 1 and config.rewrite
             else {}
         )
-        search = query
-        if config.expand == "hyde":  # the question's own relevance still meets the floor
-            t1 = time.perf_counter()
-            search = await hyde_query(self.generator, query)
-            timings["expand"] = (time.perf_counter() - t1) * 1000
+        search, expand_ms = await self.search_query(query, config)
+        if config.expand:
+            timings["expand"] = expand_ms
         retrieval = await offload(self.retrieve, search, config, filters, question=query)
         timings |= retrieval.timings_ms
         yield {"type": "retrieval", "query": query, "sources": [asdict(s) for s in retrieval.sources],

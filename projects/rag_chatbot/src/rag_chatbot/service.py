@@ -31,7 +31,6 @@ from rag_chatbot.answer import Rag, RagConfig
 from rag_chatbot.chunking import load_tokenizer
 from rag_chatbot.docstore import DocumentStore, Limits, open_registry, seed_index
 from rag_chatbot.documents_api import documents
-from rag_chatbot.expansion import hyde_query
 from rag_chatbot.generator import GeneratorError, OpenAIGenerator
 from rag_chatbot.library import Library
 from rag_chatbot.registry import Registry
@@ -192,11 +191,9 @@ async def _sse(head: list[dict], events: AsyncIterator[dict]) -> AsyncIterator[s
 async def retrieve(body: RetrieveRequest, rag: RagDep) -> RetrieveResponse:
     """Retrieval alone, as /v1/chat would do it (HyDE expansion where configured, no
     rewriting): for debugging relevance."""
-    config, search, timings = _config(rag, body), body.query, {}
-    if config.expand == "hyde":
-        started = time.perf_counter()
-        search = await hyde_query(rag.generator, body.query)
-        timings["expand"] = (time.perf_counter() - started) * 1000
+    config = _config(rag, body)
+    search, expand_ms = await rag.search_query(body.query, config)
+    timings = {"expand": expand_ms} if config.expand else {}
     result = await offload(rag.retrieve, search, config, _filters(body), question=body.query)
     metrics.RETRIEVAL_LATENCY.observe(result.timings_ms["retrieval"] / 1000)
     timings |= result.timings_ms
@@ -256,9 +253,8 @@ def open_documents(settings: Settings) -> tuple[Encoder, DocumentStore]:
     lance_options = {"bm25_fields": settings.bm25_fields} if local else {}
     store = open_store(settings.index_uri, encoder.dim, **lance_options)
     if local:  # an index of another encoder's vectors would rank nonsense: refuse to start
-        model = settings.encoder_dir / VARIANTS[encoder.variant]
-        stamp = {"name": encoder.name, "variant": encoder.variant, "sha256": file_sha256(model)}
-        stamp_encoder(Path(settings.index_uri), stamp, REINDEX)
+        sha256 = file_sha256(settings.encoder_dir / VARIANTS[encoder.variant])
+        stamp_encoder(Path(settings.index_uri), encoder, sha256, REINDEX)
     open_registry(registry, Path(settings.index_uri) if local else None, settings.uploads_dir,
                   seeded=seeded)  # fmt: skip
     library = Library(store, encoder, None, chunk_tokens=settings.chunk_tokens,

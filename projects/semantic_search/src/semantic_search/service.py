@@ -142,13 +142,12 @@ def load(app: FastAPI, settings: Settings) -> list[EncoderModel]:
 
         reranker = CrossEncoderReranker(settings.reranker_dir, threads=settings.onnx_threads)
     model = EncoderModel(encoder, serving)
-    if not is_milvus_uri(settings.index_uri):
+    local = not is_milvus_uri(settings.index_uri)
+    if local:
         seed_index(Path(settings.index_uri), settings.corpus_index)
-        store = open_store(settings.index_uri, encoder.dim)  # creates the folder if it is new
-        stamp_encoder(Path(settings.index_uri), {"name": encoder.name, "variant": encoder.variant,
-                                                 "sha256": model.card.sha256})  # fmt: skip
-    else:
-        store = open_store(settings.index_uri, encoder.dim)
+    store = open_store(settings.index_uri, encoder.dim)  # creates a new local folder
+    if local:
+        stamp_encoder(Path(settings.index_uri), encoder, model.card.sha256)
     app.state.resources["retriever"] = Retriever(
         encoder, store, reranker=reranker, rrf_k=settings.rrf_k, dense_weight=settings.dense_weight,
         bm25_weight=settings.bm25_weight, candidates=settings.candidates,

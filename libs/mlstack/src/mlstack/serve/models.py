@@ -1,6 +1,7 @@
 """What a service serves: models with a card (name, version, checksum, load time) and a batcher."""
 
 import asyncio
+import functools
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -52,6 +53,14 @@ class ServedModel(Protocol):
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The file's SHA-256, read once per version of the file: a service that checks one model
+    in several places (its card, its index's stamp) hashes it once at start-up."""
+    stat = Path(path).stat()
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, chunk)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int, chunk: int) -> str:
     digest = hashlib.sha256()
     with Path(path).open("rb") as f:
         while block := f.read(chunk):

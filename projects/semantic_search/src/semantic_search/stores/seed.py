@@ -55,11 +55,12 @@ REMEDY = (
 )
 
 
-def stamp_encoder(index_dir: Path, encoder: dict[str, str], remedy: str = REMEDY) -> None:
-    """Records `encoder` (name, variant, sha256 of its model file) in a local index the first
-    time a service opens it; afterwards refuses an encoder with other weights. The int8 and fp32
-    variants of one model differ in their files but not their vectors (cosine 0.9999): a change
-    of variant alone is allowed and re-stamped."""
+def stamp_encoder(index_dir: Path, encoder, sha256: str, remedy: str = REMEDY) -> None:
+    """Records `encoder` (an `Encoder`: its name, variant, and `sha256` of its model file) in a
+    local index the first time a service opens it; afterwards refuses an encoder with other
+    weights. The int8 and fp32 variants of one model differ in their files but not their
+    vectors (cosine 0.9999): a change of variant alone is allowed and re-stamped."""
+    encoder = {"name": encoder.name, "variant": encoder.variant, "sha256": sha256}
     path = Path(index_dir) / STAMP
     held = json.loads(path.read_text()) if path.exists() else None
     same_weights = held and held["variant"] == encoder["variant"]
