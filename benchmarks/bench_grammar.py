@@ -54,12 +54,18 @@ SCHEMA = {
     "required": ["name", "age", "role", "address", "skills", "active"],
 }
 DOCUMENT = {
-    "name": "Ada Lovelace", "age": 36, "role": "researcher",
+    "name": "Ada Lovelace",
+    "age": 36,
+    "role": "researcher",
     "address": {"street": "12 St James's Square", "city": "London", "zip": "10001"},
-    "skills": [{"name": "analysis", "level": 9.5}, {"name": "mathematics", "level": 10},
-               {"name": "poetry", "level": 6.25}, {"name": "engine programming", "level": 8}],
+    "skills": [
+        {"name": "analysis", "level": 9.5},
+        {"name": "mathematics", "level": 10},
+        {"name": "poetry", "level": 6.25},
+        {"name": "engine programming", "level": 8},
+    ],
     "active": False,
-}  # fmt: skip
+}
 PROMPTS = [
     "Describe a fictional software engineer as a JSON object.",
     "Give me a JSON record for a researcher who lives in Paris.",
@@ -70,8 +76,11 @@ PROMPTS = [
 
 def stats(seconds: list[float]) -> dict:
     ms = sorted(1000 * s for s in seconds)
-    return {"mean_ms": round(statistics.fmean(ms), 4), "p50_ms": round(ms[len(ms) // 2], 4),
-            "p99_ms": round(ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))], 4)}  # fmt: skip
+    return {
+        "mean_ms": round(statistics.fmean(ms), 4),
+        "p50_ms": round(ms[len(ms) // 2], 4),
+        "p99_ms": round(ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))], 4),
+    }
 
 
 def run_mask(matcher, fill, accept, tokens: list[int], vocab: int, apply) -> dict[str, list]:
@@ -103,8 +112,11 @@ def run_mask(matcher, fill, accept, tokens: list[int], vocab: int, apply) -> dic
 def summarise(passes: list[dict[str, list]], compile_s: float, matcher_s: float) -> dict:
     merged = {k: [t for p in passes for t in p[k]] for k in passes[0]}
     mask = [f + a for f, a in zip(merged["fill"], merged["apply"], strict=True)]
-    return {"compile_ms": round(1000 * compile_s, 1), "new_matcher_ms": round(1000 * matcher_s, 3),
-            "mask": stats(mask)} | {k: stats(v) for k, v in merged.items()}  # fmt: skip
+    return {
+        "compile_ms": round(1000 * compile_s, 1),
+        "new_matcher_ms": round(1000 * matcher_s, 3),
+        "mask": stats(mask),
+    } | {k: stats(v) for k, v in merged.items()}
 
 
 def bench_xgrammar(tokenizer, vocab: int, tokens: list[int], passes: int) -> dict:
@@ -118,10 +130,17 @@ def bench_xgrammar(tokenizer, vocab: int, tokens: list[int], passes: int) -> dic
     t0 = time.perf_counter()
     xgr.GrammarMatcher(compiled)
     matcher_s = time.perf_counter() - t0
-    runs = [run_mask(xgr.GrammarMatcher(compiled), lambda m, b: m.fill_next_token_bitmask(b),
-                     lambda m, t: m.accept_token(t), tokens, vocab,
-                     xgr.apply_token_bitmask_inplace)
-            for _ in range(passes + 1)]  # fmt: skip
+    runs = [
+        run_mask(
+            xgr.GrammarMatcher(compiled),
+            lambda m, b: m.fill_next_token_bitmask(b),
+            lambda m, t: m.accept_token(t),
+            tokens,
+            vocab,
+            xgr.apply_token_bitmask_inplace,
+        )
+        for _ in range(passes + 1)
+    ]
     return summarise(runs[1:], compile_s, matcher_s)  # the first pass warms caches up
 
 
@@ -157,10 +176,17 @@ def bench_llguidance(tokenizer, vocab: int, tokens: list[int], passes: int) -> d
     t0 = time.perf_counter()
     llguidance.LLMatcher(lltok, grammar)
     matcher_s = time.perf_counter() - t0
-    runs = [run_mask(llguidance.LLMatcher(lltok, grammar), llguidance.torch.fill_next_token_bitmask,
-                     lambda m, t: m.consume_token(t), tokens, vocab,
-                     xgr.apply_token_bitmask_inplace)
-            for _ in range(passes + 1)]  # fmt: skip
+    runs = [
+        run_mask(
+            llguidance.LLMatcher(lltok, grammar),
+            llguidance.torch.fill_next_token_bitmask,
+            lambda m, t: m.consume_token(t),
+            tokens,
+            vocab,
+            xgr.apply_token_bitmask_inplace,
+        )
+        for _ in range(passes + 1)
+    ]
     note = "tokenizer given a plain ByteLevel decoder (see byte_level)"
     return {"version": llguidance.__version__, "note": note} | summarise(
         runs[1:], compile_s, matcher_s
@@ -179,9 +205,12 @@ async def streams(engine, prompts: list[list[int]], params) -> dict:
     done = await asyncio.gather(*[one(p) for p in prompts])
     wall = time.perf_counter() - t0
     decode = [(n - 1) / (end - first) for first, end, n, _ in done if n > 1]
-    return {"aggregate_tokens_per_s": round(sum(n for *_, n, _ in done) / wall, 1),
-            "decode_tokens_per_s_per_stream": round(statistics.fmean(decode), 1),
-            "tokens": [n for *_, n, _ in done], "text_0": done[0][3]}  # fmt: skip
+    return {
+        "aggregate_tokens_per_s": round(sum(n for *_, n, _ in done) / wall, 1),
+        "decode_tokens_per_s_per_stream": round(statistics.fmean(decode), 1),
+        "tokens": [n for *_, n, _ in done],
+        "text_0": done[0][3],
+    }
 
 
 def bench_decode(tokenizer, tokens: int, threads: int, repeats: int) -> dict:
@@ -195,8 +224,10 @@ def bench_decode(tokenizer, tokens: int, threads: int, repeats: int) -> dict:
     # stop token), or at `tokens`.
     build = partial(load_backend, "native", MODEL, slots=4, max_len=512, threads=threads)
     engine = Engine(build, tokenizer, eos=set(), max_queue=4)
-    prompts = [tokenizer.apply_chat_template([{"role": "user", "content": p}],
-                                             add_generation_prompt=True) for p in PROMPTS]  # fmt: skip
+    prompts = [
+        tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True)
+        for p in PROMPTS
+    ]
     configs = [("free", None), ("json_schema", json_schema(SCHEMA))]
     results: dict[str, dict] = {}
     try:
@@ -230,8 +261,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--passes", type=int, default=5, help="mask passes over the document")
     parser.add_argument("--repeats", type=int, default=3, help="decode runs, the best is kept")
-    parser.add_argument("--llguidance-path", type=Path, default=Path("/tmp/llg"),
-                        help="where `pip install --target` put llguidance, if anywhere")  # fmt: skip
+    parser.add_argument(
+        "--llguidance-path",
+        type=Path,
+        default=Path("/tmp/llg"),
+        help="where `pip install --target` put llguidance, if anywhere",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
 
@@ -244,11 +279,16 @@ def main() -> None:
     vocab = AutoConfig.from_pretrained(MODEL).vocab_size  # the logits' width
     document = json.dumps(DOCUMENT, indent=2)
     tokens = tokenizer.encode(document, add_special_tokens=False)
-    results = {"model": str(MODEL), "vocab_size": vocab, "threads": args.threads,
-               "document_tokens": len(tokens), "passes": args.passes,
-               "xgrammar": bench_xgrammar(tokenizer, vocab, tokens, args.passes),
-               "llguidance": bench_llguidance(tokenizer, vocab, tokens, args.passes),
-               "decode": bench_decode(tokenizer, args.tokens, args.threads, args.repeats)}  # fmt: skip
+    results = {
+        "model": str(MODEL),
+        "vocab_size": vocab,
+        "threads": args.threads,
+        "document_tokens": len(tokens),
+        "passes": args.passes,
+        "xgrammar": bench_xgrammar(tokenizer, vocab, tokens, args.passes),
+        "llguidance": bench_llguidance(tokenizer, vocab, tokens, args.passes),
+        "decode": bench_decode(tokenizer, args.tokens, args.threads, args.repeats),
+    }
     # The share of a decode step the masks take: one mask per stream, after each batched step.
     mask_s = results["xgrammar"]["mask"]["mean_ms"] / 1000
     for batch in (1, 4):
@@ -267,8 +307,10 @@ def main() -> None:
 
 
 def print_table(results: dict) -> None:
-    print(f"\nmask cost per token, {results['document_tokens']}-token document, "
-          f"vocabulary {results['vocab_size']} (ms: mean / p50 / p99)")  # fmt: skip
+    print(
+        f"\nmask cost per token, {results['document_tokens']}-token document, "
+        f"vocabulary {results['vocab_size']} (ms: mean / p50 / p99)"
+    )
     print(f"{'library':<12} {'fill + apply':>24} {'fill':>10} {'accept':>10} {'compile':>10}")
     for name in ("xgrammar", "llguidance"):
         r = results[name]
@@ -276,14 +318,18 @@ def print_table(results: dict) -> None:
             print(f"{name:<12} {r}")
             continue
         mask = r["mask"]
-        print(f"{name:<12} {mask['mean_ms']:>8.3f} / {mask['p50_ms']:.3f} / {mask['p99_ms']:.3f}"
-              f" {r['fill']['mean_ms']:>10.3f} {r['accept']['mean_ms']:>10.3f}"
-              f" {r['compile_ms']:>10.1f}")  # fmt: skip
+        print(
+            f"{name:<12} {mask['mean_ms']:>8.3f} / {mask['p50_ms']:.3f} / {mask['p99_ms']:.3f}"
+            f" {r['fill']['mean_ms']:>10.3f} {r['accept']['mean_ms']:>10.3f}"
+            f" {r['compile_ms']:>10.1f}"
+        )
     print("\nnative engine, greedy (tokens/s: decode per stream / aggregate)")
     for key, r in results["decode"].items():
         versus = f"  x{r['vs_free']} of free" if "vs_free" in r else ""
-        print(f"{key:<20} {r['decode_tokens_per_s_per_stream']:>8.1f} / "
-              f"{r['aggregate_tokens_per_s']:.1f}  tokens {r['tokens']}{versus}")  # fmt: skip
+        print(
+            f"{key:<20} {r['decode_tokens_per_s_per_stream']:>8.1f} / "
+            f"{r['aggregate_tokens_per_s']:.1f}  tokens {r['tokens']}{versus}"
+        )
 
 
 if __name__ == "__main__":

@@ -65,15 +65,26 @@ def bench_hf(tokenizer, prompts: list[list[int]], tokens: int) -> dict:
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch])
         t0 = time.perf_counter()
         with torch.inference_mode():
-            model.generate(ids, attention_mask=mask, max_new_tokens=n, min_new_tokens=n,
-                           do_sample=False, pad_token_id=pad)  # fmt: skip
+            model.generate(
+                ids,
+                attention_mask=mask,
+                max_new_tokens=n,
+                min_new_tokens=n,
+                do_sample=False,
+                pad_token_id=pad,
+            )
         return time.perf_counter() - t0
 
     generate(prompts[:1], 4)  # warm-up
     with torch.inference_mode():  # greedy openings: the reference the backends must write too
-        openings = [tokenizer.decode(model.generate(torch.tensor([p]), max_new_tokens=12,
-                                                    do_sample=False, pad_token_id=pad)[0, len(p):])
-                    for p in prompts]  # fmt: skip
+        openings = [
+            tokenizer.decode(
+                model.generate(
+                    torch.tensor([p]), max_new_tokens=12, do_sample=False, pad_token_id=pad
+                )[0, len(p) :]
+            )
+            for p in prompts
+        ]
     ttft = [generate([p], 1) for p in prompts]
     total = sum(generate([p], tokens) for p in prompts)
     batch8 = generate(prompts, tokens)
@@ -125,14 +136,18 @@ async def streams(engine, batch: list[list[int]], tokens: int) -> dict:
     done = await asyncio.gather(*[one(p) for p in batch])
     wall = time.perf_counter() - t0
     ttft = [1000 * f for f, *_ in done]
-    return {"aggregate_tokens_per_s": round(sum(c for *_, c in done) / wall, 1),
-            "ttft_ms_p50": round(percentile(ttft, 0.5), 1),
-            "ttft_ms_p99": round(percentile(ttft, 0.99), 1),
-            "texts": [t for _, _, t, _ in done], "decode_s": [d for _, d, _, _ in done]}  # fmt: skip
+    return {
+        "aggregate_tokens_per_s": round(sum(c for *_, c in done) / wall, 1),
+        "ttft_ms_p50": round(percentile(ttft, 0.5), 1),
+        "ttft_ms_p99": round(percentile(ttft, 0.99), 1),
+        "texts": [t for _, _, t, _ in done],
+        "decode_s": [d for _, d, _, _ in done],
+    }
 
 
-def bench_engine(kind: str, tokenizer, prompts: list[list[int]], tokens: int,
-                 openings: list[str], threads: int) -> dict:  # fmt: skip
+def bench_engine(
+    kind: str, tokenizer, prompts: list[list[int]], tokens: int, openings: list[str], threads: int
+) -> dict:
     engine = make_engine(kind, tokenizer, max(STREAMS), threads, eos=set())
     try:
         asyncio.run(streams(engine, prompts[:1], 4))  # warm-up
@@ -158,8 +173,9 @@ def bench_engine(kind: str, tokenizer, prompts: list[list[int]], tokens: int,
     return result
 
 
-def bench_http(kind: str, tokenizer, questions: list[str], tokens: int, threads: int,
-               clients: int = 16) -> dict:  # fmt: skip
+def bench_http(
+    kind: str, tokenizer, questions: list[str], tokens: int, threads: int, clients: int = 16
+) -> dict:
     """The served default backend with `clients` streaming clients, and the same streams in
     process; both stop at end-of-turn, as served answers do."""
     import httpx
@@ -176,8 +192,13 @@ def bench_http(kind: str, tokenizer, questions: list[str], tokens: int, threads:
         engine.stop()
 
     async def one(client: httpx.AsyncClient, question: str) -> tuple[float, int]:
-        body = {"messages": [{"role": "user", "content": question}], "max_tokens": tokens,
-                "temperature": 0, "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
+        body = {
+            "messages": [{"role": "user", "content": question}],
+            "max_tokens": tokens,
+            "temperature": 0,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         t0, first, used = time.perf_counter(), None, 0
         async with client.stream("POST", "/v1/chat/completions", json=body) as response:
             response.raise_for_status()
@@ -201,21 +222,28 @@ def bench_http(kind: str, tokenizer, questions: list[str], tokens: int, threads:
     served = {"LLM_CHAT_BACKEND": kind}
     if kind.startswith("openvino"):  # the service's openvino backend serves one export folder
         served = {"LLM_CHAT_BACKEND": "openvino", "LLM_CHAT_OV_DIR": str(MODELS / kind)}
-    env = served | {"LLM_CHAT_SLOTS": str(clients), "LLM_CHAT_PORT": str(port),
-                    "LLM_CHAT_THREADS": str(threads), "LLM_CHAT_CONTEXT_TOKENS": "512"}  # fmt: skip
+    env = served | {
+        "LLM_CHAT_SLOTS": str(clients),
+        "LLM_CHAT_PORT": str(port),
+        "LLM_CHAT_THREADS": str(threads),
+        "LLM_CHAT_CONTEXT_TOKENS": "512",
+    }
     url = f"http://127.0.0.1:{port}"
     # this interpreter's, not whatever `llm-chat` is first on PATH (or none, outside the venv)
     with serve_process([sys.executable, "-m", "llm_chat.cli", "serve"], env, url):
         wall, done = asyncio.run(run(url))
     ok = [d for d in done if not isinstance(d, BaseException)]
     aggregate = sum(u for _, u in ok) / wall
-    return {"clients": clients, "errors": len(done) - len(ok),
-            "errors_sample": [repr(d)[:200] for d in done if isinstance(d, BaseException)][:3],
-            "aggregate_tokens_per_s": round(aggregate, 1),
-            "ttft_ms_p50": round(percentile([1000 * f for f, _ in ok], 0.5), 1) if ok else None,
-            "ttft_ms_p99": round(percentile([1000 * f for f, _ in ok], 0.99), 1) if ok else None,
-            "in_process_aggregate_tokens_per_s": local["aggregate_tokens_per_s"],
-            "vs_in_process": round(aggregate / local["aggregate_tokens_per_s"], 2)}  # fmt: skip
+    return {
+        "clients": clients,
+        "errors": len(done) - len(ok),
+        "errors_sample": [repr(d)[:200] for d in done if isinstance(d, BaseException)][:3],
+        "aggregate_tokens_per_s": round(aggregate, 1),
+        "ttft_ms_p50": round(percentile([1000 * f for f, _ in ok], 0.5), 1) if ok else None,
+        "ttft_ms_p99": round(percentile([1000 * f for f, _ in ok], 0.99), 1) if ok else None,
+        "in_process_aggregate_tokens_per_s": local["aggregate_tokens_per_s"],
+        "vs_in_process": round(aggregate / local["aggregate_tokens_per_s"], 2),
+    }
 
 
 def gguf_files() -> dict[str, Path]:
@@ -265,9 +293,12 @@ def main() -> None:
     )
     parser.add_argument("--tokens", type=int, default=64, help="tokens generated per prompt")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--backends", nargs="*",
-                        default=["openvino-int8", "openvino-int4", "native", "native-int8", "onnx-int8"],
-                        help="also: transformers, onnx")  # fmt: skip
+    parser.add_argument(
+        "--backends",
+        nargs="*",
+        default=["openvino-int8", "openvino-int4", "native", "native-int8", "onnx-int8"],
+        help="also: transformers, onnx",
+    )
     parser.add_argument(
         "--http", default="openvino-int8", help="the backend served for the HTTP run; '' skips it"
     )
@@ -280,9 +311,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     tokenizer = AutoTokenizer.from_pretrained(MODEL)
     prompts = [chat_ids(tokenizer, p) for p in PROMPTS]
-    results = {"model": str(MODEL), "threads": args.threads, "tokens": args.tokens,
-               "prompts": len(prompts),
-               "hf_generate": on_own_thread(bench_hf, tokenizer, prompts, args.tokens)}  # fmt: skip
+    results = {
+        "model": str(MODEL),
+        "threads": args.threads,
+        "tokens": args.tokens,
+        "prompts": len(prompts),
+        "hf_generate": on_own_thread(bench_hf, tokenizer, prompts, args.tokens),
+    }
     base = results["hf_generate"]
     for kind in args.backends:
         needs = MODELS / kind if kind.startswith("openvino") else ONNX if "onnx" in kind else MODEL
@@ -319,8 +354,9 @@ def main() -> None:
             results[name] = r
             print(name, r, flush=True)
     if args.http:
-        results["http"] = {"backend": args.http} | bench_http(args.http, tokenizer, PROMPTS,
-                                                              args.tokens, args.threads)  # fmt: skip
+        results["http"] = {"backend": args.http} | bench_http(
+            args.http, tokenizer, PROMPTS, args.tokens, args.threads
+        )
         print("http", results["http"], flush=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=2))

@@ -54,9 +54,12 @@ async def gather(*awaitables) -> list:  # asyncio.gather needs a running loop to
 
 
 def ms(values: list[float]) -> dict:
-    return {"p50_ms": round(1000 * percentile(values, 0.5), 1),
-            "p99_ms": round(1000 * percentile(values, 0.99), 1),
-            "max_ms": round(1000 * max(values), 1), "n": len(values)}  # fmt: skip
+    return {
+        "p50_ms": round(1000 * percentile(values, 0.5), 1),
+        "p99_ms": round(1000 * percentile(values, 0.99), 1),
+        "max_ms": round(1000 * max(values), 1),
+        "n": len(values),
+    }
 
 
 def bench_prefix(s: Setup, reps: int, answer_tokens: int) -> dict:
@@ -86,27 +89,37 @@ def bench_prefix(s: Setup, reps: int, answer_tokens: int) -> dict:
                 seen = first + s.tokenizer.encode(text, add_special_tokens=False)
                 blocks = shared_prefix(seen, second) // BLOCK_TOKENS * BLOCK_TOKENS
                 cached = record.cached[-1] if record.cached else blocks
-                row = {"ttft_first_turn_ms": 1000 * ttft_first,
-                       "ttft_second_turn_ms": 1000 * record.first[-1][1],
-                       "prompt_tokens_first_turn": len(first), "prompt_tokens_second_turn": len(second),
-                       "cached_tokens": cached if on else 0}  # fmt: skip
+                row = {
+                    "ttft_first_turn_ms": 1000 * ttft_first,
+                    "ttft_second_turn_ms": 1000 * record.first[-1][1],
+                    "prompt_tokens_first_turn": len(first),
+                    "prompt_tokens_second_turn": len(second),
+                    "cached_tokens": cached if on else 0,
+                }
                 if rep:
                     rows[name, on].append(row)
-                print(f"prefix rep {rep} {name} cache {'on' if on else 'off'}: first turn "
-                      f"{row['ttft_first_turn_ms']:.0f} ms, second {row['ttft_second_turn_ms']:.0f} "
-                      f"ms ({len(second)} tokens, {row['cached_tokens']} cached)", flush=True)  # fmt: skip
+                print(
+                    f"prefix rep {rep} {name} cache {'on' if on else 'off'}: first turn "
+                    f"{row['ttft_first_turn_ms']:.0f} ms, second {row['ttft_second_turn_ms']:.0f} "
+                    f"ms ({len(second)} tokens, {row['cached_tokens']} cached)",
+                    flush=True,
+                )
     finally:
         for engine in engines.values():
             if not callable(engine):
                 engine.stop()
-    result: dict = {"repetitions": reps, "answer_tokens": answer_tokens, "cached_tokens":
-                    "native: as its engine reports them; openvino-int8: not reported by OpenVINO "
-                    f"GenAI 2026.4, the whole {BLOCK_TOKENS}-token cache blocks the second prompt "
-                    "shares with the first turn's prompt and answer"}  # fmt: skip
+    result: dict = {
+        "repetitions": reps,
+        "answer_tokens": answer_tokens,
+        "cached_tokens": "native: as its engine reports them; openvino-int8: not reported by "
+        f"OpenVINO GenAI 2026.4, the whole {BLOCK_TOKENS}-token cache blocks the second prompt "
+        "shares with the first turn's prompt and answer",
+    }
     for (name, on), done in rows.items():
         median = {f"{k}_median": round(statistics.median(r[k] for r in done), 1) for k in done[0]}
         result.setdefault(name, {})["on" if on else "off"] = median | {
-            "ttft_second_turn_ms": [round(r["ttft_second_turn_ms"], 1) for r in done]}  # fmt: skip
+            "ttft_second_turn_ms": [round(r["ttft_second_turn_ms"], 1) for r in done]
+        }
     for r in (result["openvino-int8"], result["native"]):
         on, off = (r[k]["ttft_second_turn_ms_median"] for k in ("on", "off"))
         r["second_turn_speedup"] = round(off / on, 2)
@@ -142,10 +155,12 @@ async def arrival(engine, prompts: list[list[int]], long_ids: list[int], warm: i
 
 def bench_chunked(s: Setup, episodes: int, long_tokens: int, warm: int) -> dict:
     # End-of-sequence ignored: the 4 streams run until cancelled.
-    engines = {"openvino_chunked": ov_engine(s, slots=5, eos=set()),
-               "openvino_unchunked": ov_engine(s, slots=5, eos=set(), split_fuse=False),
-               "native_chunked": partial(native_engine, s, slots=5, eos=set(), chunk_tokens=256),
-               "native_unchunked": partial(native_engine, s, slots=5, eos=set(), chunk_tokens=0)}  # fmt: skip
+    engines = {
+        "openvino_chunked": ov_engine(s, slots=5, eos=set()),
+        "openvino_unchunked": ov_engine(s, slots=5, eos=set(), split_fuse=False),
+        "native_chunked": partial(native_engine, s, slots=5, eos=set(), chunk_tokens=256),
+        "native_unchunked": partial(native_engine, s, slots=5, eos=set(), chunk_tokens=0),
+    }
     prompts = [chat_ids(s.tokenizer, p) for p in PROMPTS]
     runs: dict[str, list[dict]] = {label: [] for label in engines}
     try:
@@ -156,24 +171,34 @@ def bench_chunked(s: Setup, episodes: int, long_tokens: int, warm: int) -> dict:
                     r = asyncio.run(arrival(engine, prompts, ids, warm))
                 if episode:
                     runs[label].append(r | {"prompt_tokens": len(ids)})
-                print(f"chunked episode {episode} {label}: {len(r['window'])} gaps, max "
-                      f"{1000 * max(r['window']):.0f} ms, first token {1000 * r['ttft']:.0f} ms",
-                      flush=True)  # fmt: skip
+                print(
+                    f"chunked episode {episode} {label}: {len(r['window'])} gaps, max "
+                    f"{1000 * max(r['window']):.0f} ms, first token {1000 * r['ttft']:.0f} ms",
+                    flush=True,
+                )
     finally:
         for engine in engines.values():
             if not callable(engine):
                 engine.stop()
-    result: dict = {"streams": len(prompts), "episodes": episodes, "warm_tokens": warm,
-                    "prompt_tokens": runs["native_chunked"][0]["prompt_tokens"],
-                    "openvino_unchunked": {"scheduler": "dynamic_split_fuse off, "
-                                           f"max_num_batched_tokens {CONTEXT}: below the prompt's "
-                                           "length OpenVINO fails the step (its worker dies)"}}  # fmt: skip
+    result: dict = {
+        "streams": len(prompts),
+        "episodes": episodes,
+        "warm_tokens": warm,
+        "prompt_tokens": runs["native_chunked"][0]["prompt_tokens"],
+        "openvino_unchunked": {
+            "scheduler": "dynamic_split_fuse off, "
+            f"max_num_batched_tokens {CONTEXT}: below the prompt's "
+            "length OpenVINO fails the step (its worker dies)"
+        },
+    }
     for label, done in runs.items():
         result[label] = result.get(label, {}) | {
             "during_arrival": ms([g for r in done for g in r["window"]]),
             "steady": ms([g for r in done for g in r["steady"]]),
-            "long_prompt_ttft_ms_median": round(1000 * statistics.median(r["ttft"] for r in done), 1),
-        }  # fmt: skip
+            "long_prompt_ttft_ms_median": round(
+                1000 * statistics.median(r["ttft"] for r in done), 1
+            ),
+        }
     return result
 
 
@@ -183,8 +208,10 @@ def bench_decode(s: Setup, tokens: int, repeats: int) -> dict:
     from llm_chat.grammar import json_schema, lower
 
     fmt = lower(json_schema(BOUNDED))  # as the service passes it: compact JSON's EBNF
-    engines = {"openvino-int8": ov_engine(s, slots=4, eos=s.eos, max_len=512),
-               "native": native_engine(s, slots=4, eos=s.eos, max_len=512)}  # fmt: skip
+    engines = {
+        "openvino-int8": ov_engine(s, slots=4, eos=s.eos, max_len=512),
+        "native": native_engine(s, slots=4, eos=s.eos, max_len=512),
+    }
     prompts = [chat_ids(s.tokenizer, p) for p in PROMPTS]
     configs = {"free": None, "json_schema": fmt}
     best: dict[str, dict] = {}
@@ -233,8 +260,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--parts", nargs="*", default=["prefix", "chunked", "decode"],
-                        choices=["prefix", "chunked", "decode"])  # fmt: skip
+    parser.add_argument(
+        "--parts",
+        nargs="*",
+        default=["prefix", "chunked", "decode"],
+        choices=["prefix", "chunked", "decode"],
+    )
     parser.add_argument("--reps", type=int, default=5, help="chats per prefix-cache setting")
     parser.add_argument("--answer-tokens", type=int, default=48, help="the first turn's answer")
     parser.add_argument("--episodes", type=int, default=3, help="long-prompt arrivals per setting")
@@ -255,9 +286,13 @@ def main() -> None:
     configured = GenerationConfig.from_pretrained(MODEL).eos_token_id
     eos = {tokenizer.eos_token_id, *(configured if isinstance(configured, list) else [configured])}
     s = Setup(tokenizer, eos - {None}, args.threads)
-    results: dict = {"model": str(MODEL), "openvino": str(OV_DIR), "threads": args.threads,
-                     "openvino_genai": openvino_genai.__version__,
-                     "load_average_start": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
+    results: dict = {
+        "model": str(MODEL),
+        "openvino": str(OV_DIR),
+        "threads": args.threads,
+        "openvino_genai": openvino_genai.__version__,
+        "load_average_start": [round(x, 2) for x in os.getloadavg()],
+    }
     t0 = time.perf_counter()
     if "prefix" in args.parts:
         results["prefix_cache"] = bench_prefix(s, args.reps, args.answer_tokens)

@@ -42,10 +42,16 @@ def main() -> None:
     cmd = [sys.executable, "-m", "rag_chatbot.cli", "serve"]
 
     def env(scratch: str, generator: str) -> dict[str, str]:
-        return {"RAG_CHATBOT_PORT": str(args.port), "RAG_CHATBOT_LOG_LEVEL": "warning",
-                "RAG_CHATBOT_INDEX_URI": f"{scratch}/index", "RAG_CHATBOT_UPLOADS_DIR": f"{scratch}/uploads",
-                "RAG_CHATBOT_CORPUS_INDEX": str(DATA / "index-160"), "RAG_CHATBOT_ONNX_THREADS": "1",
-                "RAG_CHATBOT_GENERATOR_URL": generator, "RAG_CHATBOT_REQUEST_TIMEOUT_S": "300"}  # fmt: skip
+        return {
+            "RAG_CHATBOT_PORT": str(args.port),
+            "RAG_CHATBOT_LOG_LEVEL": "warning",
+            "RAG_CHATBOT_INDEX_URI": f"{scratch}/index",
+            "RAG_CHATBOT_UPLOADS_DIR": f"{scratch}/uploads",
+            "RAG_CHATBOT_CORPUS_INDEX": str(DATA / "index-160"),
+            "RAG_CHATBOT_ONNX_THREADS": "1",
+            "RAG_CHATBOT_GENERATOR_URL": generator,
+            "RAG_CHATBOT_REQUEST_TIMEOUT_S": "300",
+        }
 
     def load(path: str, bodies: list[dict], clients: int, seconds: float) -> dict:
         asyncio.run(
@@ -66,8 +72,12 @@ def main() -> None:
     print(json.dumps(report, indent=2))
     if args.llm:
         llm_port = args.port + 1
-        llm_env = {"LLM_CHAT_PORT": str(llm_port), "LLM_CHAT_LOG_LEVEL": "warning",
-                   "LLM_CHAT_MODEL_DIR": "models/llm_chat/dpo", "LLM_CHAT_SLOTS": "8"}  # fmt: skip
+        llm_env = {
+            "LLM_CHAT_PORT": str(llm_port),
+            "LLM_CHAT_LOG_LEVEL": "warning",
+            "LLM_CHAT_MODEL_DIR": "models/llm_chat/dpo",
+            "LLM_CHAT_SLOTS": "8",
+        }
         llm_cmd = [sys.executable, "-m", "llm_chat.cli", "serve"]
         with (
             tempfile.TemporaryDirectory() as scratch,

@@ -64,8 +64,13 @@ def bench_encoder(threads: int) -> dict:
         str(resolve_model(json.loads((ENCODER / "encoder.json").read_text())["source"])),
         device="cpu",
     )
-    results = {"sentences": len(sentences), "threads": threads,
-               "sentence_transformers_torch": _time_encode(lambda b: model.encode(b, batch_size=32), sentences, 32)}  # fmt: skip
+    results = {
+        "sentences": len(sentences),
+        "threads": threads,
+        "sentence_transformers_torch": _time_encode(
+            lambda b: model.encode(b, batch_size=32), sentences, 32
+        ),
+    }
     for variant in ("fp32", "int8"):
         enc = Encoder(ENCODER, variant=variant, threads=threads)
         results[f"onnx_{variant}"] = _time_encode(enc.encode, sentences, 32)
@@ -83,8 +88,12 @@ def bench_encoder(threads: int) -> dict:
 def bench_service(workers: int, clients: int, seconds: float, port: int = 8092) -> dict:
     from mlstack.loadtest import http_load, serve_process
 
-    env = {"SEMANTIC_SEARCH_PORT": str(port), "SEMANTIC_SEARCH_WORKERS": str(workers),
-           "SEMANTIC_SEARCH_ONNX_THREADS": "1", "SEMANTIC_SEARCH_LOG_LEVEL": "warning"}  # fmt: skip
+    env = {
+        "SEMANTIC_SEARCH_PORT": str(port),
+        "SEMANTIC_SEARCH_WORKERS": str(workers),
+        "SEMANTIC_SEARCH_ONNX_THREADS": "1",
+        "SEMANTIC_SEARCH_LOG_LEVEL": "warning",
+    }
     queries = [json.loads(q)["query"] for q in (DATA / "queries.jsonl").read_text().splitlines()]
     modes = ["hybrid", "dense", "bm25"]
     bodies = [{"query": q, "k": 10, "mode": modes[i % 3]} for i, q in enumerate(queries)]
@@ -103,9 +112,13 @@ def _measure(name, search, build_s, queries, truth) -> dict:
         got.append(search(q))
         times.append((time.perf_counter() - t) * 1000)
     recall = np.mean([len(set(g) & set(t)) / 10 for g, t in zip(got, truth, strict=True)])
-    row = {"index": name, "recall@10": round(float(recall), 4),
-           "build_s": round(build_s, 1), "p50_ms": round(float(np.median(times)), 2),
-           "p99_ms": round(float(np.percentile(times, 99)), 2)}  # fmt: skip
+    row = {
+        "index": name,
+        "recall@10": round(float(recall), 4),
+        "build_s": round(build_s, 1),
+        "p50_ms": round(float(np.median(times)), 2),
+        "p99_ms": round(float(np.percentile(times, 99)), 2),
+    }
     return row
 
 
@@ -151,8 +164,10 @@ def _index_rows(base: np.ndarray, queries: np.ndarray, threads: int) -> list[dic
     table = lancedb.connect(tmp).create_table(
         "v", pa.table({"id": np.arange(len(base)), "vector": vectors})
     )
-    for name, config in [("lancedb IVF_HNSW_SQ", HnswSq(distance_type="cosine")),
-                         ("lancedb IVF_PQ", IvfPq(distance_type="cosine", num_sub_vectors=48))]:  # fmt: skip
+    for name, config in [
+        ("lancedb IVF_HNSW_SQ", HnswSq(distance_type="cosine")),
+        ("lancedb IVF_PQ", IvfPq(distance_type="cosine", num_sub_vectors=48)),
+    ]:
         t0 = time.perf_counter()
         table.create_index("vector", config=config, replace=True)
         build = time.perf_counter() - t0

@@ -78,8 +78,11 @@ def summarize(samples: list, phases: list, settle_s: float) -> dict:
     summary = {"errors": errors}
     for name, values in latencies.items():
         a = np.asarray(values)
-        summary[name] = {"requests": len(a), "p50_ms": round(float(np.percentile(a, 50)), 2),
-                         "p99_ms": round(float(np.percentile(a, 99)), 2)}  # fmt: skip
+        summary[name] = {
+            "requests": len(a),
+            "p50_ms": round(float(np.percentile(a, 50)), 2),
+            "p99_ms": round(float(np.percentile(a, 99)), 2),
+        }
     for name in ("shadow", "shadow_nice0"):
         s, off = summary[name], summary["off"]
         for p in ("p50", "p99"):
@@ -123,13 +126,29 @@ def main(
             deployment = service.state.hub.get()
             shadow = deployment.shadow
             loop = shadow._worker.get_loop()
-            nice0 = Shadow(shadow.model, deployment.model, nice=0,
-                           queue_size=shadow.queue_size, inference_log=shadow.inference_log)  # fmt: skip
+            nice0 = Shadow(
+                shadow.model,
+                deployment.model,
+                nice=0,
+                queue_size=shadow.queue_size,
+                inference_log=shadow.inference_log,
+            )
             asyncio.run_coroutine_threadsafe(nice0.start(), loop).result()
             modes = {"off": None, "shadow": shadow, "shadow_nice0": nice0}
-            cmd = [sys.executable, __file__, "--load-url", base, "--seconds", str(seconds),
-                   "--clients", str(clients), "--image-size", str(image_size),
-                   "--out", str(folder / "samples.json")]  # fmt: skip
+            cmd = [
+                sys.executable,
+                __file__,
+                "--load-url",
+                base,
+                "--seconds",
+                str(seconds),
+                "--clients",
+                str(clients),
+                "--image-size",
+                str(image_size),
+                "--out",
+                str(folder / "samples.json"),
+            ]
             load = subprocess.Popen(cmd)
             phases, i = [], 0
             while load.poll() is None:
@@ -145,17 +164,28 @@ def main(
             deployment.shadow = shadow
 
     summary = summarize(samples, phases, settle_s)
-    report = {"clients": clients, "seconds": seconds, "phase_s": phase_s, "settle_s": settle_s,
-              "conv": conv, "image_size": image_size, "summary": summary, "shadow": counts}  # fmt: skip
+    report = {
+        "clients": clients,
+        "seconds": seconds,
+        "phase_s": phase_s,
+        "settle_s": settle_s,
+        "conv": conv,
+        "image_size": image_size,
+        "summary": summary,
+        "shadow": counts,
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
-    print(f"{clients} clients, {seconds:g} s, settings switched every {phase_s:g} s, "
-          f"conv {conv} @ {image_size}px; {summary['errors']} errors")  # fmt: skip
+    print(
+        f"{clients} clients, {seconds:g} s, settings switched every {phase_s:g} s, "
+        f"conv {conv} @ {image_size}px; {summary['errors']} errors"
+    )
     print(f"{'setting':<14}{'requests':>9}{'p50 ms':>9}{'p99 ms':>9}{'d p50':>8}{'d p99':>8}")
     for name in SETTINGS:
         s = summary[name]
-        deltas = "".join(f"{s[k]:>+7.1f}%" if k in s else f"{'':>8}"
-                         for k in ("p50_delta_pct", "p99_delta_pct"))  # fmt: skip
+        deltas = "".join(
+            f"{s[k]:>+7.1f}%" if k in s else f"{'':>8}" for k in ("p50_delta_pct", "p99_delta_pct")
+        )
         print(f"{name:<14}{s['requests']:>9}{s['p50_ms']:>9.2f}{s['p99_ms']:>9.2f}{deltas}")
     print(f"shadow outcomes: {counts}\nwrote {out}")
 

@@ -51,8 +51,13 @@ def calls_for(service: str, model: str) -> list:
     from mlstack.loadtest import Call
 
     def not_json(path: str) -> Call:
-        return Call("hostile: not JSON", "POST", path, content=b"\x00\xff{",
-                    headers={"content-type": "application/json"})  # fmt: skip
+        return Call(
+            "hostile: not JSON",
+            "POST",
+            path,
+            content=b"\x00\xff{",
+            headers={"content-type": "application/json"},
+        )
 
     if service == "image_classifier":
         from PIL import Image
@@ -63,27 +68,79 @@ def calls_for(service: str, model: str) -> list:
         b64 = base64.b64encode(digit).decode()
         bomb = png(20_000, 20_000)
         return [
-            Call("valid: multipart", "POST", "/v1/classify", files={"file": ("d.png", digit, "image/png")}),
+            Call(
+                "valid: multipart",
+                "POST",
+                "/v1/classify",
+                files={"file": ("d.png", digit, "image/png")},
+            ),
             Call("valid: json", "POST", "/v1/classify", json={"images": [b64] * 4}),
-            Call("hostile: PNG bomb", "POST", "/v1/classify", files={"file": ("b.png", bomb, "image/png")}),
-            Call("hostile: 16 bombs", "POST", "/v1/classify", json={"images": [base64.b64encode(bomb).decode()] * 16}),
-            Call("hostile: not an image", "POST", "/v1/classify", files={"file": ("x.png", b"\x00" * 5000, "image/png")}),
+            Call(
+                "hostile: PNG bomb",
+                "POST",
+                "/v1/classify",
+                files={"file": ("b.png", bomb, "image/png")},
+            ),
+            Call(
+                "hostile: 16 bombs",
+                "POST",
+                "/v1/classify",
+                json={"images": [base64.b64encode(bomb).decode()] * 16},
+            ),
+            Call(
+                "hostile: not an image",
+                "POST",
+                "/v1/classify",
+                files={"file": ("x.png", b"\x00" * 5000, "image/png")},
+            ),
             Call("hostile: megabyte base64", "POST", "/v1/classify", json={"image": MEGABYTE}),
-            Call("hostile: nested JSON", "POST", "/v1/classify", content=NESTED, headers={"content-type": "application/json"}),
+            Call(
+                "hostile: nested JSON",
+                "POST",
+                "/v1/classify",
+                content=NESTED,
+                headers={"content-type": "application/json"},
+            ),
             not_json("/v1/classify"),
-        ]  # fmt: skip
+        ]
     if service == "semantic_search":
         return [
-            Call("valid: search", "POST", "/v1/search", json={"query": "the history of music", "k": 5}),
-            Call("valid: embeddings", "POST", "/v1/embeddings", json={"input": ["a sentence", "another"], "model": model}),
-            Call("valid: upsert", "POST", "/v1/documents", json={"documents": [{"id": "soak", "text": "soak test text", "title": "Soak"}]}),
+            Call(
+                "valid: search",
+                "POST",
+                "/v1/search",
+                json={"query": "the history of music", "k": 5},
+            ),
+            Call(
+                "valid: embeddings",
+                "POST",
+                "/v1/embeddings",
+                json={"input": ["a sentence", "another"], "model": model},
+            ),
+            Call(
+                "valid: upsert",
+                "POST",
+                "/v1/documents",
+                json={"documents": [{"id": "soak", "text": "soak test text", "title": "Soak"}]},
+            ),
             Call("hostile: megabyte query", "POST", "/v1/search", json={"query": MEGABYTE}),
             Call("hostile: huge k", "POST", "/v1/search", json={"query": "music", "k": 10**12}),
             Call("hostile: whitespace", "POST", "/v1/search", json={"query": " \t\n "}),
-            Call("hostile: megabyte embeddings", "POST", "/v1/embeddings", json={"input": [MEGABYTE[:100_000]] * 9}),
-            Call("hostile: nested JSON", "POST", "/v1/search", content=NESTED, headers={"content-type": "application/json"}),
+            Call(
+                "hostile: megabyte embeddings",
+                "POST",
+                "/v1/embeddings",
+                json={"input": [MEGABYTE[:100_000]] * 9},
+            ),
+            Call(
+                "hostile: nested JSON",
+                "POST",
+                "/v1/search",
+                content=NESTED,
+                headers={"content-type": "application/json"},
+            ),
             not_json("/v1/embeddings"),
-        ]  # fmt: skip
+        ]
     if service == "llm_chat":
         chat = {"model": model, "max_tokens": 16, "temperature": 0}
         ask = [{"role": "user", "content": "Where is Paris?"}]
@@ -99,33 +156,157 @@ def calls_for(service: str, model: str) -> list:
             deep = {"type": "object", "properties": {"a": deep}}
         return [
             Call("valid: chat", "POST", "/v1/chat/completions", json={**chat, "messages": ask}),
-            Call("valid: completion", "POST", "/v1/completions", json={**chat, "prompt": "The capital of France"}),
-            Call("valid: json schema", "POST", "/v1/chat/completions", json={**chat, "max_tokens": 40, "messages": ask, "response_format": {"type": "json_schema", "json_schema": {"name": "c", "schema": schema}}}),
-            Call("valid: tool call", "POST", "/v1/chat/completions", json={**chat, "max_tokens": 40, "messages": ask, "tools": [tool], "tool_choice": "required", "parallel_tool_calls": False}),
-            Call("valid: logprobs, n=2", "POST", "/v1/chat/completions", json={**chat, "messages": ask, "n": 2, "logprobs": True, "top_logprobs": 2}),
+            Call(
+                "valid: completion",
+                "POST",
+                "/v1/completions",
+                json={**chat, "prompt": "The capital of France"},
+            ),
+            Call(
+                "valid: json schema",
+                "POST",
+                "/v1/chat/completions",
+                json={
+                    **chat,
+                    "max_tokens": 40,
+                    "messages": ask,
+                    "response_format": {
+                        "type": "json_schema",
+                        "json_schema": {"name": "c", "schema": schema},
+                    },
+                },
+            ),
+            Call(
+                "valid: tool call",
+                "POST",
+                "/v1/chat/completions",
+                json={
+                    **chat,
+                    "max_tokens": 40,
+                    "messages": ask,
+                    "tools": [tool],
+                    "tool_choice": "required",
+                    "parallel_tool_calls": False,
+                },
+            ),
+            Call(
+                "valid: logprobs, n=2",
+                "POST",
+                "/v1/chat/completions",
+                json={**chat, "messages": ask, "n": 2, "logprobs": True, "top_logprobs": 2},
+            ),
             Call("valid: tokenize", "POST", "/tokenize", json={"messages": ask, "tools": [tool]}),
-            Call("hostile: deep schema", "POST", "/v1/chat/completions", json={**chat, "messages": ask, "response_format": {"type": "json_schema", "json_schema": {"name": "d", "schema": deep}}}),
-            Call("hostile: unknown field", "POST", "/v1/chat/completions", json={**chat, "messages": ask, "guided_json": schema}),
-            Call("hostile: logit_bias past the vocabulary", "POST", "/v1/chat/completions", json={**chat, "messages": ask, "logit_bias": {"999999999": 5}}),
-            Call("hostile: megabyte message", "POST", "/v1/chat/completions", json={**chat, "messages": [{"role": "user", "content": MEGABYTE}]}),
-            Call("hostile: huge max_tokens", "POST", "/v1/chat/completions", json={**chat, "max_tokens": 10**12, "messages": [{"role": "user", "content": "hi"}]}),
-            Call("hostile: no messages", "POST", "/v1/chat/completions", json={**chat, "messages": []}),
-            Call("hostile: NUL", "POST", "/v1/chat/completions", json={**chat, "messages": [{"role": "user", "content": "\x00" * 1000}]}),
-            Call("hostile: nested JSON", "POST", "/v1/chat/completions", content=NESTED, headers={"content-type": "application/json"}),
+            Call(
+                "hostile: deep schema",
+                "POST",
+                "/v1/chat/completions",
+                json={
+                    **chat,
+                    "messages": ask,
+                    "response_format": {
+                        "type": "json_schema",
+                        "json_schema": {"name": "d", "schema": deep},
+                    },
+                },
+            ),
+            Call(
+                "hostile: unknown field",
+                "POST",
+                "/v1/chat/completions",
+                json={**chat, "messages": ask, "guided_json": schema},
+            ),
+            Call(
+                "hostile: logit_bias past the vocabulary",
+                "POST",
+                "/v1/chat/completions",
+                json={**chat, "messages": ask, "logit_bias": {"999999999": 5}},
+            ),
+            Call(
+                "hostile: megabyte message",
+                "POST",
+                "/v1/chat/completions",
+                json={**chat, "messages": [{"role": "user", "content": MEGABYTE}]},
+            ),
+            Call(
+                "hostile: huge max_tokens",
+                "POST",
+                "/v1/chat/completions",
+                json={
+                    **chat,
+                    "max_tokens": 10**12,
+                    "messages": [{"role": "user", "content": "hi"}],
+                },
+            ),
+            Call(
+                "hostile: no messages",
+                "POST",
+                "/v1/chat/completions",
+                json={**chat, "messages": []},
+            ),
+            Call(
+                "hostile: NUL",
+                "POST",
+                "/v1/chat/completions",
+                json={**chat, "messages": [{"role": "user", "content": "\x00" * 1000}]},
+            ),
+            Call(
+                "hostile: nested JSON",
+                "POST",
+                "/v1/chat/completions",
+                content=NESTED,
+                headers={"content-type": "application/json"},
+            ),
             not_json("/v1/completions"),
-        ]  # fmt: skip
+        ]
     if service == "rag_chatbot":
         return [
             Call("valid: retrieve", "POST", "/v1/retrieve", json={"query": "Where is Paris?"}),
-            Call("valid: chat", "POST", "/v1/chat", json={"messages": [{"role": "user", "content": "Who painted the Mona Lisa?"}]}),
-            Call("valid: upload", "POST", "/v1/documents", files={"file": ("soak.md", b"# Soak\n\nThe soak test writes this file.", "text/markdown")}),
-            Call("hostile: megabyte question", "POST", "/v1/chat", json={"messages": [{"role": "user", "content": MEGABYTE}]}),
+            Call(
+                "valid: chat",
+                "POST",
+                "/v1/chat",
+                json={"messages": [{"role": "user", "content": "Who painted the Mona Lisa?"}]},
+            ),
+            Call(
+                "valid: upload",
+                "POST",
+                "/v1/documents",
+                files={
+                    "file": (
+                        "soak.md",
+                        b"# Soak\n\nThe soak test writes this file.",
+                        "text/markdown",
+                    )
+                },
+            ),
+            Call(
+                "hostile: megabyte question",
+                "POST",
+                "/v1/chat",
+                json={"messages": [{"role": "user", "content": MEGABYTE}]},
+            ),
             Call("hostile: huge k", "POST", "/v1/retrieve", json={"query": "Paris", "k": 10**12}),
-            Call("hostile: corrupt PDF", "POST", "/v1/documents", files={"file": ("x.pdf", b"%PDF-1.7\n" + b"\x00" * 4000, "application/pdf")}),
-            Call("hostile: binary as text", "POST", "/v1/documents", files={"file": ("x.txt", bytes(range(256)) * 40, "text/plain")}),
-            Call("hostile: nested JSON", "POST", "/v1/chat", content=NESTED, headers={"content-type": "application/json"}),
+            Call(
+                "hostile: corrupt PDF",
+                "POST",
+                "/v1/documents",
+                files={"file": ("x.pdf", b"%PDF-1.7\n" + b"\x00" * 4000, "application/pdf")},
+            ),
+            Call(
+                "hostile: binary as text",
+                "POST",
+                "/v1/documents",
+                files={"file": ("x.txt", bytes(range(256)) * 40, "text/plain")},
+            ),
+            Call(
+                "hostile: nested JSON",
+                "POST",
+                "/v1/chat",
+                content=NESTED,
+                headers={"content-type": "application/json"},
+            ),
             not_json("/v1/retrieve"),
-        ]  # fmt: skip
+        ]
     raise ValueError(service)
 
 
@@ -139,8 +320,11 @@ def verdict(report: dict) -> dict:
                 undesigned[f"{kind}: {status}"] = n
     rss = report.get("rss_mb", {})
     growth = (rss["end"] - rss["start"]) / rss["start"] if rss.get("start") else None
-    return {"undesigned": undesigned, "rss_growth": None if growth is None else round(growth, 3),
-            "passed": not undesigned and growth is not None and growth <= 0.10}  # fmt: skip
+    return {
+        "undesigned": undesigned,
+        "rss_growth": None if growth is None else round(growth, 3),
+        "passed": not undesigned and growth is not None and growth <= 0.10,
+    }
 
 
 def soak(service: str, args: argparse.Namespace, scratch: Path) -> dict:
@@ -150,8 +334,16 @@ def soak(service: str, args: argparse.Namespace, scratch: Path) -> dict:
 
     port = args.port + SERVICES.index(service)
     url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", f"{service}.testing", str(scratch / service), "--port", str(port),
-           "--api-key", "soak-key"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        f"{service}.testing",
+        str(scratch / service),
+        "--port",
+        str(port),
+        "--api-key",
+        "soak-key",
+    ]
     headers = {"Authorization": "Bearer soak-key"}
     with serve_process(cmd, {"PYTHONUNBUFFERED": "1"}, url, ready_s=600) as proc:
         model = httpx.get(f"{url}/v1/models", headers=headers).json()["data"][0]["id"]
@@ -159,8 +351,17 @@ def soak(service: str, args: argparse.Namespace, scratch: Path) -> dict:
         print(f"{service}: warming up", flush=True)
         asyncio.run(mixed_load(url, calls, clients=args.clients, seconds=10, headers=headers))
         print(f"{service}: soaking {args.seconds:.0f} s with {args.clients} clients", flush=True)
-        report = asyncio.run(mixed_load(url, calls, clients=args.clients, seconds=args.seconds,
-                                        headers=headers, pid=proc.pid, timeout_s=60))  # fmt: skip
+        report = asyncio.run(
+            mixed_load(
+                url,
+                calls,
+                clients=args.clients,
+                seconds=args.seconds,
+                headers=headers,
+                pid=proc.pid,
+                timeout_s=60,
+            )
+        )
     report["verdict"] = verdict(report)
     print(json.dumps({service: report}, indent=2), flush=True)
     return report

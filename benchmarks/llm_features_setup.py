@@ -41,17 +41,27 @@ class Setup:
     threads: int
 
 
-def ov_engine(s: Setup, *, slots: int, eos: set[int], max_len: int = CONTEXT,
-              prefix_caching: bool = True, split_fuse: bool = True):  # fmt: skip
+def ov_engine(
+    s: Setup,
+    *,
+    slots: int,
+    eos: set[int],
+    max_len: int = CONTEXT,
+    prefix_caching: bool = True,
+    split_fuse: bool = True,
+):
     from llm_chat.ov_engine import OVEngine, load_pipeline
 
-    model = load_pipeline(OV_DIR, slots=slots, max_len=max_len, threads=s.threads,
-                          prefix_caching=prefix_caching)  # fmt: skip
+    model = load_pipeline(
+        OV_DIR, slots=slots, max_len=max_len, threads=s.threads, prefix_caching=prefix_caching
+    )
     if not split_fuse:  # scheduler options only: load_pipeline stays as the service uses it
         # Unsplit, OpenVINO fails the step (and its worker dies) on a prompt longer than
         # max_num_batched_tokens, so the whole context must fit in one step.
-        scheduler = model.scheduler | {"dynamic_split_fuse": False,
-                                       "max_num_batched_tokens": model.max_len}  # fmt: skip
+        scheduler = model.scheduler | {
+            "dynamic_split_fuse": False,
+            "max_num_batched_tokens": model.max_len,
+        }
         model = dataclasses.replace(model, scheduler=scheduler)
     return OVEngine(model, s.tokenizer, eos=eos, max_queue=slots, observer=Recorder())
 
@@ -72,8 +82,15 @@ def turn(engine):
         made.stop()
 
 
-def native_engine(s: Setup, *, slots: int, eos: set[int], max_len: int = CONTEXT,
-                  prefix_caching: bool = True, chunk_tokens: int = 256):  # fmt: skip
+def native_engine(
+    s: Setup,
+    *,
+    slots: int,
+    eos: set[int],
+    max_len: int = CONTEXT,
+    prefix_caching: bool = True,
+    chunk_tokens: int = 256,
+):
     from llm_chat.backends import load_backend
     from llm_chat.engine import Engine
 
@@ -82,20 +99,36 @@ def native_engine(s: Setup, *, slots: int, eos: set[int], max_len: int = CONTEXT
         backend.reuses_prefix = prefix_caching  # read once, by the engine: off, it prefills all
         return backend
 
-    return Engine(build, s.tokenizer, eos=eos, max_queue=slots, observer=Recorder(),
-                  chunk_tokens=chunk_tokens)  # fmt: skip
+    return Engine(
+        build, s.tokenizer, eos=eos, max_queue=slots, observer=Recorder(), chunk_tokens=chunk_tokens
+    )
 
 
 SHORT = {"type": "string", "maxLength": 24}
 # bench_grammar's schema, bounded (strings, the array), without its zip `pattern`: the lowered
 # grammar writes a pattern as a `Regex` rule, which the xgrammar inside OpenVINO GenAI 2026.4
 # does not parse (its worker dies on the first step).
-BOUNDED = {**SCHEMA, "properties": {
-    **SCHEMA["properties"], "name": SHORT,
-    "address": {**ADDRESS, "properties": {"street": SHORT, "city": SHORT,
-                                          "zip": {"type": "string", "maxLength": 5}}},
-    "skills": {"type": "array", "minItems": 1, "maxItems": 3,
-               "items": {**SKILL, "properties": {**SKILL["properties"], "name": SHORT}}}}}  # fmt: skip
+BOUNDED = {
+    **SCHEMA,
+    "properties": {
+        **SCHEMA["properties"],
+        "name": SHORT,
+        "address": {
+            **ADDRESS,
+            "properties": {
+                "street": SHORT,
+                "city": SHORT,
+                "zip": {"type": "string", "maxLength": 5},
+            },
+        },
+        "skills": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 3,
+            "items": {**SKILL, "properties": {**SKILL["properties"], "name": SHORT}},
+        },
+    },
+}
 
 SYSTEM = (
     "You are the support assistant of Northwind Outfitters, an online shop for hiking, camping "
@@ -113,24 +146,32 @@ SYSTEM = (
     "not give route advice yourself. Escalate complaints about injuries to a human colleague."
 )
 HISTORY = [
-    ("I bought the Ridge 40 backpack three weeks ago and one of the hip-belt buckles cracked on "
-     "my second hike. Can I get it replaced?",
-     "I'm sorry about the buckle! The Ridge 40 has a 5-year warranty on buckles, so the repair is "
-     "free. Send it to our workshop with your order number; the repair takes about two weeks and "
-     "you only pay the shipping to us."),
-    ("Great. Do you also ship to Norway, and how long would a new order take to arrive?",
-     "Norway is outside the European Union, so the free shipping threshold does not apply and "
-     "customs fees may be charged on delivery. Standard delivery usually takes 5 to 8 working "
-     "days there; express is not available."),
-    ("What's the difference between the Summit and the Summit Lite tents?",
-     "The Summit is a four-season tent with a double wall, two entrances and snow skirts; it "
-     "weighs 2.9 kg. The Summit Lite is a three-season tent of 1.6 kg with one entrance and a "
-     "single vestibule. Both sleep two and carry our 5-year warranty."),
-    ("My order 48213 says delivered but I never got it. What should I do?",
-     "Sorry to hear that! Please check with your neighbours and the building's mailroom first. "
-     "If it hasn't turned up within two working days, reply with the e-mail address used for "
-     "the order and we'll open an investigation with the carrier and send a replacement."),
-]  # fmt: skip
+    (
+        "I bought the Ridge 40 backpack three weeks ago and one of the hip-belt buckles cracked on "
+        "my second hike. Can I get it replaced?",
+        "I'm sorry about the buckle! The Ridge 40 has a 5-year warranty on buckles, so the repair "
+        "is free. Send it to our workshop with your order number; the repair takes about two weeks "
+        "and you only pay the shipping to us.",
+    ),
+    (
+        "Great. Do you also ship to Norway, and how long would a new order take to arrive?",
+        "Norway is outside the European Union, so the free shipping threshold does not apply and "
+        "customs fees may be charged on delivery. Standard delivery usually takes 5 to 8 working "
+        "days there; express is not available.",
+    ),
+    (
+        "What's the difference between the Summit and the Summit Lite tents?",
+        "The Summit is a four-season tent with a double wall, two entrances and snow skirts; it "
+        "weighs 2.9 kg. The Summit Lite is a three-season tent of 1.6 kg with one entrance and a "
+        "single vestibule. Both sleep two and carry our 5-year warranty.",
+    ),
+    (
+        "My order 48213 says delivered but I never got it. What should I do?",
+        "Sorry to hear that! Please check with your neighbours and the building's mailroom first. "
+        "If it hasn't turned up within two working days, reply with the e-mail address used for "
+        "the order and we'll open an investigation with the carrier and send a replacement.",
+    ),
+]
 QUESTIONS = (
     "Which of the two tents would you take for a solo trip in the Alps in late October?",
     "And which sleeping bag temperature rating should I pair with it for that trip?",
@@ -152,8 +193,10 @@ def conversation(rep: int, first_answer: str | None = None) -> list[dict]:
         messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
     messages.append({"role": "user", "content": QUESTIONS[0]})
     if first_answer is not None:
-        messages += [{"role": "assistant", "content": first_answer},
-                     {"role": "user", "content": QUESTIONS[1]}]  # fmt: skip
+        messages += [
+            {"role": "assistant", "content": first_answer},
+            {"role": "user", "content": QUESTIONS[1]},
+        ]
     return messages
 
 

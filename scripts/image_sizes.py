@@ -1,8 +1,8 @@
 """The README's image table, generated: each service image's size and build time, measured by the
 container tests (tests/containers/) on the engine scripts/docker_lab.sh starts.
 
-python scripts/image_sizes.py --measure              # docker image inspect -> reports/containers/images.json
-python scripts/image_sizes.py                        # print the markdown block
+python scripts/image_sizes.py --measure  # docker image inspect -> reports/containers/images.json
+python scripts/image_sizes.py            # print the markdown block
 (`make report` renders the block into README.md through scripts/results_table.py)
 """
 

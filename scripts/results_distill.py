@@ -23,9 +23,9 @@ def distill_rows(r: dict) -> list[str]:
     params = r["parameters"]
     lines = [
         f"Distillation (`reports/image_classifier/distill.json`): the {r['teacher']} teacher "
-        f"teaches a CNN of {params['student']:,} parameters (alpha {chosen['alpha']:g}, temperature "
-        f"{chosen['temperature']:g}, picked on validation); the same CNN, recipe and seed trained "
-        f"without the teacher is the baseline. Test split ({r['samples']} images), "
+        f"teaches a CNN of {params['student']:,} parameters (alpha {chosen['alpha']:g}, "
+        f"temperature {chosen['temperature']:g}, picked on validation); the same CNN, recipe and "
+        f"seed trained without the teacher is the baseline. Test split ({r['samples']} images), "
         f"{r['threads']} threads, one measuring run:",
         "",
         f"| model | size | latency b1 p50 | images/s b{b} | test acc | agrees with teacher |",

@@ -118,27 +118,44 @@ def semantic_search() -> str:
         b = load(bench)
         if "encoder" in b:
             e = b["encoder"]
-            lines += ["", f"`make bench` encoder ({e['sentences']} sentences, {e['threads']} threads; "
-                      "b32: the sample in one call, length-sorted by each library; chunked: 32 "
-                      "texts a call, unsorted):", "",
-                      "| encoder | sentences/s b32 | chunked | single query p50 | vs torch b32 "
-                      "| chunked | b1 |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+            lines += [
+                "",
+                f"`make bench` encoder ({e['sentences']} sentences, {e['threads']} threads; "
+                "b32: the sample in one call, length-sorted by each library; chunked: 32 "
+                "texts a call, unsorted):",
+                "",
+                "| encoder | sentences/s b32 | chunked | single query p50 | vs torch b32 "
+                "| chunked | b1 |",
+                "|---|---|---|---|---|---|---|",
+            ]
             for key in ("sentence_transformers_torch", "onnx_fp32", "onnx_int8"):
                 v = e[key]
-                lines.append(f"| {key} | {v['sentences_per_s_b32']} | {v['sentences_per_s_b32_chunked']} "
-                             f"| {v['single_ms_p50']} ms | {v.get('throughput_x', 1.0)}x "
-                             f"| {v.get('chunked_throughput_x', 1.0)}x | {v.get('latency_x', 1.0)}x |")  # fmt: skip
+                lines.append(
+                    f"| {key} | {v['sentences_per_s_b32']} | {v['sentences_per_s_b32_chunked']} "
+                    f"| {v['single_ms_p50']} ms | {v.get('throughput_x', 1.0)}x "
+                    f"| {v.get('chunked_throughput_x', 1.0)}x | {v.get('latency_x', 1.0)}x |"
+                )
         if "service" in b:
             s = b["service"]
-            lines += ["", f"Service load (`semantic-search serve`, {s['workers']} workers, {s['clients']} "
-                      f"concurrent clients, mixed modes, {s['seconds']} s): {s['requests_per_s']} requests/s, "
-                      f"{s['errors']} errors of {s['requests']}, p50 {s['latency_ms']['p50']} ms, "
-                      f"p99 {s['latency_ms']['p99']} ms."]  # fmt: skip
+            lines += [
+                "",
+                f"Service load (`semantic-search serve`, {s['workers']} workers, {s['clients']} "
+                f"concurrent clients, mixed modes, {s['seconds']} s): "
+                f"{s['requests_per_s']} requests/s, "
+                f"{s['errors']} errors of {s['requests']}, p50 {s['latency_ms']['p50']} ms, "
+                f"p99 {s['latency_ms']['p99']} ms.",
+            ]
         if "indexes" in b:
-            lines += ["", "| vectors | index | recall@10 vs exact | p50 ms | p99 ms | build s |",
-                      "|---|---|---|---|---|---|"]  # fmt: skip
-            lines += [f"| {x['vectors']:,} | {x['index']} | {x['recall@10']} | {x['p50_ms']} | "
-                      f"{x['p99_ms']} | {x['build_s']} |" for x in b["indexes"]]  # fmt: skip
+            lines += [
+                "",
+                "| vectors | index | recall@10 vs exact | p50 ms | p99 ms | build s |",
+                "|---|---|---|---|---|---|",
+            ]
+            lines += [
+                f"| {x['vectors']:,} | {x['index']} | {x['recall@10']} | {x['p50_ms']} | "
+                f"{x['p99_ms']} | {x['build_s']} |"
+                for x in b["indexes"]
+            ]
     return "\n".join(lines)
 
 
@@ -148,13 +165,19 @@ def llm_chat() -> str:
     if (reports / "finetune.json").exists():
         f = load(reports / "finetune.json")
         n = next(iter(f["models"].values()))["examples"]
-        lines += [f"**LLM chat** fine-tuning, held-out articles ({n['perplexity']} questions for "
-                  f"perplexity, {n['generated']} answered greedily, {n['pairs']} preference pairs; "
-                  "`reports/llm_chat/finetune.json`)", "",
-                  "| model | answer perplexity | token F1 | ROUGE-L | preference win rate |",
-                  "|---|---|---|---|---|"]  # fmt: skip
-        lines += [f"| {name} | {m['perplexity']} | {m['token_f1']} | {m['rouge_l']} | "
-                  f"{m['preference_win_rate']} |" for name, m in f["models"].items()]  # fmt: skip
+        lines += [
+            f"**LLM chat** fine-tuning, held-out articles ({n['perplexity']} questions for "
+            f"perplexity, {n['generated']} answered greedily, {n['pairs']} preference pairs; "
+            "`reports/llm_chat/finetune.json`)",
+            "",
+            "| model | answer perplexity | token F1 | ROUGE-L | preference win rate |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {name} | {m['perplexity']} | {m['token_f1']} | {m['rouge_l']} | "
+            f"{m['preference_win_rate']} |"
+            for name, m in f["models"].items()
+        ]
     return "\n".join(lines) if lines else "**LLM chat**: run `dvc repro` to produce its figures."
 
 
@@ -166,46 +189,72 @@ def rag_chatbot() -> str:
     e = load(path)
     k = next(iter(e["configs"].values()))["retrieval"]
     recall = next(key for key in k if key.startswith("recall@"))
-    lines = [f"**RAG chatbot** retrieval, test split ({e['questions']['test']} questions, "
-             f"default `{e['default']}`; `reports/rag_chatbot/evaluation.json`):", "",
-             f"| configuration | {recall} | MRR | context precision | answerable given context "
-             "| unanswerable left without context |", "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"**RAG chatbot** retrieval, test split ({e['questions']['test']} questions, "
+        f"default `{e['default']}`; `reports/rag_chatbot/evaluation.json`):",
+        "",
+        f"| configuration | {recall} | MRR | context precision | answerable given context "
+        "| unanswerable left without context |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, c in e["configs"].items():
         r = c["retrieval"]
-        lines.append(f"| {name} | {r[recall]} | {r['mrr']} | {r['context_precision']} | "
-                     f"{r['answerable_with_context']} | {r['unanswerable_without_context']} |")  # fmt: skip
+        lines.append(
+            f"| {name} | {r[recall]} | {r['mrr']} | {r['context_precision']} | "
+            f"{r['answerable_with_context']} | {r['unanswerable_without_context']} |"
+        )
     generated = {n: c["generation"] for n, c in e["configs"].items() if "generation" in c}
     if generated:
         n = next(iter(generated.values()))["questions"]
-        lines += ["", f"Generation ({n} test questions per configuration, through the LLM chat "
-                  "service):", "",
-                  "| configuration | faithfulness | citation correctness | answers citing (model "
-                  "/ after attribution) | answer relevance | answer correctness | no-answer "
-                  "accuracy | answered rate |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            f"Generation ({n} test questions per configuration, through the LLM chat service):",
+            "",
+            "| configuration | faithfulness | citation correctness | answers citing (model "
+            "/ after attribution) | answer relevance | answer correctness | no-answer "
+            "accuracy | answered rate |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for name, g in generated.items():
-            lines.append(f"| {name} | {g['faithfulness']} | {g['citation_correctness']} | "
-                         f"{g['answers_with_citations']} / {g['answers_with_citations_after_attribution']} | "
-                         f"{g['answer_relevance']} | {g['answer_correctness']} | "
-                         f"{g['no_answer_accuracy']} | {g['answered_rate']} |")  # fmt: skip
+            lines.append(
+                f"| {name} | {g['faithfulness']} | {g['citation_correctness']} | "
+                f"{g['answers_with_citations']} / "
+                f"{g['answers_with_citations_after_attribution']} | "
+                f"{g['answer_relevance']} | {g['answer_correctness']} | "
+                f"{g['no_answer_accuracy']} | {g['answered_rate']} |"
+            )
     bench = Path("reports/rag_chatbot/benchmark.json")
     if bench.exists():
         b = load(bench)
 
         def row(r: dict) -> str:
-            return (f"{r['requests_per_s']} req/s, p50 {r['latency_ms']['p50']} ms, p99 "
-                    f"{r['latency_ms']['p99']} ms, {r['errors']} errors of {r['requests']}")  # fmt: skip
+            return (
+                f"{r['requests_per_s']} req/s, p50 {r['latency_ms']['p50']} ms, p99 "
+                f"{r['latency_ms']['p99']} ms, {r['errors']} errors of {r['requests']}"
+            )
 
-        lines += ["", f"Under load (`benchmarks/bench_rag_chatbot.py`, {b['clients']} clients, one "
-                  "service process, the load generator on the same cores):", "",
-                  f"- `/v1/retrieve`: {row(b['retrieve'])}",
-                  f"- `/v1/chat` with an instant fake generator (our side only): {row(b['chat_fake_generator'])}"]  # fmt: skip
+        lines += [
+            "",
+            f"Under load (`benchmarks/bench_rag_chatbot.py`, {b['clients']} clients, one "
+            "service process, the load generator on the same cores):",
+            "",
+            f"- `/v1/retrieve`: {row(b['retrieve'])}",
+            "- `/v1/chat` with an instant fake generator (our side only): "
+            f"{row(b['chat_fake_generator'])}",
+        ]
         if "chat_llm_chat" in b:
-            lines.append(f"- `/v1/chat` generating with the LLM chat service ({b['chat_llm_chat']['clients']} "
-                         f"clients): {row(b['chat_llm_chat'])}")  # fmt: skip
+            lines.append(
+                "- `/v1/chat` generating with the LLM chat service "
+                f"({b['chat_llm_chat']['clients']} "
+                f"clients): {row(b['chat_llm_chat'])}"
+            )
     best = e["threshold"]["best_balanced"]
-    lines += ["", f"Relevance floor, swept on the tune split only: best balanced at "
-              f"`min_relevance` {best['min_relevance']} (answerable kept {best['answerable_kept']}, "
-              f"unanswerable refused {best['unanswerable_refused']})."]  # fmt: skip
+    lines += [
+        "",
+        f"Relevance floor, swept on the tune split only: best balanced at "
+        f"`min_relevance` {best['min_relevance']} (answerable kept {best['answerable_kept']}, "
+        f"unanswerable refused {best['unanswerable_refused']}).",
+    ]
     return "\n".join(lines)
 
 
@@ -216,11 +265,15 @@ def soak() -> str:
     """The soak benchmark (`benchmarks/bench_soak.py`): one row per service."""
     r = load(SOAK)
     first = next(iter(r.values()))
-    lines = [f"`benchmarks/bench_soak.py`: {first['clients']} clients, {first['seconds']:.0f} s a "
-             "service, valid and hostile requests mixed, tiny models, the load generator on the "
-             "same 2 cores (`reports/soak.json`):", "",
-             "| service | requests | valid: statuses | hostile: statuses | p50 | p99 | RSS start → end "
-             "| undesigned answers | passed |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"`benchmarks/bench_soak.py`: {first['clients']} clients, {first['seconds']:.0f} s a "
+        "service, valid and hostile requests mixed, tiny models, the load generator on the "
+        "same 2 cores (`reports/soak.json`):",
+        "",
+        "| service | requests | valid: statuses | hostile: statuses | p50 | p99 | RSS start → end "
+        "| undesigned answers | passed |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
 
     def tally(report: dict, prefix: str) -> str:
         counts: dict[str, int] = {}
@@ -232,10 +285,12 @@ def soak() -> str:
 
     for service, x in r.items():
         rss, v = x["rss_mb"], x["verdict"]
-        lines.append(f"| {service} | {x['requests']} | {tally(x, 'valid')} | {tally(x, 'hostile')} "
-                     f"| {x['latency_ms']['p50']} ms | {x['latency_ms']['p99']} ms "
-                     f"| {rss['start']:.0f} → {rss['end']:.0f} MB ({v['rss_growth']:+.1%}) "
-                     f"| {sum(v['undesigned'].values())} | {'yes' if v['passed'] else 'no'} |")  # fmt: skip
+        lines.append(
+            f"| {service} | {x['requests']} | {tally(x, 'valid')} | {tally(x, 'hostile')} "
+            f"| {x['latency_ms']['p50']} ms | {x['latency_ms']['p99']} ms "
+            f"| {rss['start']:.0f} → {rss['end']:.0f} MB ({v['rss_growth']:+.1%}) "
+            f"| {sum(v['undesigned'].values())} | {'yes' if v['passed'] else 'no'} |"
+        )
     return "\n".join(lines)
 
 
@@ -246,44 +301,60 @@ def llm_engine() -> str:
     """Decoding speed per backend (`benchmarks/bench_llm_chat.py`) and quality per backend and
     precision (`dvc repro llm_quality`)."""
     b, q = load(LLM / "benchmark.json"), load(LLM / "quality.json")["base"]
-    lines = [f"Decoding (`benchmarks/bench_llm_chat.py`: {b['prompts']} prompts x {b['tokens']} "
-             f"tokens, {b['threads']} threads, `reports/llm_chat/benchmark.json`):", "",
-             "| backend | tokens/s b1 | 8 streams | 16 | 32 | first token b1 | first token p50/p99, 8 "
-             "streams | opening as HF's |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"Decoding (`benchmarks/bench_llm_chat.py`: {b['prompts']} prompts x {b['tokens']} "
+        f"tokens, {b['threads']} threads, `reports/llm_chat/benchmark.json`):",
+        "",
+        "| backend | tokens/s b1 | 8 streams | 16 | 32 | first token b1 | first token p50/p99, 8 "
+        "streams | opening as HF's |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     hf = b["hf_generate"]
-    lines.append(f"| HF generate fp32 | {hf['decode_tokens_per_s_b1']} | "
-                 f"{hf['aggregate_tokens_per_s_8_static_batch']} (static batch) | | "
-                 f"| {hf['ttft_ms_p50']:.0f} ms | | 1.0 |")  # fmt: skip
+    lines.append(
+        f"| HF generate fp32 | {hf['decode_tokens_per_s_b1']} | "
+        f"{hf['aggregate_tokens_per_s_8_static_batch']} (static batch) | | "
+        f"| {hf['ttft_ms_p50']:.0f} ms | | 1.0 |"
+    )
     for key, r in b.items():
         if key.startswith("engine_") and "decode_tokens_per_s_b1" in r:
             lines.append(
                 f"| {key.removeprefix('engine_')} | {r['decode_tokens_per_s_b1']} "
-                f"| {r['aggregate_tokens_per_s_8_streams']} | {r['aggregate_tokens_per_s_16_streams']} "
+                f"| {r['aggregate_tokens_per_s_8_streams']} "
+                f"| {r['aggregate_tokens_per_s_16_streams']} "
                 f"| {r['aggregate_tokens_per_s_32_streams']} | {r['ttft_ms_p50']:.0f} ms "
                 f"| {r['ttft_ms_p50_8_streams']:.0f} / {r['ttft_ms_p99_8_streams']:.0f} ms "
                 f"| {r['opening_matches_hf']} |"
-            )  # fmt: skip
+            )
     for key, r in b.items():  # batch 1 only: llama-cpp-python serves one sequence at a time
         if key.startswith("llama.cpp"):
             ttft = f"{r['ttft_ms_p50']:.0f} ms"
             row = [key, r["decode_tokens_per_s_b1"], "", "", "", ttft, "", r["opening_matches_hf"]]
             lines.append("| " + " | ".join(map(str, row)) + " |")
     if h := b.get("http"):
-        lines += ["", f"Through HTTP ({h['backend']}, {h['clients']} streaming clients): "
-                  f"{h['aggregate_tokens_per_s']} tokens/s, {h['vs_in_process']}x the in-process "
-                  f"figure, first token p50 {h['ttft_ms_p50']:.0f} ms / p99 {h['ttft_ms_p99']:.0f} ms, "
-                  f"{h['errors']} errors."]  # fmt: skip
-    lines += ["", f"Quality (`reports/llm_chat/quality.json`: perplexity on {q['texts']} held-out "
-              f"Wikipedia summaries, {q['tokens']} tokens; greedy answers to {q['greedy_prompts']} "
-              f"questions against fp32's):", "",
-              "| backend | perplexity | vs fp32 | same first 24 characters | identical |",
-              "|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            f"Through HTTP ({h['backend']}, {h['clients']} streaming clients): "
+            f"{h['aggregate_tokens_per_s']} tokens/s, {h['vs_in_process']}x the in-process "
+            f"figure, first token p50 {h['ttft_ms_p50']:.0f} ms / p99 {h['ttft_ms_p99']:.0f} ms, "
+            f"{h['errors']} errors.",
+        ]
+    lines += [
+        "",
+        f"Quality (`reports/llm_chat/quality.json`: perplexity on {q['texts']} held-out "
+        f"Wikipedia summaries, {q['tokens']} tokens; greedy answers to {q['greedy_prompts']} "
+        f"questions against fp32's):",
+        "",
+        "| backend | perplexity | vs fp32 | same first 24 characters | identical |",
+        "|---|---|---|---|---|",
+    ]
     for name, r in q["rows"].items():
         ppl = f"{r['perplexity']:.3f}" if "perplexity" in r else ""
         delta = f"{r['perplexity_vs_fp32']:+.1%}" if "perplexity" in r and name != "hf-fp32" else ""
         g = r.get("greedy_vs_fp32", {})
-        lines.append(f"| {name} | {ppl} | {delta} | {g.get('first_24_chars', '')} "
-                     f"| {g.get('identical', '')} |")  # fmt: skip
+        lines.append(
+            f"| {name} | {ppl} | {delta} | {g.get('first_24_chars', '')} "
+            f"| {g.get('identical', '')} |"
+        )
     return "\n".join(lines)
 
 

@@ -13,8 +13,19 @@ ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = ROOT / "infra/grafana/dashboards/services.json"
 # Labels Prometheus adds to every scraped series (the compose scrape configs add `service`)
 TARGET_LABELS = {"job", "instance", "service"}
-_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
-             "bool", "offset"}  # fmt: skip
+_KEYWORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+}
 
 
 def selectors(expr: str) -> list[tuple[str, set[str]]]:
@@ -39,8 +50,12 @@ def exported(tmp_path: Path) -> dict[str, set[str]]:
     from mlstack.monitor.drift import DriftResult, export_gauge
 
     series: dict[str, set[str]] = {"up": set()}
-    modules = (mlstack.monitor.metrics, rag_chatbot.metrics, semantic_search.metrics,
-               llm_chat.metrics)  # fmt: skip
+    modules = (
+        mlstack.monitor.metrics,
+        rag_chatbot.metrics,
+        semantic_search.metrics,
+        llm_chat.metrics,
+    )
     for metric in (m for module in modules for m in vars(module).values()):
         if not hasattr(metric, "_labelnames"):
             continue

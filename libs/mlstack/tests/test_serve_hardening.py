@@ -206,8 +206,16 @@ def test_exit_on_load_failure_ends_the_process_with_status_3(tmp_path):
 def test_a_field_named_like_a_location_keeps_its_name_in_param():
     from mlstack.serve.errors import validation_error
 
-    err = validation_error([{"loc": ("body", "query"), "msg": "too long", "type": "string_too_long",
-                             "ctx": {"max_length": 4000}}])  # fmt: skip
+    err = validation_error(
+        [
+            {
+                "loc": ("body", "query"),
+                "msg": "too long",
+                "type": "string_too_long",
+                "ctx": {"max_length": 4000},
+            }
+        ]
+    )
     assert (err.param, err.limit) == ("query", 4000)
     err = validation_error([{"loc": ("query", "k"), "msg": "bad", "type": "int_parsing"}])
     assert err.param == "k"

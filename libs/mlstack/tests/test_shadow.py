@@ -103,8 +103,10 @@ def test_every_request_shadowed_logged_compared_and_reported(tmp_path):
     disagree = sum(v > 5 for values in requests for v in values)  # 6, 6, 7, 7, ..., 10
     pair = shadow_report(frame)["pairs"][0]
     assert (pair["champion"], pair["challenger"], pair["challenger_version"]) == (
-        "echo", "challenger", "4"
-    )  # fmt: skip
+        "echo",
+        "challenger",
+        "4",
+    )
     assert pair["items"] == 20 and pair["requests"] == 10
     assert pair["agreement"] == pytest.approx((20 - disagree) / 20, abs=1e-4)
     assert pair["confusion"]["12.0"] == {

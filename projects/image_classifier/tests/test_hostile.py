@@ -129,12 +129,22 @@ def test_decompression_bombs_are_refused_from_the_header(base, name, data):
     [
         ("png chunk flood", png(4, 4, chunk(b"abCd", b"") * 800_000)),
         ("png text flood", png(4, 4, chunk(b"tEXt", b"k\0v") * 20_000)),
-        ("jpeg marker flood", (j := encode(Image.new("RGB", (8, 8)), "JPEG"))[:2] + b"\xff\xfe\x00\x02" * 2_000_000 + j[2:]),
+        (
+            "jpeg marker flood",
+            (j := encode(Image.new("RGB", (8, 8)), "JPEG"))[:2]
+            + b"\xff\xfe\x00\x02" * 2_000_000
+            + j[2:],
+        ),
         ("jpeg junk before markers", j[:2] + b"\x00" * 5_000_000 + j[2:]),
         ("jpeg scan flood", j[:-2] + b"\xff\xda\x00\x02" * 1000 + j[-2:]),
-        ("gif comment flood", (g := encode(Image.new("L", (8, 8)), "GIF"))[:(t := 13 + (3 << (g[10] & 7) + 1))] + b"\x21\xfe\x01a\x00" * 1_000_000 + g[t:]),
+        (
+            "gif comment flood",
+            (g := encode(Image.new("L", (8, 8)), "GIF"))[: (t := 13 + (3 << (g[10] & 7) + 1))]
+            + b"\x21\xfe\x01a\x00" * 1_000_000
+            + g[t:],
+        ),
     ],
-)  # fmt: skip
+)
 def test_parser_floods_are_refused_fast(base, name, data):
     error = assert_error(post_file(base, data), 422, "image_too_complex", "file")
     assert error["limit"] and str(error["limit"]) in error["message"]
@@ -181,8 +191,12 @@ def test_animated_images_decode_only_their_first_frame(base):
         ({"image": "data:image/png;base64," + "A" * 999_999}, 400, "invalid_base64", "image"),
         ({"image": base64.b64encode(b"\0" * 1000).decode()}, 400, "invalid_image", "image"),
         ({"image": base64.b64encode(png(0, 0)).decode()}, 400, "invalid_image", "image"),
-        ({"image": base64.b64encode(encode(Image.new("RGB", (300, 300)), "PNG")[:200]).decode()},
-         400, "corrupt_image", "image"),
+        (
+            {"image": base64.b64encode(encode(Image.new("RGB", (300, 300)), "PNG")[:200]).decode()},
+            400,
+            "corrupt_image",
+            "image",
+        ),
         ({"image": None}, 422, "invalid_string_type", "image"),
         ({"image": "aGk=", "top_k": 10**12}, 422, "invalid_less_than_equal", "top_k"),
         ({"image": "aGk=", "top_k": "5"}, 422, "invalid_int_type", "top_k"),
@@ -191,7 +205,7 @@ def test_animated_images_decode_only_their_first_frame(base):
         ({"images": ["aGk="] * 10_000}, 422, "too_many_images", "images"),
         ({"image": "aGk=", "images": ["aGk="]}, 422, "ambiguous_input", "images"),
     ],
-)  # fmt: skip
+)
 def test_hostile_json_is_a_clear_4xx(base, body, status, code, param):
     assert_error(post_json(base, body), status, code, param)
 

@@ -49,8 +49,9 @@ def agent_chat_url(tiny_llama, tiny_ov):
     from mlstack.testing import live_server
 
     # f32: the CPU plugin's bf16 kernels fault on the tiny model's 16-wide heads.
-    app = tiny_app(tiny_llama, backend="openvino", ov_dir=tiny_ov, ov_precision="f32",
-                   context_tokens=2048)  # fmt: skip
+    app = tiny_app(
+        tiny_llama, backend="openvino", ov_dir=tiny_ov, ov_precision="f32", context_tokens=2048
+    )
     with live_server(app) as url:
         yield url
 
@@ -69,8 +70,12 @@ def native_engines(tiny_llama):
     def make(*, slots=2, max_len=256, reuse=True, wrap=None, **options):
         backend = NativeBackend(tiny_llama, slots=slots, max_len=max_len, threads=1)
         backend.reuses_prefix = reuse
-        engine = Engine(wrap(backend) if wrap else backend, AutoTokenizer.from_pretrained(tiny_llama),
-                        eos=set(), **options)  # fmt: skip
+        engine = Engine(
+            wrap(backend) if wrap else backend,
+            AutoTokenizer.from_pretrained(tiny_llama),
+            eos=set(),
+            **options,
+        )
         made.append(engine)
         return engine
 

@@ -19,10 +19,22 @@ from .conftest import AGENT_SEARCH_KEY
 
 @pytest.mark.parametrize(
     ("expression", "value"),
-    [("2 + 2", 4), ("(3 + 4) * 2 ** 10", 7168), ("7 // 2", 3), ("-7 % 3", 2), ("1 / 4", 0.25),
-     ("2 ** -2", 0.25), ("-(-3)", 3), ("+5 - -5", 10), ("1.5e3 * 2", 3000.0), ("2 ** 1000", 2**1000),
-     (" 10 % 4 ", 2), ("(" * 99 + "1" + ")" * 99, 1), ("-" * 199 + "1", -1)],
-)  # fmt: skip
+    [
+        ("2 + 2", 4),
+        ("(3 + 4) * 2 ** 10", 7168),
+        ("7 // 2", 3),
+        ("-7 % 3", 2),
+        ("1 / 4", 0.25),
+        ("2 ** -2", 0.25),
+        ("-(-3)", 3),
+        ("+5 - -5", 10),
+        ("1.5e3 * 2", 3000.0),
+        ("2 ** 1000", 2**1000),
+        (" 10 % 4 ", 2),
+        ("(" * 99 + "1" + ")" * 99, 1),
+        ("-" * 199 + "1", -1),
+    ],
+)
 def test_calculator_evaluates_arithmetic(expression, value):
     assert calculate(expression) == value
 
@@ -75,7 +87,9 @@ def test_calculator_tool_errors_are_results_not_exceptions():
     tools = Toolbox()
     assert tools.run("calculator", '{"expression": "6 * 7"}') == "42"
     assert tools.run("calculator", '{"expression": "x"}').startswith("error: unsupported syntax")
-    assert tools.run("calculator", '{"expression": 1 +').startswith("error: the arguments are not valid JSON")  # fmt: skip
+    assert tools.run("calculator", '{"expression": 1 +').startswith(
+        "error: the arguments are not valid JSON"
+    )
     assert tools.run("calculator", "[1]") == "error: the arguments must be a JSON object"
     assert tools.run("calculator", "{}").startswith('error: calculator needs {"expression"')
     assert tools.run("calculator", "").startswith('error: calculator needs {"expression"')
@@ -126,12 +140,22 @@ class ScriptedClient:
     def create(self, **request) -> ChatCompletion:
         self.requests.append(json.loads(json.dumps(request)))  # a copy: the loop appends later
         message = self.script.pop(0)
-        return ChatCompletion.model_validate({
-            "id": "x", "object": "chat.completion", "created": 0, "model": "m",
-            "choices": [{"index": 0, "message": {"role": "assistant", **message},
-                         "finish_reason": "tool_calls" if "tool_calls" in message else "stop"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-        })  # fmt: skip
+        return ChatCompletion.model_validate(
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "m",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", **message},
+                        "finish_reason": "tool_calls" if "tool_calls" in message else "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+            }
+        )
 
 
 def call(id_: str, name: str, arguments: str) -> dict:
@@ -139,15 +163,28 @@ def call(id_: str, name: str, arguments: str) -> dict:
 
 
 def test_loop_runs_tools_and_feeds_results_back():
-    client = ScriptedClient([
-        {"content": None, "tool_calls": [call("a", "calculator", '{"expression": "6 * 7"}'),
-                                         call("b", "calculator", "{not json")]},
-        {"content": None, "tool_calls": [call("c", "search_wikipedia", '{"query": "x"}')]},
-        {"content": "It is 42."},
-    ])  # fmt: skip
+    client = ScriptedClient(
+        [
+            {
+                "content": None,
+                "tool_calls": [
+                    call("a", "calculator", '{"expression": "6 * 7"}'),
+                    call("b", "calculator", "{not json"),
+                ],
+            },
+            {"content": None, "tool_calls": [call("c", "search_wikipedia", '{"query": "x"}')]},
+            {"content": "It is 42."},
+        ]
+    )
     dead = Toolbox(f"http://127.0.0.1:{free_port()}", timeout_s=5)
-    run = run_agent("What is 6 times 7?", client=client, model="m", toolbox=dead, max_steps=5,
-                    first_tool_choice="required")  # fmt: skip
+    run = run_agent(
+        "What is 6 times 7?",
+        client=client,
+        model="m",
+        toolbox=dead,
+        max_steps=5,
+        first_tool_choice="required",
+    )
     assert run.finish == "answer" and run.answer == "It is 42." and run.model_calls == 3
     roles = [m["role"] for m in run.messages]
     assert roles == [
@@ -169,7 +206,10 @@ def test_loop_runs_tools_and_feeds_results_back():
     assert run.messages[2]["tool_calls"][1]["function"]["arguments"] == "{not json"
     # Each call sees the whole history so far, and the tools.
     assert [len(r["messages"]) for r in client.requests] == [2, 5, 7]
-    assert {t["function"]["name"] for t in client.requests[0]["tools"]} == {"search_wikipedia", "calculator"}  # fmt: skip
+    assert {t["function"]["name"] for t in client.requests[0]["tools"]} == {
+        "search_wikipedia",
+        "calculator",
+    }
     assert [r["tool_choice"] for r in client.requests] == ["required", "auto", "auto"]
     assert [s.kind for s in run.steps] == ["tool", "tool", "tool", "answer"]
     assert [s.step for s in run.steps] == [1, 1, 2, 3]
@@ -238,9 +278,17 @@ def test_loop_against_the_real_server_and_search_service(agent_chat_url, agent_s
     tools = Toolbox(agent_search_url, AGENT_SEARCH_KEY, k=1, snippet_chars=80)
     seen = []
     client = openai.OpenAI(base_url=agent_chat_url + "/v1", api_key="unused", max_retries=0)
-    run = run_agent("What is 6 times 7?", client=client, model="tiny-llama", toolbox=tools,
-                    max_steps=3, first_tool_choice="required", system=None, max_tokens=300,
-                    on_step=seen.append)  # fmt: skip
+    run = run_agent(
+        "What is 6 times 7?",
+        client=client,
+        model="tiny-llama",
+        toolbox=tools,
+        max_steps=3,
+        first_tool_choice="required",
+        system=None,
+        max_tokens=300,
+        on_step=seen.append,
+    )
     assert run.finish == "answer" and seen == run.steps
     check_real_run(run.messages, run.model_calls, run.answer)
 
@@ -250,9 +298,22 @@ def test_cli_against_the_real_server_and_search_service(agent_chat_url, agent_se
 
     from llm_chat.cli import app
 
-    args = ["agent", "Who painted the Mona Lisa?", "--base-url", agent_chat_url + "/v1", "--search-url",
-            agent_search_url, "--search-api-key", AGENT_SEARCH_KEY, "--tool-choice", "required",
-            "--max-steps", "2", "--max-tokens", "300"]  # fmt: skip
+    args = [
+        "agent",
+        "Who painted the Mona Lisa?",
+        "--base-url",
+        agent_chat_url + "/v1",
+        "--search-url",
+        agent_search_url,
+        "--search-api-key",
+        AGENT_SEARCH_KEY,
+        "--tool-choice",
+        "required",
+        "--max-steps",
+        "2",
+        "--max-tokens",
+        "300",
+    ]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     assert r.output.startswith("[1] ") and "\n   -> " in r.output and "\n[2] answer: " in r.output

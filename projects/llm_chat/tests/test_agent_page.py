@@ -26,8 +26,10 @@ def node(script: str, **inputs):
     what it passes to `done`."""
     if shutil.which("node") is None:
         pytest.skip("node is not installed")
-    prelude = (f"const agent = require({json.dumps(str(AGENT_JS))}); const input = {json.dumps(inputs)};"
-               " const done = (v) => process.stdout.write(JSON.stringify(v));")  # fmt: skip
+    prelude = (
+        f"const agent = require({json.dumps(str(AGENT_JS))}); const input = {json.dumps(inputs)};"
+        " const done = (v) => process.stdout.write(JSON.stringify(v));"
+    )
     code = (
         prelude
         + f"(async () => {{ {script} }})().catch((e) => {{ console.error(e); process.exit(1); }});"
@@ -42,11 +44,41 @@ def test_page_tools_are_the_python_tools():
 
 
 def test_page_calculator_agrees_with_the_python_one():
-    expressions = ["2 + 2", "-2 ** 2", "2 ** 3 ** 2", "(3 + 4) * 2 ** 10", "7 // 2", "-7 // 2",
-                   "-7 % 3", "7 % -3", "1 / 3", "2 ** -2", ".5 + 1.5e1", "+5 - -5", "2.5 * 4",
-                   "9 ** 9 ** 9", "1 / 0", "5 // 0", "0 ** -1", "(-8) ** 0.5", "1e308 * 10", "x + 1",
-                   "2 ^ 10", "1,000", "(1).real", "lambda: 1", "'a' * 3", "True + 1", "1j", "1 < 2",
-                   "(1", "1)", "", "2 +", "1" * 201]  # fmt: skip
+    expressions = [
+        "2 + 2",
+        "-2 ** 2",
+        "2 ** 3 ** 2",
+        "(3 + 4) * 2 ** 10",
+        "7 // 2",
+        "-7 // 2",
+        "-7 % 3",
+        "7 % -3",
+        "1 / 3",
+        "2 ** -2",
+        ".5 + 1.5e1",
+        "+5 - -5",
+        "2.5 * 4",
+        "9 ** 9 ** 9",
+        "1 / 0",
+        "5 // 0",
+        "0 ** -1",
+        "(-8) ** 0.5",
+        "1e308 * 10",
+        "x + 1",
+        "2 ^ 10",
+        "1,000",
+        "(1).real",
+        "lambda: 1",
+        "'a' * 3",
+        "True + 1",
+        "1j",
+        "1 < 2",
+        "(1",
+        "1)",
+        "",
+        "2 +",
+        "1" * 201,
+    ]
 
     def python(e):
         try:
@@ -54,9 +86,11 @@ def test_page_calculator_agrees_with_the_python_one():
         except CalculatorError:
             return None
 
-    page = node("done(input.expressions.map((e) => { try { return agent.formatNumber(agent.calculate(e)); }"
-                " catch (x) { if (x instanceof agent.CalculatorError) return null; throw x; } }));",
-                expressions=expressions)  # fmt: skip
+    page = node(
+        "done(input.expressions.map((e) => { try { return agent.formatNumber(agent.calculate(e)); }"
+        " catch (x) { if (x instanceof agent.CalculatorError) return null; throw x; } }));",
+        expressions=expressions,
+    )
     assert dict(zip(expressions, page, strict=True)) == {e: python(e) for e in expressions}
 
 
@@ -76,8 +110,10 @@ def test_page_tools_against_the_search_service_and_a_dead_port(agent_search_url)
         " agent.runTool('search_wikipedia', input.query, {searchUrl: input.options.searchUrl}),"
         " agent.runTool('search_wikipedia', input.query, input.dead),"
         " agent.runTool('calculator', '{not json', {})]));",
-        query=json.dumps({"query": title}), options=options, dead=dead,
-    )  # fmt: skip
+        query=json.dumps({"query": title}),
+        options=options,
+        dead=dead,
+    )
     assert found == Toolbox(agent_search_url, AGENT_SEARCH_KEY, k=3, snippet_chars=60).run(
         "search_wikipedia", json.dumps({"query": title})
     )
@@ -87,17 +123,29 @@ def test_page_tools_against_the_search_service_and_a_dead_port(agent_search_url)
 
 
 def test_page_loop_against_the_real_server_and_search_service(agent_chat_url, agent_search_url):
-    options = {"question": "What is 6 times 7?", "chatUrl": agent_chat_url + "/v1", "model": "tiny-llama",
-               "maxSteps": 3, "firstToolChoice": "required", "maxTokens": 300, "system": None}  # fmt: skip
+    options = {
+        "question": "What is 6 times 7?",
+        "chatUrl": agent_chat_url + "/v1",
+        "model": "tiny-llama",
+        "maxSteps": 3,
+        "firstToolChoice": "required",
+        "maxTokens": 300,
+        "system": None,
+    }
     tools = {
         "searchUrl": agent_search_url,
         "searchKey": AGENT_SEARCH_KEY,
         "k": 1,
         "snippetChars": 80,
     }
-    run = node("const steps = [];"
-               " const run = await agent.runAgent({...input.options, tools: input.tools, onStep: (s) => steps.push(s)});"
-               " done({...run, steps});", options=options, tools=tools)  # fmt: skip
+    run = node(
+        "const steps = [];"
+        " const run = await agent.runAgent("
+        "{...input.options, tools: input.tools, onStep: (s) => steps.push(s)});"
+        " done({...run, steps});",
+        options=options,
+        tools=tools,
+    )
     assert run["finish"] == "answer" and run["steps"][-1]["kind"] == "answer"
     check_real_run(run["messages"], run["modelCalls"], run["answer"])
     # The page the server serves loads this same file.

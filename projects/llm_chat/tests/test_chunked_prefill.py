@@ -39,8 +39,7 @@ class Recording:
 def engines(native_engines):
     def make(*, chunk, slots=2, reuse=True, on_prefill=None):
         wrap = (lambda backend: Recording(backend, on_prefill)) if reuse else None
-        return native_engines(slots=slots, max_len=2048, reuse=reuse, wrap=wrap,
-                              chunk_tokens=chunk)  # fmt: skip
+        return native_engines(slots=slots, max_len=2048, reuse=reuse, wrap=wrap, chunk_tokens=chunk)
 
     return make
 
@@ -53,8 +52,12 @@ def answer(engine, prompt, max_tokens=10):
         entries = []
         async for delta in engine.stream(prompt, params):
             entries += delta.logprobs
-        return ([e.token for e in entries], [e.logprob for e in entries], delta.finish_reason,
-                delta.cached)  # fmt: skip
+        return (
+            [e.token for e in entries],
+            [e.logprob for e in entries],
+            delta.finish_reason,
+            delta.cached,
+        )
 
     return asyncio.run(asyncio.wait_for(go(), timeout=60))
 

@@ -39,8 +39,9 @@ def make_engine(tiny_llama):
     def make(*, slots=2, max_queue=8, wrap=None):
         tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
         backend = NativeBackend(tiny_llama, slots=slots, max_len=256, threads=1)
-        engine = Engine(wrap(backend) if wrap else backend, tokenizer,
-                        eos=set(), max_queue=max_queue)  # fmt: skip
+        engine = Engine(
+            wrap(backend) if wrap else backend, tokenizer, eos=set(), max_queue=max_queue
+        )
         engines.append(engine)
         return engine
 
@@ -138,8 +139,11 @@ def test_max_queue_zero_means_no_waiting_beyond_free_slots(make_engine):
     engine = make_engine(slots=1, max_queue=0)
     assert run(engine, [10, 20], max_tokens=3)[-1].finish_reason == "length"
     done = threading.Event()
-    engine.submit([10, 20], SamplingParams(max_tokens=200, temperature=0),
-                  lambda d: d.finish_reason and done.set())  # fmt: skip
+    engine.submit(
+        [10, 20],
+        SamplingParams(max_tokens=200, temperature=0),
+        lambda d: d.finish_reason and done.set(),
+    )
     with pytest.raises(QueueFullError):
         engine.submit([10], SamplingParams(max_tokens=2), lambda d: None)
     assert done.wait(20)

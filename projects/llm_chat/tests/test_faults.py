@@ -39,8 +39,13 @@ class Faults:
 
 @pytest.fixture(scope="module")
 def served(tiny_llama, tmp_path_factory):
-    app = tiny_app(tiny_llama, slots=2, context_tokens=512, stall_timeout_s=0.5,
-                   monitor_dir=tmp_path_factory.mktemp("monitor"))  # fmt: skip
+    app = tiny_app(
+        tiny_llama,
+        slots=2,
+        context_tokens=512,
+        stall_timeout_s=0.5,
+        monitor_dir=tmp_path_factory.mktemp("monitor"),
+    )
     with live_server(app) as url:
         engine = next(iter(app.state.hub)).model.engine
         engine.backend = Faults(engine.backend)

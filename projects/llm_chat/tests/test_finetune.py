@@ -59,8 +59,15 @@ def test_dpo_prefers_the_grounded_answer(sft_dir, data_dir, tmp_path):
     from llm_chat.finetune.dpo import train_dpo
 
     pairs = read_jsonl(data_dir / "dpo_train.jsonl")[:16]
-    params = {"lora": LORA, "beta": 0.5, "lr": 1e-2, "epochs": 3, "batch_size": 4,
-              "max_tokens": 64, "seed": 0}  # fmt: skip
+    params = {
+        "lora": LORA,
+        "beta": 0.5,
+        "lr": 1e-2,
+        "epochs": 3,
+        "batch_size": 4,
+        "max_tokens": 64,
+        "seed": 0,
+    }
     report = train_dpo(sft_dir, pairs, pairs, tmp_path / "dpo", params)
     last = report["history"][-1]
     assert last["eval_reward_accuracy"] >= 0.75 and last["eval_dpo_loss"] < 0.6931, report

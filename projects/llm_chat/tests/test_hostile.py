@@ -43,66 +43,141 @@ for _ in range(200):
 
 
 CASES = {
-    "megabyte content": (chat(messages=[{"role": "user", "content": "a" * MB}]),
-                         422, "messages.0.content", 32768),
-    "megabyte content part": (chat(messages=[{"role": "user", "content": [
-        {"type": "text", "text": "x" * MB}]}]), 422, "messages.0.content.0.text", 32768),
-    "content parts over the total": (chat(messages=[{"role": "user", "content": [
-        {"type": "text", "text": "x" * 30_000}] * 2}]), 422, "messages.0.content", None),
+    "megabyte content": (
+        chat(messages=[{"role": "user", "content": "a" * MB}]),
+        422,
+        "messages.0.content",
+        32768,
+    ),
+    "megabyte content part": (
+        chat(messages=[{"role": "user", "content": [{"type": "text", "text": "x" * MB}]}]),
+        422,
+        "messages.0.content.0.text",
+        32768,
+    ),
+    "content parts over the total": (
+        chat(messages=[{"role": "user", "content": [{"type": "text", "text": "x" * 30_000}] * 2}]),
+        422,
+        "messages.0.content",
+        None,
+    ),
     "too many messages": (chat(messages=[USER] * 257), 422, "messages", 256),
-    "messages over the total": (chat(messages=[{"role": "user", "content": "y" * 30_000}] * 5),
-                                422, "messages", None),
+    "messages over the total": (
+        chat(messages=[{"role": "user", "content": "y" * 30_000}] * 5),
+        422,
+        "messages",
+        None,
+    ),
     "no messages": (chat(messages=[]), 422, "messages", None),
-    "empty content": (chat(messages=[{"role": "user", "content": ""}]), 422,
-                      "messages.0.content", None),
-    "whitespace content": (chat(messages=[{"role": "user", "content": " \n\t "}]), 422,
-                           "messages.0.content", None),
-    "NUL in content": (chat(messages=[{"role": "user", "content": "hi\x00there"}]), 422,
-                       "messages.0.content", None),
-    "NUL in an answer": (chat(messages=[USER, {"role": "assistant", "content": "\x00"}, USER]),
-                         422, "messages.1.content", None),
+    "empty content": (
+        chat(messages=[{"role": "user", "content": ""}]),
+        422,
+        "messages.0.content",
+        None,
+    ),
+    "whitespace content": (
+        chat(messages=[{"role": "user", "content": " \n\t "}]),
+        422,
+        "messages.0.content",
+        None,
+    ),
+    "NUL in content": (
+        chat(messages=[{"role": "user", "content": "hi\x00there"}]),
+        422,
+        "messages.0.content",
+        None,
+    ),
+    "NUL in an answer": (
+        chat(messages=[USER, {"role": "assistant", "content": "\x00"}, USER]),
+        422,
+        "messages.1.content",
+        None,
+    ),
     "unknown role": (chat(messages=[{"role": "robot", "content": "x"}]), 422, "messages.0", None),
-    "tool result without its call id": (chat(messages=[{"role": "tool", "content": "x"}]), 422,
-                                        "messages.0.tool_call_id", None),
-    "no content parts": (chat(messages=[{"role": "user", "content": []}]), 422,
-                         "messages.0.content", None),
-    "whitespace part": (chat(messages=[{"role": "user", "content": [
-        {"type": "text", "text": "   "}]}]), 422, "messages.0.content.0.text", None),
+    "tool result without its call id": (
+        chat(messages=[{"role": "tool", "content": "x"}]),
+        422,
+        "messages.0.tool_call_id",
+        None,
+    ),
+    "no content parts": (
+        chat(messages=[{"role": "user", "content": []}]),
+        422,
+        "messages.0.content",
+        None,
+    ),
+    "whitespace part": (
+        chat(messages=[{"role": "user", "content": [{"type": "text", "text": "   "}]}]),
+        422,
+        "messages.0.content.0.text",
+        None,
+    ),
     "huge max_tokens": (chat(max_tokens=10**12), 422, "max_tokens", 32768),
     "huge top_k": (chat(top_k=10**15), 422, "top_k", 1_000_000),
     "n of 9": (chat(n=9), 422, "n", 8),
     "top_logprobs over 20": (chat(logprobs=True, top_logprobs=21), 422, "top_logprobs", 20),
     "top_logprobs without logprobs": (chat(top_logprobs=2), 400, "top_logprobs", None),
     "an unknown field": (chat(suffix="x"), 400, "suffix", None),
-    "301 logit biases": (chat(logit_bias={str(i): 1.0 for i in range(301)}), 422,
-                         "logit_bias", 300),
-    "a logit bias key that is no token id": (chat(logit_bias={"the": 1.0}), 422,
-                                             "logit_bias.the", None),
-    "a logit bias past the vocabulary": (chat(logit_bias={"999999": 1.0}), 400, "logit_bias",
-                                         None),
+    "301 logit biases": (
+        chat(logit_bias={str(i): 1.0 for i in range(301)}),
+        422,
+        "logit_bias",
+        300,
+    ),
+    "a logit bias key that is no token id": (
+        chat(logit_bias={"the": 1.0}),
+        422,
+        "logit_bias.the",
+        None,
+    ),
+    "a logit bias past the vocabulary": (chat(logit_bias={"999999": 1.0}), 400, "logit_bias", None),
     "a logit bias of 1000": (chat(logit_bias={"5": 1000.0}), 422, "logit_bias.5", 100),
     "65 tools": (chat(tools=[TOOL] * 65), 422, "tools", 64),
     "two tools of one name": (chat(tools=[TOOL] * 2), 400, "tools", None),
-    "a megabyte tool description": (chat(tools=[tool(description="d" * MB)]), 422,
-                                    "tools.0.function.description", 4096),
-    "a megabyte tool schema": (chat(tools=[tool(parameters=WIDE)]), 422,
-                               "tools.0.function.parameters", None),
-    "a schema xgrammar refuses": (chat(response_format=schema_format({"type": "nonsense"})),
-                                  400, "response_format", None),
-    "a deeply nested schema": (chat(response_format=schema_format(DEEP)), 422,
-                               "response_format.json_schema.schema", None),
+    "a megabyte tool description": (
+        chat(tools=[tool(description="d" * MB)]),
+        422,
+        "tools.0.function.description",
+        4096,
+    ),
+    "a megabyte tool schema": (
+        chat(tools=[tool(parameters=WIDE)]),
+        422,
+        "tools.0.function.parameters",
+        None,
+    ),
+    "a schema xgrammar refuses": (
+        chat(response_format=schema_format({"type": "nonsense"})),
+        400,
+        "response_format",
+        None,
+    ),
+    "a deeply nested schema": (
+        chat(response_format=schema_format(DEEP)),
+        422,
+        "response_format.json_schema.schema",
+        None,
+    ),
     "tool_choice without tools": (chat(tool_choice="required"), 400, "tool_choice", None),
-    "tool_choice naming no tool": (chat(tools=[TOOL], tool_choice={"type": "function",
-                                   "function": {"name": "other"}}), 400, "tool_choice", None),
-    "json with tools": (chat(tools=[TOOL], response_format={"type": "json_object"}), 400,
-                        "response_format", None),
+    "tool_choice naming no tool": (
+        chat(tools=[TOOL], tool_choice={"type": "function", "function": {"name": "other"}}),
+        400,
+        "tool_choice",
+        None,
+    ),
+    "json with tools": (
+        chat(tools=[TOOL], response_format={"type": "json_object"}),
+        400,
+        "response_format",
+        None,
+    ),
     "huge seed": (chat(seed=2**70), 422, "seed", None),
     "string number": (chat(temperature="0.5"), 422, "temperature", None),
     "five stops": (chat(stop=["a", "b", "c", "d", "e"]), 422, "stop", 4),
     "empty stop": (chat(stop=""), 422, "stop", None),
     "megabyte stop": (chat(stop="s" * MB), 422, "stop", 128),
     "megabyte model": (chat(model="m" * MB), 422, "model", 256),
-}  # fmt: skip
+}
 COMPLETIONS = {
     "megabyte prompt": ({"prompt": "p" * MB}, 422, "prompt", 32768),
     "blank prompt": ({"prompt": "   "}, 422, "prompt", None),
@@ -144,24 +219,31 @@ def test_an_empty_earlier_answer_can_be_replayed(http):
 
 @pytest.mark.parametrize(
     "raw",
-    [b'{"messages": [{"role": "user", "content": "caf\xe9 \xff\xfe"}]}',
-     b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
-     b'{"messages": [{"role": "user", "content": "hi", "x": ' + b'{"a": ' * 50_000
-     + b"1" + b"}" * 50_000 + b"}]}",
-     b'{"messages": [{"role": "user", "content": "hi"}]'],
+    [
+        b'{"messages": [{"role": "user", "content": "caf\xe9 \xff\xfe"}]}',
+        b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"messages": [{"role": "user", "content": "hi", "x": '
+        + b'{"a": ' * 50_000
+        + b"1"
+        + b"}" * 50_000
+        + b"}]}",
+        b'{"messages": [{"role": "user", "content": "hi"}]',
+    ],
     ids=["invalid-utf8", "nested-lists", "nested-objects", "truncated"],
-)  # fmt: skip
+)
 def test_unparsable_bodies_are_400(http, raw):
     started = time.perf_counter()
-    response = http.post("/v1/chat/completions", content=raw,
-                         headers={"Content-Type": "application/json"})  # fmt: skip
+    response = http.post(
+        "/v1/chat/completions", content=raw, headers={"Content-Type": "application/json"}
+    )
     check(response, started, 400, "body", None)
 
 
 def test_a_body_over_two_megabytes_is_413_unread(http):
     started = time.perf_counter()
-    response = http.post("/v1/chat/completions",
-                         json=chat(messages=[{"role": "user", "content": "a" * (3 * MB)}]))  # fmt: skip
+    response = http.post(
+        "/v1/chat/completions", json=chat(messages=[{"role": "user", "content": "a" * (3 * MB)}])
+    )
     check(response, started, 413, "body", 2 * 1024 * 1024)
 
 
@@ -195,7 +277,8 @@ def test_the_largest_accepted_message_is_screened_and_measured_quickly(http):
     # 32k characters without a separator: within every schema limit, so the safety filter and
     # the tokenizer run (off the event loop), then the context check refuses it with numbers.
     started = time.perf_counter()
-    response = http.post("/v1/chat/completions",
-                         json=chat(messages=[{"role": "user", "content": "b" * 32_768}]))  # fmt: skip
+    response = http.post(
+        "/v1/chat/completions", json=chat(messages=[{"role": "user", "content": "b" * 32_768}])
+    )
     check(response, started, 400, "messages", 512)
     assert response.json()["error"]["code"] == "context_length_exceeded"

@@ -41,8 +41,9 @@ def backend():
 
 
 def test_interleaved_slots_decode_as_alone(backend):
-    alone = [greedy(LlamaCppBackend(packaged_gguf(), slots=1, max_len=128), [p], 8)[0]
-             for p in PROMPTS]  # fmt: skip
+    alone = [
+        greedy(LlamaCppBackend(packaged_gguf(), slots=1, max_len=128), [p], 8)[0] for p in PROMPTS
+    ]
     assert greedy(backend, PROMPTS, 8, stagger=True) == alone
     assert backend.vocab_size == 49152
 
@@ -55,8 +56,9 @@ def test_engine_output_equals_llama_cpp_own_generation(backend):
     from llm_chat.convert import GGUF_FILE
 
     tokenizer = AutoTokenizer.from_pretrained(packaged_gguf().parent, gguf_file=GGUF_FILE)
-    ids = tokenizer.apply_chat_template([{"role": "user", "content": "Name a large ocean."}],
-                                        add_generation_prompt=True)  # fmt: skip
+    ids = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Name a large ocean."}], add_generation_prompt=True
+    )
     reference = Llama(str(packaged_gguf()), n_ctx=128, n_threads=2, verbose=False)
     expected = reference.create_completion(ids, max_tokens=12, temperature=0)["choices"][0]["text"]
     engine = Engine(backend, tokenizer, eos={tokenizer.convert_tokens_to_ids("<|im_end|>")})

@@ -40,11 +40,23 @@ def value(samples: dict, name: str, **labels) -> float:
 def test_a_chat_request_is_counted_under_vllm_names(base_url):
     client = openai.OpenAI(base_url=base_url + "/v1", api_key="x", max_retries=0)
     before = scrape(base_url)
-    stream = client.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=8, stream=True,
-                                            temperature=0, stream_options={"include_usage": True})  # fmt: skip
+    stream = client.chat.completions.create(
+        model=MODEL,
+        messages=HELLO,
+        max_tokens=8,
+        stream=True,
+        temperature=0,
+        stream_options={"include_usage": True},
+    )
     chunks = list(stream)
-    usage, reason = chunks[-1].usage, next(c.choices[0].finish_reason for c in chunks[-2:]
-                                           if c.choices and c.choices[0].finish_reason)  # fmt: skip
+    usage, reason = (
+        chunks[-1].usage,
+        next(
+            c.choices[0].finish_reason
+            for c in chunks[-2:]
+            if c.choices and c.choices[0].finish_reason
+        ),
+    )
     after = scrape(base_url)
 
     def delta(name: str, **labels) -> float:
@@ -69,8 +81,11 @@ def test_a_chat_request_is_counted_under_vllm_names(base_url):
     assert 0 <= hits <= value(after, "vllm:prefix_cache_queries_total")
     # The names Prometheus keeps are vLLM's: no llm_* series is left but the safety counter.
     text = httpx.get(base_url + "/metrics").text
-    assert not [line for line in text.splitlines()
-                if line.startswith("llm_") and not line.startswith("llm_refusals_total")]  # fmt: skip
+    assert not [
+        line
+        for line in text.splitlines()
+        if line.startswith("llm_") and not line.startswith("llm_refusals_total")
+    ]
 
 
 def sample(name: str, **labels) -> float | None:

@@ -22,8 +22,9 @@ def greedy(backend, prompts: list[list[int]], steps: int, stagger: bool = False)
         if not active:
             break
         tokens = [out[i][-1] if i in active else 0 for i in range(len(prompts))]
-        positions = [len(prompts[i]) + len(out[i]) - 1 if i in active else 0
-                     for i in range(len(prompts))]  # fmt: skip
+        positions = [
+            len(prompts[i]) + len(out[i]) - 1 if i in active else 0 for i in range(len(prompts))
+        ]
         logits = backend.decode(tokens, positions)
         for i in active:
             out[i].append(int(logits[i].argmax()))
@@ -41,9 +42,17 @@ def tied_llama(tmp_path_factory):
 
     torch.manual_seed(1)
     out = tmp_path_factory.mktemp("tied")
-    config = HFConfig(vocab_size=400, hidden_size=48, intermediate_size=96, num_hidden_layers=3,
-                      num_attention_heads=6, num_key_value_heads=3, max_position_embeddings=256,
-                      tie_word_embeddings=True, rope_theta=100000.0)  # fmt: skip
+    config = HFConfig(
+        vocab_size=400,
+        hidden_size=48,
+        intermediate_size=96,
+        num_hidden_layers=3,
+        num_attention_heads=6,
+        num_key_value_heads=3,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        rope_theta=100000.0,
+    )
     LlamaForCausalLM(config).save_pretrained(out)
     return out
 
@@ -57,8 +66,13 @@ def test_native_matches_transformers_generate(folder, request):
     native = NativeBackend(model_dir, slots=1, max_len=128)
     for prompt in PROMPTS:
         with torch.inference_mode():
-            expected = reference.generate(torch.tensor([prompt]), max_new_tokens=12, do_sample=False,
-                                          min_new_tokens=12, pad_token_id=0)[0, len(prompt):]  # fmt: skip
+            expected = reference.generate(
+                torch.tensor([prompt]),
+                max_new_tokens=12,
+                do_sample=False,
+                min_new_tokens=12,
+                pad_token_id=0,
+            )[0, len(prompt) :]
         assert greedy(native, [prompt], 12)[0] == expected.tolist()
 
 

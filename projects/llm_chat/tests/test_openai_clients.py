@@ -16,32 +16,69 @@ from pydantic import BaseModel, Field
 
 MODEL = "tiny-llama"
 HELLO = [{"role": "user", "content": "Tell me about Paris."}]
-CALC = {"type": "function", "function": {
-    "name": "calc", "description": "Evaluate arithmetic.",
-    "parameters": {"type": "object", "properties": {"expr": {"type": "string", "maxLength": 24}},
-                   "required": ["expr"], "additionalProperties": False}}}  # fmt: skip
+CALC = {
+    "type": "function",
+    "function": {
+        "name": "calc",
+        "description": "Evaluate arithmetic.",
+        "parameters": {
+            "type": "object",
+            "properties": {"expr": {"type": "string", "maxLength": 24}},
+            "required": ["expr"],
+            "additionalProperties": False,
+        },
+    },
+}
 # Nested objects, enums, arrays, numbers, booleans, null, unions: bounded, so even a random
 # model ends (an unbounded number or string only ends at max_tokens).
 SCHEMAS = {
-    "nested": {"type": "object", "additionalProperties": False,
-               "required": ["kind", "scores", "address"], "properties": {
-                   "kind": {"enum": ["cat", "dog"]},
-                   "scores": {"type": "array", "maxItems": 3,
-                              "items": {"type": "number", "minimum": 0, "maximum": 1}},
-                   "address": {"type": "object", "additionalProperties": False,
-                               "required": ["zip", "main"],
-                               "properties": {"zip": {"type": "integer", "minimum": 0,
-                                                      "maximum": 99999},
-                                              "main": {"type": "boolean"}}}}},
-    "array": {"type": "array", "minItems": 1, "maxItems": 4,
-              "items": {"type": "integer", "minimum": -5, "maximum": 5}},
-    "union": {"type": "object", "additionalProperties": False, "required": ["ok", "none", "pick"],
-              "properties": {"ok": {"type": "boolean"}, "none": {"type": "null"},
-                             "pick": {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 9},
-                                                {"enum": ["a", "b"]}]}}},
-    "string": {"type": "object", "additionalProperties": False, "required": ["name"],
-               "properties": {"name": {"type": "string", "maxLength": 12}}},
-}  # fmt: skip
+    "nested": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["kind", "scores", "address"],
+        "properties": {
+            "kind": {"enum": ["cat", "dog"]},
+            "scores": {
+                "type": "array",
+                "maxItems": 3,
+                "items": {"type": "number", "minimum": 0, "maximum": 1},
+            },
+            "address": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["zip", "main"],
+                "properties": {
+                    "zip": {"type": "integer", "minimum": 0, "maximum": 99999},
+                    "main": {"type": "boolean"},
+                },
+            },
+        },
+    },
+    "array": {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 4,
+        "items": {"type": "integer", "minimum": -5, "maximum": 5},
+    },
+    "union": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["ok", "none", "pick"],
+        "properties": {
+            "ok": {"type": "boolean"},
+            "none": {"type": "null"},
+            "pick": {
+                "anyOf": [{"type": "integer", "minimum": 0, "maximum": 9}, {"enum": ["a", "b"]}]
+            },
+        },
+    },
+    "string": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name"],
+        "properties": {"name": {"type": "string", "maxLength": 12}},
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +88,14 @@ def client(agent_chat_url):
 
 @pytest.fixture(scope="module")
 def llm(agent_chat_url):
-    return ChatOpenAI(model=MODEL, base_url=agent_chat_url + "/v1", api_key="none",
-                      max_tokens=160, temperature=0, max_retries=0)  # fmt: skip
+    return ChatOpenAI(
+        model=MODEL,
+        base_url=agent_chat_url + "/v1",
+        api_key="none",
+        max_tokens=160,
+        temperature=0,
+        max_retries=0,
+    )
 
 
 def chat(client, **kwargs):
@@ -68,28 +111,39 @@ CASES = [(name, t) for name in SCHEMAS for t in (0.0, 1.0) if (name, t) != ("str
 # write them (see README: structured output).
 @pytest.mark.parametrize(("name", "temperature"), CASES)
 def test_json_schema_output_parses_and_validates(client, name, temperature):
-    response_format = {"type": "json_schema",
-                       "json_schema": {"name": name, "schema": SCHEMAS[name], "strict": True}}  # fmt: skip
+    response_format = {
+        "type": "json_schema",
+        "json_schema": {"name": name, "schema": SCHEMAS[name], "strict": True},
+    }
     for seed in range(3):
-        choice = chat(client, response_format=response_format, max_tokens=200, seed=seed,
-                      temperature=temperature).choices[0]  # fmt: skip
+        choice = chat(
+            client,
+            response_format=response_format,
+            max_tokens=200,
+            seed=seed,
+            temperature=temperature,
+        ).choices[0]
         assert choice.finish_reason == "stop", choice.message.content
         value = json.loads(choice.message.content)
         assert jsonschema_rs.validator_for(SCHEMAS[name]).is_valid(value), value
 
 
 def test_json_object_is_an_object(client):
-    choice = chat(client, response_format={"type": "json_object"}, max_tokens=400,
-                  temperature=0).choices[0]  # fmt: skip
+    choice = chat(
+        client, response_format={"type": "json_object"}, max_tokens=400, temperature=0
+    ).choices[0]
     assert isinstance(json.loads(choice.message.content), dict)
 
 
 def test_streamed_structured_output_is_the_same_json(client):
-    response_format = {"type": "json_schema",
-                       "json_schema": {"name": "nested", "schema": SCHEMAS["nested"]}}  # fmt: skip
+    response_format = {
+        "type": "json_schema",
+        "json_schema": {"name": "nested", "schema": SCHEMAS["nested"]},
+    }
     whole = chat(client, response_format=response_format, max_tokens=200, temperature=0)
-    pieces = chat(client, response_format=response_format, max_tokens=200, temperature=0,
-                  stream=True)  # fmt: skip
+    pieces = chat(
+        client, response_format=response_format, max_tokens=200, temperature=0, stream=True
+    )
     text = "".join(c.choices[0].delta.content or "" for c in pieces if c.choices)
     assert text == whole.choices[0].message.content
     json.loads(text)
@@ -115,8 +169,14 @@ def valid_call(call) -> bool:
 
 @pytest.mark.parametrize("choice", ["required", {"type": "function", "function": {"name": "calc"}}])
 def test_forced_tool_calls_come_back_whole(client, choice):
-    answer = chat(client, tools=[CALC], tool_choice=choice, max_tokens=120, temperature=0,
-                  parallel_tool_calls=False)  # fmt: skip
+    answer = chat(
+        client,
+        tools=[CALC],
+        tool_choice=choice,
+        max_tokens=120,
+        temperature=0,
+        parallel_tool_calls=False,
+    )
     (first,) = answer.choices
     assert first.finish_reason == "tool_calls" and first.message.content is None
     (call,) = first.message.tool_calls
@@ -126,18 +186,38 @@ def test_forced_tool_calls_come_back_whole(client, choice):
 def test_parallel_tool_calls_are_each_whole(client):
     # The random model keeps calling until max_tokens: every call it finished is returned, the
     # one cut short is not (its text stays content, as the finish reason says "length").
-    first = chat(client, tools=[CALC], tool_choice="required", max_tokens=200,
-                 temperature=0).choices[0]  # fmt: skip
+    first = chat(
+        client, tools=[CALC], tool_choice="required", max_tokens=200, temperature=0
+    ).choices[0]
     assert len(first.message.tool_calls) >= 2
     assert all(valid_call(call) for call in first.message.tool_calls)
     assert len({call.id for call in first.message.tool_calls}) == len(first.message.tool_calls)
 
 
 def test_streamed_tool_calls_arrive_as_deltas(client):
-    plain = chat(client, tools=[CALC], tool_choice="required", max_tokens=120, temperature=0,
-                 parallel_tool_calls=False).choices[0].message  # fmt: skip
-    chunks = list(chat(client, tools=[CALC], tool_choice="required", max_tokens=120,
-                       temperature=0, parallel_tool_calls=False, stream=True))  # fmt: skip
+    plain = (
+        chat(
+            client,
+            tools=[CALC],
+            tool_choice="required",
+            max_tokens=120,
+            temperature=0,
+            parallel_tool_calls=False,
+        )
+        .choices[0]
+        .message
+    )
+    chunks = list(
+        chat(
+            client,
+            tools=[CALC],
+            tool_choice="required",
+            max_tokens=120,
+            temperature=0,
+            parallel_tool_calls=False,
+            stream=True,
+        )
+    )
     calls = [
         c for chunk in chunks if chunk.choices for c in chunk.choices[0].delta.tool_calls or []
     ]
@@ -148,13 +228,27 @@ def test_streamed_tool_calls_arrive_as_deltas(client):
 
 
 def test_a_tool_round_trip_through_the_chat_template(client):
-    first = chat(client, tools=[CALC], tool_choice="required", max_tokens=120, temperature=0,
-                 parallel_tool_calls=False).choices[0].message  # fmt: skip
+    first = (
+        chat(
+            client,
+            tools=[CALC],
+            tool_choice="required",
+            max_tokens=120,
+            temperature=0,
+            parallel_tool_calls=False,
+        )
+        .choices[0]
+        .message
+    )
     call = first.tool_calls[0]
-    messages = [*HELLO, first.model_dump(exclude_none=True),
-                {"role": "tool", "tool_call_id": call.id, "content": "42"}]  # fmt: skip
-    answer = client.chat.completions.create(model=MODEL, messages=messages, tools=[CALC],
-                                            tool_choice="none", max_tokens=8)  # fmt: skip
+    messages = [
+        *HELLO,
+        first.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "42"},
+    ]
+    answer = client.chat.completions.create(
+        model=MODEL, messages=messages, tools=[CALC], tool_choice="none", max_tokens=8
+    )
     assert answer.choices[0].message.content and not answer.choices[0].message.tool_calls
     assert answer.usage.prompt_tokens > 0
 
@@ -192,8 +286,12 @@ def test_logprobs_cover_every_output_token(client):
 
 def test_a_schema_pattern_is_a_400_on_openvino_and_served_by_native(client, native):
     # OpenVINO's own xgrammar cannot parse the rule a pattern becomes: it killed the worker.
-    schema = {"type": "object", "required": ["code"], "additionalProperties": False,
-              "properties": {"code": {"type": "string", "pattern": "^[A-Z]{3}-[0-9]{2}$"}}}  # fmt: skip
+    schema = {
+        "type": "object",
+        "required": ["code"],
+        "additionalProperties": False,
+        "properties": {"code": {"type": "string", "pattern": "^[A-Z]{3}-[0-9]{2}$"}},
+    }
     response_format = {"type": "json_schema", "json_schema": {"name": "code", "schema": schema}}
     with pytest.raises(openai.BadRequestError) as err:
         chat(client, response_format=response_format)
@@ -255,16 +353,28 @@ def native(native_url):
 
 @pytest.mark.parametrize("name", SCHEMAS)
 def test_native_json_schema_output_parses_and_validates(native, name):
-    response_format = {"type": "json_schema",
-                       "json_schema": {"name": name, "schema": SCHEMAS[name]}}  # fmt: skip
+    response_format = {
+        "type": "json_schema",
+        "json_schema": {"name": name, "schema": SCHEMAS[name]},
+    }
     choice = chat(native, response_format=response_format, max_tokens=200, temperature=0)
     value = json.loads(choice.choices[0].message.content)
     assert jsonschema_rs.validator_for(SCHEMAS[name]).is_valid(value), value
 
 
 def test_native_tool_calls_and_top_logprobs_and_logit_bias(native, native_url):
-    (call,) = chat(native, tools=[CALC], tool_choice="required", parallel_tool_calls=False,
-                   max_tokens=120, temperature=0).choices[0].message.tool_calls  # fmt: skip
+    (call,) = (
+        chat(
+            native,
+            tools=[CALC],
+            tool_choice="required",
+            parallel_tool_calls=False,
+            max_tokens=120,
+            temperature=0,
+        )
+        .choices[0]
+        .message.tool_calls
+    )
     assert valid_call(call)
     answer = chat(native, logprobs=True, top_logprobs=3, max_tokens=4, temperature=0)
     for entry in answer.choices[0].logprobs.content:

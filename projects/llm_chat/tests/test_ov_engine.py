@@ -1,6 +1,7 @@
-"""The OpenVINO engine on the tiny Llama, exported (fp32 weights, f32 inference) in the test (conftest):
-the same greedy tokens as the native engine, streaming, stop strings, limits, cancellation, the
-bounded queue, refusals, and failures that end requests instead of hanging them."""
+"""The OpenVINO engine on the tiny Llama, exported (fp32 weights, f32 inference) in the test
+(conftest): the same greedy tokens as the native engine, streaming, stop strings, limits,
+cancellation, the bounded queue, refusals, and failures that end requests instead of hanging
+them."""
 
 import asyncio
 import math
@@ -30,8 +31,12 @@ def make_engine(tiny_llama, tiny_ov):
     def make(*, slots=4, max_queue=8, eos=frozenset(), native=False):
         tokenizer = AutoTokenizer.from_pretrained(tiny_ov)
         if native:
-            engine = Engine(NativeBackend(tiny_llama, slots=slots, max_len=256, threads=1),
-                            tokenizer, eos=set(eos), max_queue=max_queue)  # fmt: skip
+            engine = Engine(
+                NativeBackend(tiny_llama, slots=slots, max_len=256, threads=1),
+                tokenizer,
+                eos=set(eos),
+                max_queue=max_queue,
+            )
         else:
             # f32: the CPU plugin's bf16 kernels fault on this model's 16-wide heads.
             model = load_pipeline(tiny_ov, slots=slots, max_len=256, threads=1, precision="f32")
@@ -79,8 +84,12 @@ def greedy_ids(tiny_llama, prompt: list[int], n: int) -> list[int]:
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(tiny_llama)
-    out = model.generate(torch.tensor([prompt]), max_new_tokens=n, do_sample=False,
-                         attention_mask=torch.ones(1, len(prompt), dtype=torch.long))  # fmt: skip
+    out = model.generate(
+        torch.tensor([prompt]),
+        max_new_tokens=n,
+        do_sample=False,
+        attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+    )
     return out[0, len(prompt) :].tolist()
 
 
@@ -121,8 +130,9 @@ def test_a_client_that_leaves_frees_its_request_in_openvino(make_engine):
 
 def test_the_queue_is_bounded_and_refuses_at_once(make_engine):
     engine = make_engine(slots=1, max_queue=0)
-    started = engine.submit(PROMPTS[2], SamplingParams(max_tokens=200, temperature=0),
-                            lambda d: None)  # fmt: skip
+    started = engine.submit(
+        PROMPTS[2], SamplingParams(max_tokens=200, temperature=0), lambda d: None
+    )
     wait_until(lambda: engine.load() == (0, 1))
     with pytest.raises(QueueFullError):
         engine.submit(PROMPTS[0], SamplingParams(max_tokens=4), lambda d: None)
@@ -149,9 +159,17 @@ def test_parameters_openvino_cannot_honour_are_refused_with_a_400(make_engine, n
     assert engine.load() == (0, 0)
 
 
-@pytest.mark.parametrize("params", [{"temperature": 1e-300}, {"top_p": 1e-300},
-                                    {"repetition_penalty": 1e-300}, {"top_k": 1_000_000},
-                                    {"seed": -5}, {"seed": 2**53}])  # fmt: skip
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"temperature": 1e-300},
+        {"top_p": 1e-300},
+        {"repetition_penalty": 1e-300},
+        {"top_k": 1_000_000},
+        {"seed": -5},
+        {"seed": 2**53},
+    ],
+)
 def test_extreme_but_valid_settings_are_honoured_not_refused_by_openvino(make_engine, params):
     # Before: OpenVINO keeps float32, so 1e-300 became 0 and its validation refused it (a 500).
     (deltas,) = run_all(make_engine(), PROMPTS[:1], max_tokens=8, **({"temperature": 1.0} | params))
@@ -190,8 +208,10 @@ def test_quality_measures_perplexity_and_agreement_the_same_way_for_every_backen
     from llm_chat.quality import agreement, hf_logits, ov_logits, perplexity
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
-    texts = [tokenizer(line)["input_ids"] for line in ("Paris is the capital of France.",
-                                                        "A prime number has two divisors.")]  # fmt: skip
+    texts = [
+        tokenizer(line)["input_ids"]
+        for line in ("Paris is the capital of France.", "A prime number has two divisors.")
+    ]
     hf = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
     with torch.inference_mode():
         losses = [
@@ -202,4 +222,7 @@ def test_quality_measures_perplexity_and_agreement_the_same_way_for_every_backen
     # An fp32 export computed in f32 is the same model: the same perplexity.
     assert perplexity(ov_logits(tiny_ov, "f32", 1), texts) == pytest.approx(expected, rel=1e-3)
     assert agreement(["abc", "abX", "xyz"], ["abc", "abc", "abc"]) == {
-        "identical": 0.333, "first_24_chars": 0.333, "common_prefix": 0.556}  # fmt: skip
+        "identical": 0.333,
+        "first_24_chars": 0.333,
+        "common_prefix": 0.556,
+    }

@@ -13,15 +13,19 @@ from mlstack.testing import live_server
 
 pytest.importorskip("openvino_genai")
 
-BODY = {"messages": [{"role": "user", "content": "Tell me about Paris."}], "max_tokens": 16,
-        "temperature": 0}  # fmt: skip
+BODY = {
+    "messages": [{"role": "user", "content": "Tell me about Paris."}],
+    "max_tokens": 16,
+    "temperature": 0,
+}
 
 
 @pytest.fixture(scope="module")
 def ov_url(tiny_llama, tiny_ov):
     # f32: the CPU plugin's bf16 kernels fault on the tiny model's 16-wide heads.
-    with live_server(tiny_app(tiny_llama, backend="openvino", ov_dir=tiny_ov,
-                              ov_precision="f32")) as url:  # fmt: skip
+    with live_server(
+        tiny_app(tiny_llama, backend="openvino", ov_dir=tiny_ov, ov_precision="f32")
+    ) as url:
         yield url
 
 
@@ -43,8 +47,9 @@ def test_openvino_serves_the_native_backends_answers(ov_url, tiny_llama):
 
 def test_openvino_streams_the_plain_answer(ov_url):
     plain = answer(ov_url).json()["choices"][0]["message"]["content"]
-    with httpx.stream("POST", ov_url + "/v1/chat/completions", json=BODY | {"stream": True},
-                      timeout=60) as response:  # fmt: skip
+    with httpx.stream(
+        "POST", ov_url + "/v1/chat/completions", json=BODY | {"stream": True}, timeout=60
+    ) as response:
         lines = [line for line in response.iter_lines() if line.startswith("data: {")]
     chunks = [json.loads(line[6:]) for line in lines]
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == plain

@@ -84,9 +84,14 @@ def test_an_idle_slots_prefix_survives_other_requests_decoding(native_engines):
 
 def test_usage_and_metrics_report_cached_tokens(tiny_llama):
     with live_server(tiny_app(tiny_llama, backend="native")) as url:
-        body = {"messages": [{"role": "system", "content": "You answer briefly. " * 20},
-                             {"role": "user", "content": "Tell me about Paris."}],
-                "max_tokens": 8, "temperature": 0}  # fmt: skip
+        body = {
+            "messages": [
+                {"role": "system", "content": "You answer briefly. " * 20},
+                {"role": "user", "content": "Tell me about Paris."},
+            ],
+            "max_tokens": 8,
+            "temperature": 0,
+        }
         first = httpx.post(url + "/v1/chat/completions", json=body, timeout=30).json()
         second = httpx.post(url + "/v1/chat/completions", json=body, timeout=30).json()
         metrics = httpx.get(url + "/metrics", timeout=30).text

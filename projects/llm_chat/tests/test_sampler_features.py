@@ -19,15 +19,25 @@ PROMPT = [10, 20, 30]
 # Bounded by pattern, not maxLength: xgrammar 0.2.9 lets a maxLength string hold raw control
 # characters, which strict JSON (json.loads) refuses.
 WORD = {"type": "string", "pattern": "^[a-z]{1,8}$"}
-OWNER = {"type": "object", "properties": {"city": WORD, "verified": {"type": "boolean"}},
-         "required": ["city", "verified"], "additionalProperties": False}  # fmt: skip
-SCHEMA = {"type": "object",
-          "properties": {"name": WORD, "kind": {"enum": ["cat", "dog", "fox"]},
-                         "age": {"type": "integer", "minimum": 0, "maximum": 99},
-                         "score": {"type": "number", "minimum": 0, "maximum": 10},
-                         "tags": {"type": "array", "items": WORD, "maxItems": 3}, "owner": OWNER},
-          "required": ["name", "kind", "age", "score", "tags", "owner"],
-          "additionalProperties": False}  # fmt: skip
+OWNER = {
+    "type": "object",
+    "properties": {"city": WORD, "verified": {"type": "boolean"}},
+    "required": ["city", "verified"],
+    "additionalProperties": False,
+}
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": WORD,
+        "kind": {"enum": ["cat", "dog", "fox"]},
+        "age": {"type": "integer", "minimum": 0, "maximum": 99},
+        "score": {"type": "number", "minimum": 0, "maximum": 10},
+        "tags": {"type": "array", "items": WORD, "maxItems": 3},
+        "owner": OWNER,
+    },
+    "required": ["name", "kind", "age", "score", "tags", "owner"],
+    "additionalProperties": False,
+}
 # The random tiny model, left free, writes whitespace between JSON tokens forever: xgrammar's
 # own whitespace cap keeps its outputs short.
 FORMAT = json_schema(SCHEMA) | {"max_whitespace_cnt": 1}
@@ -40,15 +50,24 @@ def conforms(value, schema: dict) -> bool:
     kind = schema["type"]
     if kind == "object":
         props = schema["properties"]
-        return (isinstance(value, dict) and set(schema["required"]) <= value.keys() <= props.keys()
-                and all(conforms(v, props[k]) for k, v in value.items()))  # fmt: skip
+        return (
+            isinstance(value, dict)
+            and set(schema["required"]) <= value.keys() <= props.keys()
+            and all(conforms(v, props[k]) for k, v in value.items())
+        )
     if kind == "array":
-        return (isinstance(value, list) and len(value) <= schema["maxItems"]
-                and all(conforms(v, schema["items"]) for v in value))  # fmt: skip
+        return (
+            isinstance(value, list)
+            and len(value) <= schema["maxItems"]
+            and all(conforms(v, schema["items"]) for v in value)
+        )
     if kind in ("integer", "number"):
         types = int if kind == "integer" else (int, float)
-        return (isinstance(value, types) and not isinstance(value, bool)
-                and schema["minimum"] <= value <= schema["maximum"])  # fmt: skip
+        return (
+            isinstance(value, types)
+            and not isinstance(value, bool)
+            and schema["minimum"] <= value <= schema["maximum"]
+        )
     if kind == "string":
         return isinstance(value, str) and re.fullmatch(schema["pattern"], value) is not None
     return isinstance(value, bool)
@@ -219,9 +238,11 @@ def test_a_grammar_ends_the_output_where_the_engine_ignores_end_of_sequence(make
 
 def test_an_invalid_grammar_fails_only_its_own_request(make_engine):
     engine = make_engine()
-    bad = [SamplingParams(grammar=json_schema({"type": "nonsense"})),
-           SamplingParams(grammar={"type": "no-such-format"}),
-           SamplingParams(logit_bias={10**6: 1.0})]  # fmt: skip
+    bad = [
+        SamplingParams(grammar=json_schema({"type": "nonsense"})),
+        SamplingParams(grammar={"type": "no-such-format"}),
+        SamplingParams(logit_bias={10**6: 1.0}),
+    ]
 
     async def go():
         good = engine.stream(PROMPT, SamplingParams(max_tokens=40, temperature=0))

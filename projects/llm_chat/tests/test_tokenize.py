@@ -32,12 +32,16 @@ def test_a_prompt_counts_as_the_tokenizer_counts(url, tiny_llama):
 
 def test_a_chat_counts_what_the_chat_route_prefills(url):
     counted = post(url, "/tokenize", messages=CHAT).json()["count"]
-    answer = httpx.post(url + "/v1/chat/completions", timeout=30,
-                        json={"messages": CHAT, "max_tokens": 1}).json()  # fmt: skip
+    answer = httpx.post(
+        url + "/v1/chat/completions", timeout=30, json={"messages": CHAT, "max_tokens": 1}
+    ).json()
     assert counted == answer["usage"]["prompt_tokens"]
     with_tools = post(url, "/tokenize", messages=CHAT, tools=[TOOL]).json()["count"]
-    answer = httpx.post(url + "/v1/chat/completions", timeout=30, json={
-        "messages": CHAT, "max_tokens": 1, "tools": [TOOL]}).json()  # fmt: skip
+    answer = httpx.post(
+        url + "/v1/chat/completions",
+        timeout=30,
+        json={"messages": CHAT, "max_tokens": 1, "tools": [TOOL]},
+    ).json()
     assert with_tools == answer["usage"]["prompt_tokens"] > counted
 
 

@@ -30,8 +30,12 @@ def rag(encoder_dir, tmp_path, reset_llm):
     library = Library(store, encoder, tmp_path / "manifest.json", chunk_tokens=40, overlap_tokens=0)
     library.add_file("zebra.md", ZEBRA.encode())
     library.add_file("cats.txt", b"Cats sleep for twelve to sixteen hours a day. Cats purr.")
-    return Rag(Retriever(encoder, store), OpenAIGenerator(reset_llm.url),
-               load_tokenizer(str(encoder_dir)), CONFIG)  # fmt: skip
+    return Rag(
+        Retriever(encoder, store),
+        OpenAIGenerator(reset_llm.url),
+        load_tokenizer(str(encoder_dir)),
+        CONFIG,
+    )
 
 
 def ask(rag: Rag, messages, config: RagConfig = CONFIG):
@@ -113,9 +117,11 @@ def test_an_unusable_rewrite_falls_back_to_history_plus_question(rag, rewrite):
         return rewrite
 
     rag.generator.complete = reply
-    messages = [{"role": "user", "content": "Who painted the Mona Lisa?"},
-                {"role": "assistant", "content": "Leonardo da Vinci [1]."},
-                {"role": "user", "content": "Where was he born?"}]  # fmt: skip
+    messages = [
+        {"role": "user", "content": "Who painted the Mona Lisa?"},
+        {"role": "assistant", "content": "Leonardo da Vinci [1]."},
+        {"role": "user", "content": "Where was he born?"},
+    ]
     query = asyncio.run(rag.standalone_query(messages, replace(CONFIG, rewrite=True)))
     assert query == "Who painted the Mona Lisa? Where was he born?"
 
@@ -124,10 +130,14 @@ def test_citation_parsing():
     assert prompts.cited_numbers("A [2]. B [1, 3] and [2][4].") == [2, 1, 3, 4]
     assert prompts.strip_citations("A [2]. B [1, 3].") == "A. B."
     assert prompts.split_sentences("Written by J. D. Salinger in 1951 [1]. It sold well.") == [
-        "Written by J. D. Salinger in 1951 [1].", "It sold well."]  # fmt: skip
+        "Written by J. D. Salinger in 1951 [1].",
+        "It sold well.",
+    ]
     # a marker after the full stop cites the sentence before it, not a sentence of its own
     assert prompts.split_sentences("It boils water. [1] Descale it monthly. [2, 3]") == [
-        "It boils water. [1]", "Descale it monthly. [2, 3]"]  # fmt: skip
+        "It boils water. [1]",
+        "Descale it monthly. [2, 3]",
+    ]
 
 
 def test_support_refuses_invented_names_and_numbers():
@@ -157,8 +167,9 @@ def test_a_marker_after_the_full_stop_is_kept_once():
 
     passage = "Descale the kettle every month to remove limescale from the water."
     source = Source(1, "c1", "guide", "Guide", "guide.md", None, "Descaling", passage, 0.9)
-    answer, citations, dropped = cite("Descale the kettle every month. [1]", [source],
-                                      attribute=True, threshold=0.1)  # fmt: skip
+    answer, citations, dropped = cite(
+        "Descale the kettle every month. [1]", [source], attribute=True, threshold=0.1
+    )
     assert answer == "Descale the kettle every month. [1]"
     assert [c.n for c in citations] == [1] and dropped == 0
 

@@ -55,8 +55,14 @@ def test_neighbours_overlap_by_at_most_the_overlap(tokenizer, sections):
             continue
         # the longest suffix of a that is a prefix of b
         words_a, words_b = a.text.split(), b.text.split()
-        shared = max((n for n in range(1, min(len(words_a), len(words_b)) + 1)
-                      if words_a[-n:] == words_b[:n]), default=0)  # fmt: skip
+        shared = max(
+            (
+                n
+                for n in range(1, min(len(words_a), len(words_b)) + 1)
+                if words_a[-n:] == words_b[:n]
+            ),
+            default=0,
+        )
         if shared:
             shared_any = True
             assert count_tokens(tokenizer, [" ".join(words_b[:shared])])[0] <= overlap

@@ -24,13 +24,19 @@ class Killed(BaseException):
     """A process dying here: nothing after this point runs (not even `except Exception`)."""
 
 
-def open_docs(encoder_dir, folder, registry_url: str | None = None, *,
-              uploads: str = "uploads") -> DocumentStore:  # fmt: skip
+def open_docs(
+    encoder_dir, folder, registry_url: str | None = None, *, uploads: str = "uploads"
+) -> DocumentStore:
     """What a (re)started service does: open index and registry, finish pending writes. Another
     `uploads` folder is another host's disk."""
     encoder = Encoder(encoder_dir)
-    library = Library(open_store(str(folder / "index"), encoder.dim), encoder, None,
-                      chunk_tokens=40, overlap_tokens=0)  # fmt: skip
+    library = Library(
+        open_store(str(folder / "index"), encoder.dim),
+        encoder,
+        None,
+        chunk_tokens=40,
+        overlap_tokens=0,
+    )
     registry = Registry(registry_url or folder / uploads / "registry.sqlite")
     docs = DocumentStore(library, registry, folder / uploads)
     docs.reconcile()
@@ -66,8 +72,9 @@ def served_chunks(docs: DocumentStore, doc_id: str, upto: int = 50) -> list[str]
 
 
 @pytest.mark.parametrize("dies_in", ["upsert", "delete", "finish_put"])
-def test_a_replace_killed_at_any_step_is_finished_on_restart(encoder_dir, tmp_path, monkeypatch,
-                                                             dies_in, registry_url):  # fmt: skip
+def test_a_replace_killed_at_any_step_is_finished_on_restart(
+    encoder_dir, tmp_path, monkeypatch, dies_in, registry_url
+):
     docs = open_docs(encoder_dir, tmp_path, registry_url)
     put(docs, "zebra.md", ZEBRA.encode())
     assert docs.get("zebra.md").chunks > 1  # so the replace has stale chunks to delete
@@ -84,15 +91,20 @@ def test_a_replace_killed_at_any_step_is_finished_on_restart(encoder_dir, tmp_pa
     monkeypatch.undo()
     restarted = open_docs(encoder_dir, tmp_path, registry_url)
     info = restarted.get("zebra.md")
-    assert info.chunks == 1 and info.sha256 == restarted.prepare(
-        "zebra.md", SHORT, doc_id="zebra.md", title=None, topic="", media_type=None).info.sha256  # fmt: skip
+    assert (
+        info.chunks == 1
+        and info.sha256
+        == restarted.prepare(
+            "zebra.md", SHORT, doc_id="zebra.md", title=None, topic="", media_type=None
+        ).info.sha256
+    )
     assert served_chunks(restarted, "zebra.md") == ["Zebras are striped."]  # no stale chunk
     assert restarted.registry.pending() == []
 
 
-def test_a_new_upload_killed_before_its_chunks_land_is_written_on_restart(encoder_dir, tmp_path,
-                                                                           monkeypatch,
-                                                                           registry_url):  # fmt: skip
+def test_a_new_upload_killed_before_its_chunks_land_is_written_on_restart(
+    encoder_dir, tmp_path, monkeypatch, registry_url
+):
     docs = open_docs(encoder_dir, tmp_path, registry_url)
 
     put_killed_before_its_chunks(docs, monkeypatch)
@@ -102,9 +114,9 @@ def test_a_new_upload_killed_before_its_chunks_land_is_written_on_restart(encode
     assert restarted.get("zebra.md").chunks == len(served_chunks(restarted, "zebra.md")) > 1
 
 
-def test_a_delete_killed_after_the_chunks_went_is_finished_on_restart(encoder_dir, tmp_path,
-                                                                      monkeypatch,
-                                                                      registry_url):  # fmt: skip
+def test_a_delete_killed_after_the_chunks_went_is_finished_on_restart(
+    encoder_dir, tmp_path, monkeypatch, registry_url
+):
     docs = open_docs(encoder_dir, tmp_path, registry_url)
     put(docs, "zebra.md", ZEBRA.encode())
     sha = docs.get("zebra.md").sha256
@@ -135,8 +147,9 @@ def test_a_taken_id_is_refused_and_nothing_is_written(encoder_dir, tmp_path, reg
     assert put(docs, "notes.txt", b"Bob's notes.", replace=True)[1] == "replaced"
 
 
-def test_a_file_kept_by_two_documents_stays_until_both_are_gone(encoder_dir, tmp_path,
-                                                                registry_url):  # fmt: skip
+def test_a_file_kept_by_two_documents_stays_until_both_are_gone(
+    encoder_dir, tmp_path, registry_url
+):
     docs = open_docs(encoder_dir, tmp_path, registry_url)
     put(docs, "a.txt", b"Same bytes.")
     put(docs, "b.txt", b"Same bytes.")
@@ -151,14 +164,30 @@ def test_the_json_manifest_and_upload_list_are_migrated_once(encoder_dir, tmp_pa
     """A service index written by the previous version: manifest.json beside the index, uploads
     in uploads.json. The registry takes both over; uploads stay uploads (rebuildable)."""
     encoder = Encoder(encoder_dir)
-    old = Library(open_store(str(tmp_path / "index"), encoder.dim), encoder,
-                  tmp_path / "index" / "manifest.json", chunk_tokens=40, overlap_tokens=0)  # fmt: skip
+    old = Library(
+        open_store(str(tmp_path / "index"), encoder.dim),
+        encoder,
+        tmp_path / "index" / "manifest.json",
+        chunk_tokens=40,
+        overlap_tokens=0,
+    )
     old.add_file("corpus.txt", b"The corpus article about rivers.")
     up = old.add_file("owls.txt", b"Owls hunt at night.").document
     (tmp_path / "uploads").mkdir()
     (tmp_path / "uploads" / up.sha256).write_bytes(b"Owls hunt at night.")
-    (tmp_path / "uploads" / "uploads.json").write_text(json.dumps({"owls.txt": {
-        "file": "owls.txt", "sha256": up.sha256, "title": None, "topic": "", "media_type": None}}))  # fmt: skip
+    (tmp_path / "uploads" / "uploads.json").write_text(
+        json.dumps(
+            {
+                "owls.txt": {
+                    "file": "owls.txt",
+                    "sha256": up.sha256,
+                    "title": None,
+                    "topic": "",
+                    "media_type": None,
+                }
+            }
+        )
+    )
     registry = Registry(registry_url or tmp_path / "uploads" / "registry.sqlite")
     open_registry(registry, tmp_path / "index", tmp_path / "uploads", seeded=False)
     assert registry.page(10, 0)[0] == 2
@@ -170,8 +199,9 @@ def test_the_json_manifest_and_upload_list_are_migrated_once(encoder_dir, tmp_pa
     assert registry.page(10, 0)[0] == 2
 
 
-def test_another_replica_finishes_a_write_its_host_left_pending(encoder_dir, tmp_path, monkeypatch,
-                                                                postgres_db):  # fmt: skip
+def test_another_replica_finishes_a_write_its_host_left_pending(
+    encoder_dir, tmp_path, monkeypatch, postgres_db
+):
     """The rule for replicas on several hosts: the kept file is in Postgres, so any replica's
     next start finishes a write a killed one left pending, even with that host's disk gone."""
     docs = open_docs(encoder_dir, tmp_path, postgres_db, uploads="host-a")
@@ -194,8 +224,12 @@ def test_a_write_finished_by_a_starting_replica_and_its_own_process_lands_once(
     real, finished_by = docs._apply_put, []
 
     def another_starts_first(doc_id, token, new):
-        other = open_docs(encoder_dir, tmp_path, registry_url,
-                          uploads="uploads" if registry_url is None else "host-b")  # fmt: skip
+        other = open_docs(
+            encoder_dir,
+            tmp_path,
+            registry_url,
+            uploads="uploads" if registry_url is None else "host-b",
+        )
         finished_by.append(other.get(doc_id) is not None)
         return real(doc_id, token, new)
 
@@ -206,9 +240,9 @@ def test_a_write_finished_by_a_starting_replica_and_its_own_process_lands_once(
     assert len(served_chunks(docs, "zebra.md")) == info.chunks and docs.registry.pending() == []
 
 
-def test_a_pending_write_that_times_out_at_start_waits_for_the_next_start(encoder_dir, tmp_path,
-                                                                          monkeypatch,
-                                                                          registry_url):  # fmt: skip
+def test_a_pending_write_that_times_out_at_start_waits_for_the_next_start(
+    encoder_dir, tmp_path, monkeypatch, registry_url
+):
     """A parse past its time budget may be a busy start (every worker reconciling at once): the
     write stays pending, and is never dropped for it."""
     docs = open_docs(encoder_dir, tmp_path, registry_url)
@@ -224,9 +258,9 @@ def test_a_pending_write_that_times_out_at_start_waits_for_the_next_start(encode
     assert open_docs(encoder_dir, tmp_path, registry_url).get("zebra.md").chunks > 1
 
 
-def test_a_write_that_cannot_be_finished_is_dropped_but_never_a_newer_one(encoder_dir, tmp_path,
-                                                                          monkeypatch,
-                                                                          registry_url):  # fmt: skip
+def test_a_write_that_cannot_be_finished_is_dropped_but_never_a_newer_one(
+    encoder_dir, tmp_path, monkeypatch, registry_url
+):
     """Its kept file gone, a pending write is dropped at start; a newer write of the same id that
     came in meanwhile (another worker or replica) keeps its intent and lands."""
     docs = open_docs(encoder_dir, tmp_path, registry_url)
@@ -237,14 +271,32 @@ def test_a_write_that_cannot_be_finished_is_dropped_but_never_a_newer_one(encode
 
     def gone_and_a_newer_write_starts(self, sha256):
         if not newer:  # between reading the pending rows and dropping this one
-            new = docs.prepare("zebra.md", SHORT, doc_id="zebra.md", title=None, topic="",
-                               media_type=None)  # fmt: skip
+            new = docs.prepare(
+                "zebra.md", SHORT, doc_id="zebra.md", title=None, topic="", media_type=None
+            )
             with docs.registry.write() as tx:
                 docs._keep(tx, SHORT, new.info.sha256)
-                newer.append((docs.registry.set_pending(tx, "zebra.md", {
-                    "op": "put", "info": None, "upload": {"file": "zebra.md", "sha256":
-                    new.info.sha256, "title": None, "topic": "", "media_type": None},
-                    "stale": 0}), new))  # fmt: skip
+                newer.append(
+                    (
+                        docs.registry.set_pending(
+                            tx,
+                            "zebra.md",
+                            {
+                                "op": "put",
+                                "info": None,
+                                "upload": {
+                                    "file": "zebra.md",
+                                    "sha256": new.info.sha256,
+                                    "title": None,
+                                    "topic": "",
+                                    "media_type": None,
+                                },
+                                "stale": 0,
+                            },
+                        ),
+                        new,
+                    )
+                )
         raise FileNotFoundError(sha256)
 
     monkeypatch.setattr(DocumentStore, "kept", gone_and_a_newer_write_starts)

@@ -8,8 +8,10 @@ from .conftest import ZEBRA, make_pdf
 
 
 def test_pdf_keeps_page_numbers_and_title():
-    data = make_pdf(["Zebras have stripes.", "Lions hunt at night.", "Giraffes are tall."],
-                    title="Savanna notes")  # fmt: skip
+    data = make_pdf(
+        ["Zebras have stripes.", "Lions hunt at night.", "Giraffes are tall."],
+        title="Savanna notes",
+    )
     title, sections = extract("notes.pdf", data)
     assert title == "Savanna notes"
     assert [s.page for s in sections] == [1, 2, 3]

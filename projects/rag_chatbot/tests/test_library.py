@@ -15,8 +15,9 @@ from .conftest import ZEBRA, make_pdf
 def library(encoder_dir, tmp_path) -> Library:
     encoder = Encoder(encoder_dir)
     store = open_store(str(tmp_path / "index"), encoder.dim)
-    return Library(store, encoder, tmp_path / "index" / "manifest.json", chunk_tokens=40,
-                   overlap_tokens=8)  # fmt: skip
+    return Library(
+        store, encoder, tmp_path / "index" / "manifest.json", chunk_tokens=40, overlap_tokens=8
+    )
 
 
 def chunk_ids(library: Library, doc_id: str) -> list[str]:
@@ -60,8 +61,11 @@ def test_delete_removes_the_chunks_and_the_entry(library):
 def test_a_bad_file_leaves_the_index_as_it_was(library):
     library.add_file("zebra.md", ZEBRA.encode())
     before = (library.store.count(), library.manifest_path.read_bytes())
-    bad = [("zebra.md", b"\x00\x01 binary"), ("zebra.md", make_pdf(["x"], password="pw")),
-           ("zebra.pdf", b"%PDF-1.7 garbage")]  # fmt: skip
+    bad = [
+        ("zebra.md", b"\x00\x01 binary"),
+        ("zebra.md", make_pdf(["x"], password="pw")),
+        ("zebra.pdf", b"%PDF-1.7 garbage"),
+    ]
     for name, data in bad:
         with pytest.raises(ExtractError):
             library.add_file(name, data)

@@ -1,7 +1,8 @@
 """rag_register on a real sqlite registry after the real index -> questions -> evaluate stages (a
 few packaged articles, the tiny encoder, the fake generator): the evaluated configuration is
 promoted with its lineage, one whose answers got worse is refused, and a champion scored on
-other questions is refused, not compared, since a configuration cannot be re-scored from its card."""
+other questions is refused, not compared, since a configuration cannot be re-scored from its
+card."""
 
 import json
 import shutil

@@ -61,8 +61,9 @@ def test_a_writer_killed_holding_the_lock_does_not_block_the_others(tmp_path, re
     file lock; Postgres ends the session and its transaction-level lock)."""
     location = registry_url or str(tmp_path / "registry.sqlite")
     registry = Registry(location)
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_LOCK, location],
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_LOCK, location], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         holder.kill()
@@ -76,14 +77,20 @@ def test_a_writer_killed_holding_the_lock_does_not_block_the_others(tmp_path, re
         holder.kill()
 
 
-def test_a_postgres_password_stays_out_of_logs_settings_and_errors(encoder_dir, tmp_path, caplog,
-                                                                    postgres_db):  # fmt: skip
+def test_a_postgres_password_stays_out_of_logs_settings_and_errors(
+    encoder_dir, tmp_path, caplog, postgres_db
+):
     from rag_chatbot.service import open_documents
     from rag_chatbot.settings import Settings
 
     password = urlsplit(postgres_db).password
-    settings = Settings(encoder_dir=encoder_dir, index_uri=str(tmp_path / "index"),
-                        uploads_dir=tmp_path / "uploads", corpus_index=None, registry=postgres_db)  # fmt: skip
+    settings = Settings(
+        encoder_dir=encoder_dir,
+        index_uri=str(tmp_path / "index"),
+        uploads_dir=tmp_path / "uploads",
+        corpus_index=None,
+        registry=postgres_db,
+    )
     assert password not in repr(settings) and password not in str(settings.model_dump())
     with caplog.at_level(logging.INFO):
         open_documents(settings)
@@ -114,8 +121,14 @@ def test_a_milvus_index_with_a_local_sqlite_registry_warns_that_it_is_for_one_re
     lance = str(tmp_path / "milvus-stand-in")
     monkeypatch.setattr(service, "open_store", lambda uri, dim: open_store(lance, dim))
     url = request.getfixturevalue("postgres_db") if registry == "postgres" else None
-    settings = Settings(encoder_dir=encoder_dir, index_uri="http://milvus:19530", corpus_index=None,
-                        uploads_dir=tmp_path / "uploads", registry=url, chunk_tokens=40)  # fmt: skip
+    settings = Settings(
+        encoder_dir=encoder_dir,
+        index_uri="http://milvus:19530",
+        corpus_index=None,
+        uploads_dir=tmp_path / "uploads",
+        registry=url,
+        chunk_tokens=40,
+    )
     with caplog.at_level(logging.WARNING):
         _, docs = service.open_documents(settings)
     warned = "RAG_CHATBOT_REGISTRY=postgresql://" in caplog.text

@@ -14,9 +14,13 @@ from .conftest import ZEBRA, make_pdf
 from .test_service import AUTH, RETRIEVAL, settings_for
 
 QUESTION = {"messages": [{"role": "user", "content": "zebras?"}]}
-GATED = [("POST", "/v1/chat", QUESTION), ("POST", "/v1/retrieve", {"query": "zebras"}),
-         ("GET", "/v1/documents", None), ("GET", "/v1/documents/x", None),
-         ("DELETE", "/v1/documents/x", None)]  # fmt: skip
+GATED = [
+    ("POST", "/v1/chat", QUESTION),
+    ("POST", "/v1/retrieve", {"query": "zebras"}),
+    ("GET", "/v1/documents", None),
+    ("GET", "/v1/documents/x", None),
+    ("DELETE", "/v1/documents/x", None),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -28,8 +32,9 @@ def _call(url: str, method: str, path: str, body) -> httpx.Response:
     return httpx.request(method, url + path, json=body, headers=AUTH, timeout=10)
 
 
-def test_every_route_is_503_with_retry_after_while_loading(encoder_dir, tmp_path, fake_llm,
-                                                           monkeypatch):  # fmt: skip
+def test_every_route_is_503_with_retry_after_while_loading(
+    encoder_dir, tmp_path, fake_llm, monkeypatch
+):
     release = threading.Event()
     real = service.open_documents
 
@@ -69,12 +74,21 @@ def test_a_failed_load_is_503_on_every_route_and_fails_liveness(tmp_path, fake_l
 @pytest.fixture(scope="module")
 def url(encoder_dir, tmp_path_factory, fake_llm):
     folder = tmp_path_factory.mktemp("rag-reliability")
-    settings = settings_for(encoder_dir, folder, fake_llm.url, max_upload_bytes=2_000_000,
-                            max_body_bytes=3_000_000, generator_timeout_s=1.0,
-                            max_document_chars=50_000)  # fmt: skip
+    settings = settings_for(
+        encoder_dir,
+        folder,
+        fake_llm.url,
+        max_upload_bytes=2_000_000,
+        max_body_bytes=3_000_000,
+        generator_timeout_s=1.0,
+        max_document_chars=50_000,
+    )
     with live_server(build_app(settings)) as base:
-        httpx.post(base + "/v1/documents", headers=AUTH,
-                   files={"file": ("zebra.md", ZEBRA.encode(), "text/markdown")})  # fmt: skip
+        httpx.post(
+            base + "/v1/documents",
+            headers=AUTH,
+            files={"file": ("zebra.md", ZEBRA.encode(), "text/markdown")},
+        )
         yield base
 
 
@@ -86,8 +100,11 @@ def test_the_same_file_name_from_two_users_is_a_conflict_not_a_replacement(url):
     error = r.json()["error"]
     assert (r.status_code, error["code"], error["param"]) == (409, "document_exists", "id")
     assert "replace=true" in error["message"]
-    kept = httpx.post(url + "/v1/retrieve", headers=AUTH, json={
-        "query": "notes", "filters": {"source": "notes.txt"}, **RETRIEVAL}).json()  # fmt: skip
+    kept = httpx.post(
+        url + "/v1/retrieve",
+        headers=AUTH,
+        json={"query": "notes", "filters": {"source": "notes.txt"}, **RETRIEVAL},
+    ).json()
     assert [s["text"] for s in kept["sources"]] == ["Alice's notes on owls."]
     again = httpx.post(url + "/v1/documents", headers=AUTH, files=first)  # a retry: no conflict
     assert (again.status_code, again.json()["status"]) == (201, "unchanged")
@@ -101,35 +118,94 @@ MB = 1_000_000
 @pytest.mark.parametrize(
     ("method", "path", "kwargs", "status", "param"),
     [
-        ("POST", "/v1/chat", {"json": {"messages": [{"role": "user", "content": "a" * MB}]}},
-         422, "messages.0.content"),
-        ("POST", "/v1/chat", {"json": {"messages": [{"role": "user", "content": "hi\x00"}]}},
-         422, "messages.0.content"),
+        (
+            "POST",
+            "/v1/chat",
+            {"json": {"messages": [{"role": "user", "content": "a" * MB}]}},
+            422,
+            "messages.0.content",
+        ),
+        (
+            "POST",
+            "/v1/chat",
+            {"json": {"messages": [{"role": "user", "content": "hi\x00"}]}},
+            422,
+            "messages.0.content",
+        ),
         ("POST", "/v1/chat", {"json": {**QUESTION, "max_tokens": 10**12}}, 422, "max_tokens"),
         ("POST", "/v1/chat", {"json": {**QUESTION, "k": 10**30}}, 422, "k"),
         ("POST", "/v1/chat", {"json": {**QUESTION, "temperature": False}}, 422, "temperature"),
-        ("POST", "/v1/chat", {"json": {"messages": [QUESTION["messages"][0]] * 33}}, 422, "messages"),
-        ("POST", "/v1/chat", {"content": b"[" * MB, "headers": {"content-type": "application/json"}},
-         400, "body"),
-        ("POST", "/v1/chat", {"content": b'{"messages": "\xff\xfe"}',
-                              "headers": {"content-type": "application/json"}}, 400, "body"),
+        (
+            "POST",
+            "/v1/chat",
+            {"json": {"messages": [QUESTION["messages"][0]] * 33}},
+            422,
+            "messages",
+        ),
+        (
+            "POST",
+            "/v1/chat",
+            {"content": b"[" * MB, "headers": {"content-type": "application/json"}},
+            400,
+            "body",
+        ),
+        (
+            "POST",
+            "/v1/chat",
+            {
+                "content": b'{"messages": "\xff\xfe"}',
+                "headers": {"content-type": "application/json"},
+            },
+            400,
+            "body",
+        ),
         ("POST", "/v1/retrieve", {"json": {"query": "\u3000\x1f "}}, 422, "query"),
-        ("POST", "/v1/retrieve", {"json": {"query": "x", "filters": {"source": ["a"] * 65}}},
-         422, "filters.source"),
-        ("POST", "/v1/retrieve", {"json": {"query": "x", "filters": {"date_to": 0}}}, 422,
-         "filters.date_to"),
-        ("POST", "/v1/documents", {"files": {"file": ("big.txt", b"x" * MB, "text/plain")},
-                                   "data": {"id": " \t"}}, 422, "id"),
-        ("POST", "/v1/documents", {"files": {"file": ("x.txt", b"x", "text/plain")},
-                                   "data": {"colour": "red"}}, 422, "colour"),
-        ("POST", "/v1/documents", {"files": {"file": ("nul.txt", b"a\x00b" * 1000, "text/plain")}},
-         415, "file"),
-        ("POST", "/v1/documents", {"files": {"file": ("latin1.txt", b"caf\xe9 " * 1000,
-                                                      "text/plain")}}, 422, "file"),
+        (
+            "POST",
+            "/v1/retrieve",
+            {"json": {"query": "x", "filters": {"source": ["a"] * 65}}},
+            422,
+            "filters.source",
+        ),
+        (
+            "POST",
+            "/v1/retrieve",
+            {"json": {"query": "x", "filters": {"date_to": 0}}},
+            422,
+            "filters.date_to",
+        ),
+        (
+            "POST",
+            "/v1/documents",
+            {"files": {"file": ("big.txt", b"x" * MB, "text/plain")}, "data": {"id": " \t"}},
+            422,
+            "id",
+        ),
+        (
+            "POST",
+            "/v1/documents",
+            {"files": {"file": ("x.txt", b"x", "text/plain")}, "data": {"colour": "red"}},
+            422,
+            "colour",
+        ),
+        (
+            "POST",
+            "/v1/documents",
+            {"files": {"file": ("nul.txt", b"a\x00b" * 1000, "text/plain")}},
+            415,
+            "file",
+        ),
+        (
+            "POST",
+            "/v1/documents",
+            {"files": {"file": ("latin1.txt", b"caf\xe9 " * 1000, "text/plain")}},
+            422,
+            "file",
+        ),
         ("GET", "/v1/documents/" + "x" * 1000, {}, 422, "doc_id"),
         ("GET", "/v1/documents", {"params": {"limit": 10**20}}, 422, "limit"),
     ],
-)  # fmt: skip
+)
 def test_hostile_input_is_a_quick_clear_4xx(url, method, path, kwargs, status, param):
     t0 = time.perf_counter()
     headers = {**AUTH, **kwargs.pop("headers", {})}
@@ -143,11 +219,19 @@ def test_a_megabyte_without_separators_is_refused_before_tokenizing(url):
     """A 1 MB "word" (tokenizing it alone takes ~1 s), 1 MB of separators, lines or tags
     (parsing them takes 1-2 s): refused by the text limit before any parser, tokenizer or
     chunker runs, well within a second."""
-    for name, data in (("word.txt", b"a" * MB), ("dots.md", b"#" + b". " * (MB // 2)),
-                       ("lines.md", b"#\n" * (MB // 2)), ("tags.html", b"<p>" * (MB // 3))):  # fmt: skip
+    for name, data in (
+        ("word.txt", b"a" * MB),
+        ("dots.md", b"#" + b". " * (MB // 2)),
+        ("lines.md", b"#\n" * (MB // 2)),
+        ("tags.html", b"<p>" * (MB // 3)),
+    ):
         t0 = time.perf_counter()
-        r = httpx.post(url + "/v1/documents", headers=AUTH, timeout=30,
-                       files={"file": (name, data, "text/plain")})  # fmt: skip
+        r = httpx.post(
+            url + "/v1/documents",
+            headers=AUTH,
+            timeout=30,
+            files={"file": (name, data, "text/plain")},
+        )
         assert time.perf_counter() - t0 < 1.0, name
         assert r.status_code in (413, 422), r.text
         assert r.json()["error"]["code"] in ("document_too_long", "no_text"), r.text
@@ -157,8 +241,11 @@ def test_a_document_over_the_chunk_limit_is_a_413(encoder_dir, tmp_path, fake_ll
     settings = settings_for(encoder_dir, tmp_path, fake_llm.url, max_document_chunks=3)
     with live_server(build_app(settings)) as base:
         text = " ".join(f"Sentence number {i} is about zebras." for i in range(200))
-        r = httpx.post(base + "/v1/documents", headers=AUTH,
-                       files={"file": ("long.txt", text.encode(), "text/plain")})  # fmt: skip
+        r = httpx.post(
+            base + "/v1/documents",
+            headers=AUTH,
+            files={"file": ("long.txt", text.encode(), "text/plain")},
+        )
         assert r.status_code == 413 and r.json()["error"]["code"] == "too_many_chunks"
         assert r.json()["error"]["limit"] == 3
 
@@ -167,8 +254,11 @@ def test_pdf_extraction_past_its_time_budget_is_a_422(encoder_dir, tmp_path, fak
     settings = settings_for(encoder_dir, tmp_path, fake_llm.url, parse_timeout_s=1e-9)
     with live_server(build_app(settings)) as base:
         pdf = make_pdf(["one", "two", "three"])
-        r = httpx.post(base + "/v1/documents", headers=AUTH,
-                       files={"file": ("slow.pdf", pdf, "application/pdf")})  # fmt: skip
+        r = httpx.post(
+            base + "/v1/documents",
+            headers=AUTH,
+            files={"file": ("slow.pdf", pdf, "application/pdf")},
+        )
         assert r.status_code == 422 and r.json()["error"]["code"] == "parse_timeout"
         assert httpx.get(base + "/v1/documents", headers=AUTH).json()["total"] == 0
 
@@ -177,8 +267,12 @@ def test_a_slow_generator_is_a_504_not_a_hang(url, reset_llm):
     reset_llm.delay_s = 5.0
     for stream in (False, True):
         t0 = time.perf_counter()
-        r = httpx.post(url + "/v1/chat", headers=AUTH, timeout=30,
-                       json={**QUESTION, "stream": stream, **RETRIEVAL})  # fmt: skip
+        r = httpx.post(
+            url + "/v1/chat",
+            headers=AUTH,
+            timeout=30,
+            json={**QUESTION, "stream": stream, **RETRIEVAL},
+        )
         assert r.status_code == 504, r.text
         assert r.json()["error"]["code"] == "generator_timeout"
         assert time.perf_counter() - t0 < 4.5  # the 1 s timeout, retried once
@@ -200,9 +294,15 @@ def test_parsing_an_upload_holds_no_lock_over_other_writes(encoder_dir, tmp_path
             return real(*args, **kwargs)
 
         docs.prepare = slow_prepare
-        slow = threading.Thread(target=httpx.post, args=(base + "/v1/documents",), kwargs={
-            "headers": AUTH, "timeout": 30,
-            "files": {"file": ("slow.txt", b"Parsed slowly.", "text/plain")}})  # fmt: skip
+        slow = threading.Thread(
+            target=httpx.post,
+            args=(base + "/v1/documents",),
+            kwargs={
+                "headers": AUTH,
+                "timeout": 30,
+                "files": {"file": ("slow.txt", b"Parsed slowly.", "text/plain")},
+            },
+        )
         slow.start()
         assert started.wait(10)
         t0 = time.perf_counter()

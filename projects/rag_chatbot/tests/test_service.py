@@ -22,10 +22,19 @@ def _default_replies(reset_llm):
 
 
 def settings_for(encoder_dir, tmp_path, generator_url: str, **overrides) -> Settings:
-    fields = {"encoder_dir": encoder_dir, "index_uri": str(tmp_path / "index"),
-              "generator_url": generator_url, "generator_tokenizer": str(encoder_dir),
-              "chunk_tokens": 40, "overlap_tokens": 0, "api_key": KEY, "max_upload_bytes": 200_000,
-              "max_pages": 5, "uploads_dir": tmp_path / "uploads", "corpus_index": None}  # fmt: skip
+    fields = {
+        "encoder_dir": encoder_dir,
+        "index_uri": str(tmp_path / "index"),
+        "generator_url": generator_url,
+        "generator_tokenizer": str(encoder_dir),
+        "chunk_tokens": 40,
+        "overlap_tokens": 0,
+        "api_key": KEY,
+        "max_upload_bytes": 200_000,
+        "max_pages": 5,
+        "uploads_dir": tmp_path / "uploads",
+        "corpus_index": None,
+    }
     return Settings(**{**fields, **overrides})
 
 
@@ -40,16 +49,25 @@ def base_url(encoder_dir, tmp_path_factory, fake_llm):
 def client(base_url):
     with httpx.Client(base_url=base_url, headers=AUTH, timeout=60) as c:
         c.post("/v1/documents", files={"file": ("zebra.md", ZEBRA.encode(), "text/markdown")})
-        pdf = make_pdf(["Cats sleep for twelve to sixteen hours a day.",
-                        "Cats purr when content and sometimes when hurt."], title="Cat facts")  # fmt: skip
-        c.post("/v1/documents", files={"file": ("cats.pdf", pdf, "application/pdf")},
-               data={"id": "cats", "topic": "pets"})  # fmt: skip
+        pdf = make_pdf(
+            [
+                "Cats sleep for twelve to sixteen hours a day.",
+                "Cats purr when content and sometimes when hurt.",
+            ],
+            title="Cat facts",
+        )
+        c.post(
+            "/v1/documents",
+            files={"file": ("cats.pdf", pdf, "application/pdf")},
+            data={"id": "cats", "topic": "pets"},
+        )
         yield c
 
 
 def chat(client, question: str, **body):
-    return client.post("/v1/chat", json={"messages": [{"role": "user", "content": question}],
-                                         **RETRIEVAL, **body})  # fmt: skip
+    return client.post(
+        "/v1/chat", json={"messages": [{"role": "user", "content": question}], **RETRIEVAL, **body}
+    )
 
 
 def test_documents_are_listed_and_described(client):
@@ -76,12 +94,20 @@ def test_chat_answers_with_citations_that_carry_page_and_snippet(client):
 
 
 def test_stream_sends_retrieval_then_deltas_then_the_answer(client):
-    with client.stream("POST", "/v1/chat", json={
-        "messages": [{"role": "user", "content": "How far do zebras migrate?"}],
-        "stream": True, **RETRIEVAL}) as r:  # fmt: skip
+    with client.stream(
+        "POST",
+        "/v1/chat",
+        json={
+            "messages": [{"role": "user", "content": "How far do zebras migrate?"}],
+            "stream": True,
+            **RETRIEVAL,
+        },
+    ) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
-        events = [(block.split("\n")[0][7:], json.loads(block.split("\n")[1][6:]))
-                  for block in r.read().decode().strip().split("\n\n")]  # fmt: skip
+        events = [
+            (block.split("\n")[0][7:], json.loads(block.split("\n")[1][6:]))
+            for block in r.read().decode().strip().split("\n\n")
+        ]
     kinds = [k for k, _ in events]
     assert kinds[0] == "retrieval" and kinds[-1] == "answer"
     assert set(kinds[1:-1]) == {"delta"} and len(kinds) > 3
@@ -103,8 +129,15 @@ def test_retrieve_returns_sources_without_generating(client, fake_llm):
 def test_retrieve_and_chat_search_the_hyde_expansion_when_configured(
     encoder_dir, tmp_path, fake_llm, reset_llm
 ):
-    settings = settings_for(encoder_dir, tmp_path, fake_llm.url, expand="hyde",
-                            mode="bm25", min_relevance=-1, diversify=None)  # fmt: skip
+    settings = settings_for(
+        encoder_dir,
+        tmp_path,
+        fake_llm.url,
+        expand="hyde",
+        mode="bm25",
+        min_relevance=-1,
+        diversify=None,
+    )
     with live_server(build_app(settings)) as url, httpx.Client(base_url=url, headers=AUTH) as c:
         c.post("/v1/documents", files={"file": ("zebra.md", ZEBRA.encode(), "text/markdown")})
         reset_llm.hyde_reply = "They eat mostly grasses."
@@ -170,12 +203,15 @@ def test_bad_uploads_get_clear_errors(client, name, data, media, status, code):
         ({"messages": [{"role": "user", "content": "x" * 4001}]}, "messages.0.content"),
         ({"messages": [{"role": "system", "content": "hi"}]}, "messages.0.role"),
         ({"messages": [{"role": "user", "content": "hi"}], "k": 50}, "k"),
-        ({"messages": [{"role": "user", "content": "hi"}], "filters": {"colour": "red"}}, "filters.colour"),
+        (
+            {"messages": [{"role": "user", "content": "hi"}], "filters": {"colour": "red"}},
+            "filters.colour",
+        ),
         ({"messages": [{"role": "assistant", "content": "yo"}]}, "messages"),
         ({"messages": [{"role": "user", "content": "   "}]}, "messages.0.content"),
         ({"messages": [{"role": "user", "content": "\x1f\u3000"}]}, "messages.0.content"),
     ],
-)  # fmt: skip
+)
 def test_bad_chat_requests_name_the_field(client, body, param):
     r = client.post("/v1/chat", json=body)
     assert r.status_code == 422, r.text
@@ -195,11 +231,22 @@ def test_an_unreachable_generator_is_a_502_not_a_500(encoder_dir, tmp_path):
 
     settings = settings_for(encoder_dir, tmp_path, f"http://127.0.0.1:{free_port()}/v1")
     with live_server(build_app(settings)) as url:
-        httpx.post(url + "/v1/documents", headers=AUTH,
-                   files={"file": ("z.md", ZEBRA.encode(), "text/markdown")})  # fmt: skip
+        httpx.post(
+            url + "/v1/documents",
+            headers=AUTH,
+            files={"file": ("z.md", ZEBRA.encode(), "text/markdown")},
+        )
         for stream in (False, True):
-            r = httpx.post(url + "/v1/chat", headers=AUTH, timeout=60, json={
-                "messages": [{"role": "user", "content": "zebras"}], "stream": stream, **RETRIEVAL})  # fmt: skip
+            r = httpx.post(
+                url + "/v1/chat",
+                headers=AUTH,
+                timeout=60,
+                json={
+                    "messages": [{"role": "user", "content": "zebras"}],
+                    "stream": stream,
+                    **RETRIEVAL,
+                },
+            )
             assert r.status_code == 502, r.text
             assert r.json()["error"]["code"] == "generator_unavailable"
 
@@ -208,9 +255,14 @@ def test_metrics_count_answers_and_time_both_stages(client, base_url):
     chat(client, "zebra stripes")
     chat(client, "zebra stripes", min_relevance=1.0)
     text = httpx.get(base_url + "/metrics", follow_redirects=True).text
-    for name in ("rag_retrieval_duration_seconds_count", "rag_generation_duration_seconds_count",
-                 'rag_answers_total{outcome="no_answer"}', 'rag_answers_total{outcome="answered"}',
-                 "rag_chunks_used_bucket", "rag_top_retrieval_score_bucket"):  # fmt: skip
+    for name in (
+        "rag_retrieval_duration_seconds_count",
+        "rag_generation_duration_seconds_count",
+        'rag_answers_total{outcome="no_answer"}',
+        'rag_answers_total{outcome="answered"}',
+        "rag_chunks_used_bucket",
+        "rag_top_retrieval_score_bucket",
+    ):
         assert name in text, name
 
 
@@ -243,8 +295,11 @@ def test_a_deleted_index_is_rebuilt_from_the_corpus_and_the_uploads(
     with live_server(build_app(settings)) as url:
         ids = {d["id"] for d in httpx.get(url + "/v1/documents", headers=AUTH).json()["documents"]}
         assert ids == {"corpus.txt", "owls.txt"}
-        hit = httpx.post(url + "/v1/retrieve", headers=AUTH, json={"query": "owls", **RETRIEVAL,
-                         "filters": {"source": "owls.txt"}}).json()  # fmt: skip
+        hit = httpx.post(
+            url + "/v1/retrieve",
+            headers=AUTH,
+            json={"query": "owls", **RETRIEVAL, "filters": {"source": "owls.txt"}},
+        ).json()
         assert hit["sources"][0]["text"] == "Owls hunt at night."
         httpx.delete(url + "/v1/documents/owls.txt", headers=AUTH)
     # the deleted upload's kept file went with it; only the registry is left
@@ -260,9 +315,15 @@ def test_a_busy_generator_is_a_503_with_retry_after(client, reset_llm):
 
 def test_a_stream_that_breaks_ends_with_an_error_event(client, reset_llm):
     reset_llm.fail_midway = True
-    with client.stream("POST", "/v1/chat", json={
-        "messages": [{"role": "user", "content": "How far do zebras migrate?"}],
-        "stream": True, **RETRIEVAL}) as r:  # fmt: skip
+    with client.stream(
+        "POST",
+        "/v1/chat",
+        json={
+            "messages": [{"role": "user", "content": "How far do zebras migrate?"}],
+            "stream": True,
+            **RETRIEVAL,
+        },
+    ) as r:
         assert r.status_code == 200  # the first token came through before the failure
         blocks = r.read().decode().strip().split("\n\n")
     assert blocks[-1].startswith("event: error")
@@ -271,8 +332,11 @@ def test_a_stream_that_breaks_ends_with_an_error_event(client, reset_llm):
 
 def test_an_empty_index_answers_that_it_does_not_know(encoder_dir, tmp_path, reset_llm):
     with live_server(build_app(settings_for(encoder_dir, tmp_path, reset_llm.url))) as url:
-        r = httpx.post(url + "/v1/chat", headers=AUTH, json={
-            "messages": [{"role": "user", "content": "anything?"}], **RETRIEVAL})  # fmt: skip
+        r = httpx.post(
+            url + "/v1/chat",
+            headers=AUTH,
+            json={"messages": [{"role": "user", "content": "anything?"}], **RETRIEVAL},
+        )
     assert r.status_code == 200 and r.json()["no_answer"]
     assert reset_llm.requests == []
 

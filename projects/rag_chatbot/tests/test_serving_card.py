@@ -22,18 +22,36 @@ TEXT = " ".join(f"Fact {i}: zebras graze on the savanna grasses in season {i}." 
 
 
 def params(overlap: int, k: int, min_relevance: float | str, answer_tokens: int) -> dict:
-    return {"rag_chatbot": {
-        "corpus": {"held_out_articles": 8, "seed": 11, "threads": 1},
-        "chunking": {"sizes": [40], "default": 40, "overlap_tokens": overlap},
-        "questions": {"per_kind": 6, "tune_share": 0.5, "seed": 5},
-        "retrieval": {"k": k, "mode": "hybrid", "diversify": None, "min_relevance": min_relevance,
-                      "context_tokens": 1024},
-        "generation": {"answer_tokens": answer_tokens, "temperature": 0.0,
-                       "url": "http://127.0.0.1:9/v1", "model_dir": "unused", "backend": "native",
-                       "tokenizer": "models/semantic_search/encoder", "concurrency": 1},
-        "evaluate": {"threads": 1, "support_threshold": 0.5, "generate_configs": [],
-                     "generate_per_kind": 0, "generate_unanswerable": 0},
-    }}  # fmt: skip
+    return {
+        "rag_chatbot": {
+            "corpus": {"held_out_articles": 8, "seed": 11, "threads": 1},
+            "chunking": {"sizes": [40], "default": 40, "overlap_tokens": overlap},
+            "questions": {"per_kind": 6, "tune_share": 0.5, "seed": 5},
+            "retrieval": {
+                "k": k,
+                "mode": "hybrid",
+                "diversify": None,
+                "min_relevance": min_relevance,
+                "context_tokens": 1024,
+            },
+            "generation": {
+                "answer_tokens": answer_tokens,
+                "temperature": 0.0,
+                "url": "http://127.0.0.1:9/v1",
+                "model_dir": "unused",
+                "backend": "native",
+                "tokenizer": "models/semantic_search/encoder",
+                "concurrency": 1,
+            },
+            "evaluate": {
+                "threads": 1,
+                "support_threshold": 0.5,
+                "generate_configs": [],
+                "generate_per_kind": 0,
+                "generate_unanswerable": 0,
+            },
+        }
+    }
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +64,11 @@ def repo(encoder_dir, tmp_path_factory):
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
         # The stages' own article split, cut down to a few articles.
         split = rag_chatbot.corpus.split_articles
-        mp.setattr(rag_chatbot.corpus, "split_articles",
-                   lambda seed, held_out: tuple(part[:ARTICLES] for part in split(seed, held_out)))  # fmt: skip
+        mp.setattr(
+            rag_chatbot.corpus,
+            "split_articles",
+            lambda seed, held_out: tuple(part[:ARTICLES] for part in split(seed, held_out)),
+        )
         yield root
 
 
@@ -66,10 +87,14 @@ def run_pipeline(root: Path, p: dict) -> dict:
 
 @contextlib.contextmanager
 def service(root: Path, name: str, llm, **overrides):
-    fields = {"encoder_dir": root / "models/semantic_search/encoder",
-              "index_uri": str(root / name / "index"), "uploads_dir": root / name / "uploads",
-              "generator_url": llm.url, "generator_tokenizer": str(root / "models/semantic_search/encoder"),
-              "serving_card": root / "models/rag_chatbot/serving.json"}  # fmt: skip
+    fields = {
+        "encoder_dir": root / "models/semantic_search/encoder",
+        "index_uri": str(root / name / "index"),
+        "uploads_dir": root / name / "uploads",
+        "generator_url": llm.url,
+        "generator_tokenizer": str(root / "models/semantic_search/encoder"),
+        "serving_card": root / "models/rag_chatbot/serving.json",
+    }
     with contextlib.chdir(root):  # the card's corpus index is relative, as dvc.yaml writes it
         app = build_app(Settings(**{**fields, **overrides}))
         with live_server(app) as url, httpx.Client(base_url=url, timeout=60) as client:

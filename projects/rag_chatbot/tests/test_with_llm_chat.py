@@ -21,10 +21,20 @@ def rag_url(encoder_dir, tmp_path_factory):
     llama = save_tiny_llama(tmp / "llama")
     chat = ChatSettings(model_dir=llama, model_name="tiny", slots=2, context_tokens=512)
     with live_server(build_chat_app(chat)) as chat_url:
-        settings = Settings(encoder_dir=encoder_dir, index_uri=str(tmp / "index"), corpus_index=None,
-                            uploads_dir=tmp / "uploads", generator_url=chat_url + "/v1",
-                            generator_tokenizer=str(llama), context_tokens=200, answer_tokens=16,
-                            chunk_tokens=40, mode="bm25", min_relevance=-1, diversify=None)  # fmt: skip
+        settings = Settings(
+            encoder_dir=encoder_dir,
+            index_uri=str(tmp / "index"),
+            corpus_index=None,
+            uploads_dir=tmp / "uploads",
+            generator_url=chat_url + "/v1",
+            generator_tokenizer=str(llama),
+            context_tokens=200,
+            answer_tokens=16,
+            chunk_tokens=40,
+            mode="bm25",
+            min_relevance=-1,
+            diversify=None,
+        )
         with live_server(build_app(settings)) as url:
             httpx.post(
                 url + "/v1/documents", files={"file": ("zebra.md", ZEBRA.encode(), "text/markdown")}
@@ -33,8 +43,11 @@ def rag_url(encoder_dir, tmp_path_factory):
 
 
 def test_chat_generates_through_the_llm_chat_service(rag_url):
-    r = httpx.post(rag_url + "/v1/chat", timeout=120,
-                   json={"messages": [{"role": "user", "content": "What do zebras eat?"}]})  # fmt: skip
+    r = httpx.post(
+        rag_url + "/v1/chat",
+        timeout=120,
+        json={"messages": [{"role": "user", "content": "What do zebras eat?"}]},
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["sources"] and "generation" in body["timings_ms"]

@@ -27,12 +27,25 @@ def start(settings, workers: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, **tiny_env(settings)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "rag_chatbot.service:app_factory", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-         "--log-level", "warning"],
-        env=env, start_new_session=True,  # its own group: the test kills the workers too
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "rag_chatbot.service:app_factory",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        start_new_session=True,  # its own group: the test kills the workers too
         cwd=settings.uploads_dir.parent,  # relative defaults (the corpus index) resolve to nothing
-    )  # fmt: skip
+    )
     url = f"http://127.0.0.1:{port}"
     wait_all_workers_ready(url, proc)
     return proc, url
@@ -65,8 +78,18 @@ def deployment(request, encoder_dir, tmp_path) -> list[tuple[Settings, int]]:
     hosts = []
     for host in ("host-a", "host-b"):
         (tmp_path / host).mkdir()
-        hosts.append((settings_for(encoder_dir, tmp_path / host, "http://127.0.0.1:9/v1",
-                                   index_uri=str(tmp_path / "index"), registry=url), 1))  # fmt: skip
+        hosts.append(
+            (
+                settings_for(
+                    encoder_dir,
+                    tmp_path / host,
+                    "http://127.0.0.1:9/v1",
+                    index_uri=str(tmp_path / "index"),
+                    registry=url,
+                ),
+                1,
+            )
+        )
     return hosts
 
 
@@ -83,18 +106,34 @@ def test_writers_on_one_store_agree_exactly(deployment):
             assert upload(clients[n % len(clients)], doc, text_of(100)) == 201
         contested = [(f"same-{n % 6}", n) for n in range(24)]  # 6 ids, 4 different files each
         with ThreadPoolExecutor(8) as pool:
-            ups = pool.map(lambda n: upload(clients[n % len(clients)], f"doc-{n}", text_of(n)),
-                           range(24))  # fmt: skip
-            races = pool.map(lambda item: upload(clients[item[1] % len(clients)], item[0],
-                                                 text_of(item[1] + 1000)), contested)  # fmt: skip
-            dels = pool.map(lambda nd: clients[nd[0] % len(clients)].delete(
-                f"/v1/documents/{nd[1]}").status_code, enumerate(doomed))  # fmt: skip
-            reads = pool.map(lambda n: clients[n % len(clients)].post("/v1/retrieve", json={
-                "query": f"animal {n}", **RETRIEVAL}).status_code, range(16))  # fmt: skip
+            ups = pool.map(
+                lambda n: upload(clients[n % len(clients)], f"doc-{n}", text_of(n)), range(24)
+            )
+            races = pool.map(
+                lambda item: upload(
+                    clients[item[1] % len(clients)], item[0], text_of(item[1] + 1000)
+                ),
+                contested,
+            )
+            dels = pool.map(
+                lambda nd: (
+                    clients[nd[0] % len(clients)].delete(f"/v1/documents/{nd[1]}").status_code
+                ),
+                enumerate(doomed),
+            )
+            reads = pool.map(
+                lambda n: (
+                    clients[n % len(clients)]
+                    .post("/v1/retrieve", json={"query": f"animal {n}", **RETRIEVAL})
+                    .status_code
+                ),
+                range(16),
+            )
             assert set(ups) == {201} and set(dels) == {200} and set(reads) == {200}
             races = list(races)
-        winners = {doc_id: n for (doc_id, n), status in zip(contested, races, strict=True)
-                   if status == 201}  # fmt: skip
+        winners = {
+            doc_id: n for (doc_id, n), status in zip(contested, races, strict=True) if status == 201
+        }
         assert races.count(201) == 6 and races.count(409) == 18, races
         expected = {f"doc-{n}" for n in range(24)} | set(winners)
         for n in range(12):  # each answer from whichever worker or replica took the connection
@@ -105,9 +144,10 @@ def test_writers_on_one_store_agree_exactly(deployment):
                 assert set(listed) == expected
                 for doc_id, winner in winners.items():  # the winner's file, not another's
                     assert listed[doc_id]["sha256"] == sha256(text_of(winner + 1000))
-                hit = fresh.post("/v1/retrieve", json={
-                    "query": "animal", "k": 20, **RETRIEVAL,
-                    "filters": {"source": doomed}}).json()  # fmt: skip
+                hit = fresh.post(
+                    "/v1/retrieve",
+                    json={"query": "animal", "k": 20, **RETRIEVAL, "filters": {"source": doomed}},
+                ).json()
                 assert hit["sources"] == []  # no chunk of a deleted document is served
     finally:
         for c in clients:
@@ -137,8 +177,10 @@ def test_sigkill_during_uploads_loses_no_acknowledged_document(deployment):
                 except httpx.TransportError:
                     return
 
-    threads = [threading.Thread(target=uploader, args=(url, f"doc{i}"))
-               for i, (_, url) in enumerate(services)]  # fmt: skip
+    threads = [
+        threading.Thread(target=uploader, args=(url, f"doc{i}"))
+        for i, (_, url) in enumerate(services)
+    ]
     for thread in threads:
         thread.start()
     deadline = time.monotonic() + 120
@@ -149,7 +191,8 @@ def test_sigkill_during_uploads_loses_no_acknowledged_document(deployment):
     registry = Registry(registry_location(deployment[0][0]))
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not any(
-            r.id.startswith("doc0-") for r in registry.pending()):  # fmt: skip
+        r.id.startswith("doc0-") for r in registry.pending()
+    ):
         time.sleep(0.001)
     stop(services[0][0], signal.SIGKILL)
     time.sleep(0.5)  # the other replica (if any) goes on taking uploads meanwhile
@@ -171,8 +214,15 @@ def test_sigkill_during_uploads_loses_no_acknowledged_document(deployment):
                 # at most the one in flight besides: finished from its kept file, or never listed
                 assert len(listed) - len(acknowledged) <= 1
                 for doc_id, info in listed.items():  # whole: every chunk of every listed document
-                    hit = c.post("/v1/retrieve", json={"query": "animal region", "k": 20,
-                                                       **RETRIEVAL, "filters": {"source": doc_id}}).json()  # fmt: skip
+                    hit = c.post(
+                        "/v1/retrieve",
+                        json={
+                            "query": "animal region",
+                            "k": 20,
+                            **RETRIEVAL,
+                            "filters": {"source": doc_id},
+                        },
+                    ).json()
                     assert len(hit["sources"]) == min(info["chunks"], 20), doc_id
         assert registry.pending() == []
     finally:

@@ -34,8 +34,16 @@ def corpus() -> list[Document]:
     for topic in TOPICS:
         articles = [a for a in wiki_summaries() if a["topic"] == topic][:20]
         for i, a in enumerate(articles):
-            picked.append(Document(id=a["title"], title=a["title"], text=a["extract"], topic=topic,
-                                   source="wikipedia", date=f"20{10 + i:02d}-01-15"))  # fmt: skip
+            picked.append(
+                Document(
+                    id=a["title"],
+                    title=a["title"],
+                    text=a["extract"],
+                    topic=topic,
+                    source="wikipedia",
+                    date=f"20{10 + i:02d}-01-15",
+                )
+            )
     return picked
 
 

@@ -17,7 +17,10 @@ SENTENCES = [
 
 def test_layout_read_from_the_sentence_transformers_folder(tiny_st_model):
     assert sentence_transformer_layout(tiny_st_model) == {
-        "pooling": "mean", "normalize": True, "max_seq_length": 64}  # fmt: skip
+        "pooling": "mean",
+        "normalize": True,
+        "max_seq_length": 64,
+    }
 
 
 def test_onnx_matches_sentence_transformers(tiny_st_model, encoder_dir):

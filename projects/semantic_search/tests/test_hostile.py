@@ -17,8 +17,13 @@ JSON = {"Content-Type": "application/json"}
 
 @pytest.fixture(scope="module")
 def http(encoder_dir, tmp_path_factory):
-    settings = Settings(encoder_dir=encoder_dir, index_uri=str(tmp_path_factory.mktemp("h") / "i"),
-                        corpus_index=None, max_request_tokens=100, max_wait_ms=2)  # fmt: skip
+    settings = Settings(
+        encoder_dir=encoder_dir,
+        index_uri=str(tmp_path_factory.mktemp("h") / "i"),
+        corpus_index=None,
+        max_request_tokens=100,
+        max_wait_ms=2,
+    )
     with live_server(build_app(settings)) as url, httpx.Client(base_url=url, timeout=30) as client:
         yield client
 
@@ -39,19 +44,33 @@ def doc(**fields):
     [
         ("/v1/search", {"query": "a" * MB}, "query", 4000),
         ("/v1/search", {"query": "x", "k": 10**30}, "k", 100),
-        ("/v1/search", {"query": "x", "filters": {"topic": ["t"] * 1000}}, "filters.topic.list", 64),
+        (
+            "/v1/search",
+            {"query": "x", "filters": {"topic": ["t"] * 1000}},
+            "filters.topic.list",
+            64,
+        ),
         ("/v1/search", {"query": "x", "filters": {"source": "s" * MB}}, "filters.source.str", 256),
         ("/v1/documents", doc(text="b" * MB), "documents.0.text", 100_000),
         ("/v1/documents", doc(id="i" * MB), "documents.0.id", 256),
         ("/v1/documents", doc(title="t" * MB), "documents.0.title", 1000),
-        ("/v1/documents", doc(metadata={str(i): i for i in range(1000)}), "documents.0.metadata", 32),
+        (
+            "/v1/documents",
+            doc(metadata={str(i): i for i in range(1000)}),
+            "documents.0.metadata",
+            32,
+        ),
         ("/v1/documents", doc(metadata={"m": "v" * MB}), "documents.0.metadata.m.str", 4000),
-        ("/v1/documents", {"documents": [{"id": str(i), "text": "t"} for i in range(300)]},
-         "documents", 256),
+        (
+            "/v1/documents",
+            {"documents": [{"id": str(i), "text": "t"} for i in range(300)]},
+            "documents",
+            256,
+        ),
         ("/v1/embeddings", {"input": "c" * MB}, "input.str", 20_000),
         ("/v1/embeddings", {"input": ["x"] * 10_000}, "input.list", 256),
     ],
-)  # fmt: skip
+)
 def test_oversized_input_is_a_422_naming_field_and_limit(http, path, body, param, limit):
     r = timed(http, "POST", path, json=body)
     assert r.status_code == 422, r.text

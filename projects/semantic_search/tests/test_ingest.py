@@ -15,9 +15,11 @@ from semantic_search.stores import open_store
 
 def test_jsonl_csv_and_folder(tmp_path):
     (tmp_path / "a.jsonl").write_text(
-        json.dumps({"id": "1", "text": "Alpha", "topic": "t", "lang": "en"}) + "\n\n"
-        + json.dumps({"id": "2", "text": "Beta", "date": "2024-05-01"}) + "\n"
-    )  # fmt: skip
+        json.dumps({"id": "1", "text": "Alpha", "topic": "t", "lang": "en"})
+        + "\n\n"
+        + json.dumps({"id": "2", "text": "Beta", "date": "2024-05-01"})
+        + "\n"
+    )
     docs = list(read_documents(tmp_path / "a.jsonl"))
     assert [d.id for d in docs] == ["1", "2"] and docs[0].metadata == {"lang": "en"}
     assert str(docs[1].date) == "2024-05-01"
@@ -59,11 +61,27 @@ def test_interrupted_ingestion_keeps_acknowledged_documents(tmp_path, encoder_di
         )
     )
     index = tmp_path / "index"
-    cmd = [sys.executable, "-m", "semantic_search.cli", "ingest", str(source), "--index", str(index),
-           "--encoder", str(encoder_dir), "--batch-size", "100"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "semantic_search.cli",
+        "ingest",
+        str(source),
+        "--index",
+        str(index),
+        "--encoder",
+        str(encoder_dir),
+        "--batch-size",
+        "100",
+    ]
     # in tmp_path: no champion index there to seed the new index from (the CLI's default)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=tmp_path,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     acked = 0
     for line in proc.stdout:
         if line.startswith("acknowledged"):

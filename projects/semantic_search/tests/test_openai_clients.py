@@ -23,8 +23,13 @@ HINT = "check_embedding_ctx_length=False"
 
 @pytest.fixture(scope="module")
 def base_url(encoder_dir, tmp_path_factory):
-    settings = Settings(encoder_dir=encoder_dir, index_uri=str(tmp_path_factory.mktemp("oa") / "i"),
-                        corpus_index=None, api_key=KEY, max_wait_ms=2)  # fmt: skip
+    settings = Settings(
+        encoder_dir=encoder_dir,
+        index_uri=str(tmp_path_factory.mktemp("oa") / "i"),
+        corpus_index=None,
+        api_key=KEY,
+        max_wait_ms=2,
+    )
     with live_server(build_app(settings)) as url:
         yield url
 
@@ -57,8 +62,13 @@ def test_openai_sdk_default_is_base64_and_decodes_to_the_vectors(base_url, model
 
 
 def test_langchain_with_text_matches_the_service(base_url, model, expected, encoder_dir):
-    lc = OpenAIEmbeddings(model=model, base_url=f"{base_url}/v1", api_key=KEY,
-                          check_embedding_ctx_length=False, max_retries=0)  # fmt: skip
+    lc = OpenAIEmbeddings(
+        model=model,
+        base_url=f"{base_url}/v1",
+        api_key=KEY,
+        check_embedding_ctx_length=False,
+        max_retries=0,
+    )
     np.testing.assert_allclose(lc.embed_documents(TEXTS), expected, atol=1e-5)
     # Alone, not in a batch: INT8's dynamic activation scales depend on the batch (~4e-5).
     alone = Encoder(encoder_dir).encode([TEXTS[1]])[0]
@@ -70,16 +80,26 @@ def test_langchain_with_the_encoders_own_tokenizer_sends_text(
 ):
     """`tiktoken_enabled=False` chunks with a Hugging Face tokenizer and sends the chunks as
     text; named by a local folder (here the encoder's own tokenizer) it works offline."""
-    lc = OpenAIEmbeddings(model=model, base_url=f"{base_url}/v1", api_key=KEY, max_retries=0,
-                          tiktoken_enabled=False, tiktoken_model_name=str(tiny_st_model))  # fmt: skip
+    lc = OpenAIEmbeddings(
+        model=model,
+        base_url=f"{base_url}/v1",
+        api_key=KEY,
+        max_retries=0,
+        tiktoken_enabled=False,
+        tiktoken_model_name=str(tiny_st_model),
+    )
     np.testing.assert_allclose(lc.embed_documents(TEXTS), expected, atol=1e-5)
 
 
 def test_langchain_default_token_ids_get_a_400_with_the_fix(base_url, model, monkeypatch):
     # LangChain tokenizes with tiktoken, whose cl100k_base is a download: a byte-level
     # encoding stands in offline, so the real default path sends real token-id arrays.
-    byte_level = tiktoken.Encoding("bytes", pat_str=r"\S+|\s+", special_tokens={},
-                                   mergeable_ranks={bytes([i]): i for i in range(256)})  # fmt: skip
+    byte_level = tiktoken.Encoding(
+        "bytes",
+        pat_str=r"\S+|\s+",
+        special_tokens={},
+        mergeable_ranks={bytes([i]): i for i in range(256)},
+    )
     monkeypatch.setattr(tiktoken, "encoding_for_model", lambda name: byte_level)
     monkeypatch.setattr(tiktoken, "get_encoding", lambda name: byte_level)
     lc = OpenAIEmbeddings(model=model, base_url=f"{base_url}/v1", api_key=KEY, max_retries=0)
@@ -110,9 +130,12 @@ def test_token_id_arrays_are_a_400_answered_at_once(http, tokens):
 
 @pytest.mark.parametrize(
     ("body", "param"),
-    [({"input": ["x", 1]}, "input.list.1"), ({"input": [True]}, "input.list.0"),
-     ({"input": "x", "extra": 1}, "extra")],
-)  # fmt: skip
+    [
+        ({"input": ["x", 1]}, "input.list.1"),
+        ({"input": [True]}, "input.list.0"),
+        ({"input": "x", "extra": 1}, "extra"),
+    ],
+)
 def test_other_mistyped_input_is_still_a_422(http, body, param):
     r = http.post("/v1/embeddings", json=body)
     assert r.status_code == 422 and r.json()["error"]["param"] == param, r.text
@@ -129,8 +152,14 @@ def test_other_dimensions_are_a_400_naming_the_supported_one(base_url, model, ex
         "dimensions",
         dim,
     )
-    lc = OpenAIEmbeddings(model=model, base_url=f"{base_url}/v1", api_key=KEY, max_retries=0,
-                          check_embedding_ctx_length=False, dimensions=dim // 2)  # fmt: skip
+    lc = OpenAIEmbeddings(
+        model=model,
+        base_url=f"{base_url}/v1",
+        api_key=KEY,
+        max_retries=0,
+        check_embedding_ctx_length=False,
+        dimensions=dim // 2,
+    )
     with pytest.raises(openai.BadRequestError, match=str(dim)):
         lc.embed_query("x")
 

@@ -25,8 +25,9 @@ ROUTES = [
 
 
 def test_after_a_failed_load_every_route_is_503_and_liveness_fails(tmp_path):
-    settings = Settings(encoder_dir=tmp_path / "no-encoder", index_uri=str(tmp_path / "index"),
-                        corpus_index=None)  # fmt: skip
+    settings = Settings(
+        encoder_dir=tmp_path / "no-encoder", index_uri=str(tmp_path / "index"), corpus_index=None
+    )
     with live_server(build_app(settings), wait_ready=False) as base:
         deadline = time.monotonic() + 30
         while "failed" not in httpx.get(base + "/readyz").text and time.monotonic() < deadline:
@@ -51,8 +52,11 @@ def test_the_service_writes_its_own_index_seeded_from_the_pipelines(
     encoder_dir, corpus, corpus_index, tmp_path
 ):
     assert Settings().index_uri != str(Settings().corpus_index)
-    settings = Settings(encoder_dir=encoder_dir, index_uri=str(tmp_path / "service" / "index"),
-                        corpus_index=corpus_index)  # fmt: skip
+    settings = Settings(
+        encoder_dir=encoder_dir,
+        index_uri=str(tmp_path / "service" / "index"),
+        corpus_index=corpus_index,
+    )
     doc = {"id": "upload/1", "text": "Axolotls regrow limbs."}
     with live_server(build_app(settings)) as base:
         assert httpx.get(base + "/v1/stats").json()["documents"] == len(corpus)
@@ -79,8 +83,14 @@ print(seed_index(sys.argv[1], sys.argv[2]))
 def test_workers_seeding_at_once_make_one_whole_copy(corpus_index, tmp_path):
     target = tmp_path / "index"
     start = str(time.time() + 3)
-    procs = [subprocess.Popen([sys.executable, "-c", SEED_AT_ONCE, str(target), str(corpus_index),
-                               start], stdout=subprocess.PIPE, text=True) for _ in range(4)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", SEED_AT_ONCE, str(target), str(corpus_index), start],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
     said = sorted(p.communicate(timeout=120)[0].strip() for p in procs)
     assert said == ["False", "False", "False", "True"]
     assert open_store(str(target), 32).count() == open_store(str(corpus_index), 32).count()
@@ -94,8 +104,9 @@ def test_an_index_of_another_encoders_vectors_refuses_to_start(encoder_dir, corp
     import json
     import shutil
 
-    settings = Settings(encoder_dir=encoder_dir, index_uri=str(tmp_path / "index"),
-                        corpus_index=corpus_index)  # fmt: skip
+    settings = Settings(
+        encoder_dir=encoder_dir, index_uri=str(tmp_path / "index"), corpus_index=corpus_index
+    )
     with live_server(build_app(settings)) as base:
         assert httpx.get(base + "/v1/stats").status_code == 200
     stamp = json.loads((tmp_path / "index" / "encoder-stamp.json").read_text())

@@ -134,9 +134,16 @@ def write_natural(root: Path, corpus) -> None:
     asked; half tune, half test."""
     path = root / "projects/rag_chatbot/data/natural_questions.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = [{"id": f"q{i}", "question": " ".join(d.text.split()[2:9]) + "?",
-             "answer_title": d.id, "answerable": True, "split": ("tune", "test")[i % 2]}
-            for i, d in enumerate(corpus[::3])]  # fmt: skip
+    rows = [
+        {
+            "id": f"q{i}",
+            "question": " ".join(d.text.split()[2:9]) + "?",
+            "answer_title": d.id,
+            "answerable": True,
+            "split": ("tune", "test")[i % 2],
+        }
+        for i, d in enumerate(corpus[::3])
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
@@ -147,8 +154,10 @@ def test_gate_on_the_natural_tune_split_rescores_a_known_item_champion(repo, cor
     natural = natural_stage(TINY)
     tune = natural["modes"]["hybrid"]["tune"]
     first = register(TINY)["decision"]  # champion on the known-item queries
-    on_tune = {**TINY, "promotion": {"heldout": "natural_tune", "metric": "mrr@10",
-                                     "min_gain": 0.0125}}  # fmt: skip
+    on_tune = {
+        **TINY,
+        "promotion": {"heldout": "natural_tune", "metric": "mrr@10", "min_gain": 0.0125},
+    }
     second = register(on_tune)
     decision = second["decision"]
     assert decision["heldout_hash"] != first["heldout_hash"] and decision["score"] == tune["mrr@10"]

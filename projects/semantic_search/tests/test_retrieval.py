@@ -28,8 +28,11 @@ def test_rrf_rewards_agreement():
 def test_mmr_skips_near_duplicates():
     q = np.array([1.0, 0.0], np.float32)
     a = np.array([0.9, 0.1], np.float32)
-    hits = [hit("a", vector=a / np.linalg.norm(a)), hit("a-copy", vector=a / np.linalg.norm(a)),
-            hit("other", vector=np.array([0.6, 0.8], np.float32))]  # fmt: skip
+    hits = [
+        hit("a", vector=a / np.linalg.norm(a)),
+        hit("a-copy", vector=a / np.linalg.norm(a)),
+        hit("other", vector=np.array([0.6, 0.8], np.float32)),
+    ]
     assert [h.document.id for h in mmr(q, hits, 2, lambda_=1.0)] == ["a", "a-copy"]
     assert [h.document.id for h in mmr(q, hits, 2, lambda_=0.3)] == ["a", "other"]
 

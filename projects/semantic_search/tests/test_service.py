@@ -23,9 +23,16 @@ def base_url(encoder_dir, corpus, tmp_path_factory):
     index = tmp_path_factory.mktemp("svc") / "index"
     encoder = Encoder(encoder_dir)
     index_documents(open_store(str(index), encoder.dim), encoder, corpus, batch_size=32)
-    settings = Settings(encoder_dir=encoder_dir, index_uri=str(index), api_key=KEY, max_documents=4,
-                        max_inputs=8, max_document_chars=5000, max_wait_ms=10,
-                        monitor_dir=tmp_path_factory.mktemp("monitor"))  # fmt: skip
+    settings = Settings(
+        encoder_dir=encoder_dir,
+        index_uri=str(index),
+        api_key=KEY,
+        max_documents=4,
+        max_inputs=8,
+        max_document_chars=5000,
+        max_wait_ms=10,
+        monitor_dir=tmp_path_factory.mktemp("monitor"),
+    )
     with live_server(build_app(settings)) as url:
         yield url
 
@@ -54,8 +61,10 @@ def test_every_computing_route_needs_the_key(base_url, method, path, body):
 
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
 def test_search_modes_with_filters_and_highlights(http, mode):
-    r = http.post("/v1/search", json={"query": "painting music", "k": 4, "mode": mode,
-                                      "filters": {"topic": ["Arts"]}})  # fmt: skip
+    r = http.post(
+        "/v1/search",
+        json={"query": "painting music", "k": 4, "mode": mode, "filters": {"topic": ["Arts"]}},
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert 0 < len(body["results"]) <= 4 and body["mode"] == mode
@@ -67,8 +76,10 @@ def test_search_modes_with_filters_and_highlights(http, mode):
 
 
 def test_search_with_mmr_and_dates(http):
-    r = http.post("/v1/search", json={"query": "history", "k": 3, "diversify": 0.5,
-                                      "filters": {"date_from": "2015-01-01"}})  # fmt: skip
+    r = http.post(
+        "/v1/search",
+        json={"query": "history", "k": 3, "diversify": 0.5, "filters": {"date_from": "2015-01-01"}},
+    )
     assert r.status_code == 200
     assert all(h["date"] >= "2015-01-01" for h in r.json()["results"])
 
@@ -175,8 +186,12 @@ def test_stats_metrics_and_demo(http):
     http.post("/v1/search", json={"query": "qqqzzzxxx", "mode": "bm25"})
     http.post("/v1/search", json={"query": "a dense one", "mode": "dense"})
     text = http.get("/metrics").text
-    for name in ("search_encode_duration_seconds", "search_duration_seconds_bucket",
-                 'search_zero_results_total{mode="bm25"}', "model_batch_size_bucket"):  # fmt: skip
+    for name in (
+        "search_encode_duration_seconds",
+        "search_duration_seconds_bucket",
+        'search_zero_results_total{mode="bm25"}',
+        "model_batch_size_bucket",
+    ):
         assert name in text
     demo = http.get("/demo/")
     assert demo.status_code == 200 and "/v1/search" in demo.text

@@ -16,11 +16,12 @@ from mlstack.testing import live_server
 from semantic_search.service import Settings, build_app
 
 TINY = {
-    "data": {}, "encoder": {"model": "tiny"},
+    "data": {},
+    "encoder": {"model": "tiny"},
     "embed": {"batch_size": 8, "threads": 1},
     "index": {"hnsw": {"m": 8, "ef_construction": 50}},
     "evaluate": {"threads": 1, "latency_queries": 3},
-}  # fmt: skip
+}
 EVEN = {"rrf_k": 60, "dense_weight": 1.0, "bm25_weight": 1.0, "candidates": 50}
 BM25_ONLY = {"rrf_k": 5, "dense_weight": 0.0, "bm25_weight": 2.0, "candidates": 20}
 
@@ -59,25 +60,31 @@ def run_evaluate(root: Path, retrieval: dict) -> dict:
     from semantic_search.pipeline import evaluate_stage
 
     with contextlib.chdir(root):
-        Path("params.yaml").write_text(yaml.safe_dump({"semantic_search": {**TINY, "retrieval": retrieval}}))  # fmt: skip
+        Path("params.yaml").write_text(
+            yaml.safe_dump({"semantic_search": {**TINY, "retrieval": retrieval}})
+        )
         evaluate_stage(load_section("semantic_search"))
         return json.loads(Path("models/semantic_search/serving.json").read_text())
 
 
 @contextlib.contextmanager
 def service(root: Path, name: str, **overrides):
-    fields = {"encoder_dir": root / "models/semantic_search/encoder",
-              "index_uri": str(root / f"service-{name}"),
-              "corpus_index": root / "data/semantic_search/index",
-              "serving_card": root / "models/semantic_search/serving.json", "max_wait_ms": 2}  # fmt: skip
+    fields = {
+        "encoder_dir": root / "models/semantic_search/encoder",
+        "index_uri": str(root / f"service-{name}"),
+        "corpus_index": root / "data/semantic_search/index",
+        "serving_card": root / "models/semantic_search/serving.json",
+        "max_wait_ms": 2,
+    }
     settings = Settings(**{**fields, **overrides})
     with live_server(build_app(settings)) as url, httpx.Client(base_url=url, timeout=30) as c:
         yield c
 
 
 def search(client: httpx.Client, mode: str) -> list[dict]:
-    r = client.post("/v1/search", json={"query": "the history of painting and music", "k": 5,
-                                        "mode": mode})  # fmt: skip
+    r = client.post(
+        "/v1/search", json={"query": "the history of painting and music", "k": 5, "mode": mode}
+    )
     assert r.status_code == 200, r.text
     return r.json()["results"]
 

@@ -24,9 +24,15 @@ print(open_store(sys.argv[1], {DIM}).count())
 def test_workers_creating_the_table_at_once_all_open_it(tmp_path):
     path = str(tmp_path / "index")
     start = str(time.time() + 4)  # after every interpreter has imported LanceDB
-    procs = [subprocess.Popen([sys.executable, "-c", OPEN_AT_ONCE, path, start],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(4)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_AT_ONCE, path, start],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
     outcomes = [p.communicate(timeout=120) for p in procs]
     assert [(p.returncode, out.strip()) for p, (out, _) in zip(procs, outcomes, strict=True)] == [
         (0, "0")
@@ -50,8 +56,9 @@ def test_delete_counts_its_own_rows_while_another_worker_writes(tmp_path, corpus
     assert mine.count() == 5 - 1 + 3
 
 
-def test_a_long_run_of_writes_reconnects_and_compacts_writer_and_reader(tmp_path, corpus,
-                                                                        monkeypatch):  # fmt: skip
+def test_a_long_run_of_writes_reconnects_and_compacts_writer_and_reader(
+    tmp_path, corpus, monkeypatch
+):
     # A LanceDB connection keeps ~13 KB per table version it has seen, for good: 3,000 one-row
     # upserts grew a service by 38 MB (the soak's +17%). Every RECONNECT_VERSIONS versions the
     # writer compacts and both sides start a new connection; the data stays whole.

@@ -33,16 +33,30 @@ def corpus_index(encoder_dir, corpus, tmp_path_factory) -> Path:
 def serve(encoder_dir: Path, folder: Path, corpus_index: Path, workers: int) -> Iterator[tuple]:
     """`semantic-search serve` in its own process group; yields (base URL, process)."""
     port = free_port()
-    env = {**os.environ, "SEMANTIC_SEARCH_ENCODER_DIR": str(encoder_dir),
-           "SEMANTIC_SEARCH_INDEX_URI": str(folder / "index"),
-           "SEMANTIC_SEARCH_CORPUS_INDEX": str(corpus_index), "SEMANTIC_SEARCH_MAX_WAIT_MS": "2",
-           "SEMANTIC_SEARCH_ONNX_THREADS": "1", "SEMANTIC_SEARCH_LOG_LEVEL": "warning"}  # fmt: skip
-    command = [sys.executable, "-m", "semantic_search.cli", "serve", "--port", str(port),
-               "--workers", str(workers)]  # fmt: skip
+    env = {
+        **os.environ,
+        "SEMANTIC_SEARCH_ENCODER_DIR": str(encoder_dir),
+        "SEMANTIC_SEARCH_INDEX_URI": str(folder / "index"),
+        "SEMANTIC_SEARCH_CORPUS_INDEX": str(corpus_index),
+        "SEMANTIC_SEARCH_MAX_WAIT_MS": "2",
+        "SEMANTIC_SEARCH_ONNX_THREADS": "1",
+        "SEMANTIC_SEARCH_LOG_LEVEL": "warning",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "semantic_search.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
     # the server's log beside the test's files: `server_errors(folder)` quotes it on a failure
     log = (folder / "server.log").open("ab")
-    proc = subprocess.Popen(command, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
+    proc = subprocess.Popen(
+        command, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=log
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_all_workers_ready(base, proc)  # every worker, not the first to answer
@@ -66,23 +80,30 @@ def server_errors(folder: Path) -> str:
 
 def fresh(base: str) -> httpx.AsyncClient:
     """No kept-alive connections, so requests spread over both workers."""
-    return httpx.AsyncClient(base_url=base, timeout=60,
-                             limits=httpx.Limits(max_keepalive_connections=0))  # fmt: skip
+    return httpx.AsyncClient(
+        base_url=base, timeout=60, limits=httpx.Limits(max_keepalive_connections=0)
+    )
 
 
 def test_two_workers_concurrent_writes_reads_and_deletes(
     encoder_dir, corpus, corpus_index, tmp_path
 ):
-    new = [[{"id": f"w{i}-{j}", "text": f"worker note {i} {j} about tides", "topic": "Notes"}
-            for j in range(2)] for i in range(24)]  # fmt: skip
+    new = [
+        [
+            {"id": f"w{i}-{j}", "text": f"worker note {i} {j} about tides", "topic": "Notes"}
+            for j in range(2)
+        ]
+        for i in range(24)
+    ]
     gone = [d.id for d in corpus[:12]]
 
     async def main(base: str) -> None:
         async with fresh(base) as client:
             writes = [client.post("/v1/documents", json={"documents": b}) for b in new]
             deletes = [client.delete(f"/v1/documents/{i}") for i in gone]
-            searches = [client.post("/v1/search", json={"query": f"tides {i}", "k": 5})
-                        for i in range(24)]  # fmt: skip
+            searches = [
+                client.post("/v1/search", json={"query": f"tides {i}", "k": 5}) for i in range(24)
+            ]
             rs = await asyncio.gather(*writes, *deletes, *searches)
             assert [r.status_code for r in rs] == [200] * len(rs), (
                 [r.text for r in rs if r.is_error],

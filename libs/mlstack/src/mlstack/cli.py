@@ -43,7 +43,7 @@ def drift(
     since_hours: Annotated[float | None, typer.Option(help="Only log records this recent.")] = None,
     pushgateway: Annotated[str | None, typer.Option(help="Prometheus Pushgateway address.")] = None,
 ) -> None:
-    """Compare recent inference logs with a reference set; exit 1 when drift passes the threshold."""
+    """Compare recent inference logs with a reference set; exit 1 past the drift threshold."""
     import time
 
     from mlstack.monitor.drift import drift_report, export_gauge

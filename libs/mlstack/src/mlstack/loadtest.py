@@ -42,8 +42,15 @@ def serve_process(
         proc.wait(timeout=30)
 
 
-async def http_load(url: str, path: str, bodies: Sequence[dict[str, Any]], *, clients: int,
-                    seconds: float, timeout_s: float = 30) -> dict[str, Any]:  # fmt: skip
+async def http_load(
+    url: str,
+    path: str,
+    bodies: Sequence[dict[str, Any]],
+    *,
+    clients: int,
+    seconds: float,
+    timeout_s: float = 30,
+) -> dict[str, Any]:
     """`clients` loops POSTing `bodies` (round robin) to `path` for `seconds`."""
     import httpx
 
@@ -69,9 +76,14 @@ async def http_load(url: str, path: str, bodies: Sequence[dict[str, Any]], *, cl
     await asyncio.gather(*(client(w) for w in range(clients)))
     elapsed = time.perf_counter() - t0
     a = np.asarray(latencies)
-    return {"clients": clients, "seconds": round(elapsed, 1), "requests": len(a), "errors": errors,
-            "requests_per_s": round(len(a) / elapsed, 1),
-            "latency_ms": {f"p{p}": round(float(np.percentile(a, p)), 1) for p in (50, 95, 99)}}  # fmt: skip
+    return {
+        "clients": clients,
+        "seconds": round(elapsed, 1),
+        "requests": len(a),
+        "errors": errors,
+        "requests_per_s": round(len(a) / elapsed, 1),
+        "latency_ms": {f"p{p}": round(float(np.percentile(a, p)), 1) for p in (50, 95, 99)},
+    }
 
 
 @dataclass(frozen=True)
@@ -103,9 +115,16 @@ def tree_rss_mb(pid: int) -> float:
     return round(total / 2**20, 1)
 
 
-async def mixed_load(url: str, calls: Sequence[Call], *, clients: int, seconds: float,
-                     headers: dict[str, str] | None = None, timeout_s: float = 30,
-                     pid: int | None = None) -> dict[str, Any]:  # fmt: skip
+async def mixed_load(
+    url: str,
+    calls: Sequence[Call],
+    *,
+    clients: int,
+    seconds: float,
+    headers: dict[str, str] | None = None,
+    timeout_s: float = 30,
+    pid: int | None = None,
+) -> dict[str, Any]:
     """`clients` loops sending `calls` round robin for `seconds`. Counts every answer by kind and
     status (a timeout or a dropped connection is status "transport"), latency percentiles over
     all of them and, with `pid`, the process tree's RSS each second."""
@@ -123,9 +142,14 @@ async def mixed_load(url: str, calls: Sequence[Call], *, clients: int, seconds: 
                 call = calls[i % len(calls)]
                 t = time.perf_counter()
                 try:
-                    r = await http.request(call.method, call.path, json=call.json,
-                                           content=call.content, files=call.files,
-                                           headers=call.headers)  # fmt: skip
+                    r = await http.request(
+                        call.method,
+                        call.path,
+                        json=call.json,
+                        content=call.content,
+                        files=call.files,
+                        headers=call.headers,
+                    )
                     status = str(r.status_code)
                 except httpx.HTTPError:
                     status = "transport"
@@ -143,9 +167,14 @@ async def mixed_load(url: str, calls: Sequence[Call], *, clients: int, seconds: 
     await asyncio.gather(sample_rss(), *(client(w) for w in range(clients)))
     elapsed = time.perf_counter() - t0
     a = np.asarray(latencies)
-    report = {"clients": clients, "seconds": round(elapsed, 1), "requests": len(a),
-              "requests_per_s": round(len(a) / elapsed, 1), "statuses": statuses,
-              "latency_ms": {f"p{p}": round(float(np.percentile(a, p)), 1) for p in (50, 99)}}  # fmt: skip
+    report = {
+        "clients": clients,
+        "seconds": round(elapsed, 1),
+        "requests": len(a),
+        "requests_per_s": round(len(a) / elapsed, 1),
+        "statuses": statuses,
+        "latency_ms": {f"p{p}": round(float(np.percentile(a, p)), 1) for p in (50, 99)},
+    }
     if rss:
         report["rss_mb"] = {"start": rss[0], "end": rss[-1], "max": max(rss)}
     return report

@@ -1,4 +1,5 @@
-"""Pipeline parameters: one section per project in the repository's `params.yaml` (what DVC tracks)."""
+"""Pipeline parameters: one section per project in the repository's `params.yaml`
+(what DVC tracks)."""
 
 from pathlib import Path
 from typing import Any

@@ -44,11 +44,16 @@ def write_card(
     from mlstack.export.onnx import git_commit
 
     card = {
-        "card_version": CARD_VERSION, "project": project, "config": config,
-        "evaluated": evaluated or {}, "metrics": metrics, "params_hash": params_hash(params),
-        "git_commit": git_commit(), "mlflow_run_id": mlflow_run_id,
+        "card_version": CARD_VERSION,
+        "project": project,
+        "config": config,
+        "evaluated": evaluated or {},
+        "metrics": metrics,
+        "params_hash": params_hash(params),
+        "git_commit": git_commit(),
+        "mlflow_run_id": mlflow_run_id,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }  # fmt: skip
+    }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -63,8 +68,10 @@ def read_card(path: str | Path) -> dict[str, Any] | None:
         return None
     card = json.loads(path.read_text())
     if card.get("card_version") != CARD_VERSION:
-        raise ValueError(f"{path}: card_version {card.get('card_version')!r}, this service reads "
-                         f"{CARD_VERSION}: re-run the pipeline (`dvc repro`)")  # fmt: skip
+        raise ValueError(
+            f"{path}: card_version {card.get('card_version')!r}, this service reads "
+            f"{CARD_VERSION}: re-run the pipeline (`dvc repro`)"
+        )
     return card
 
 
@@ -80,8 +87,11 @@ def apply_card(
         return settings, {"card": None}
     card = read_card(path)
     if card is None:
-        log.warning("no serving card at %s: running the settings' defaults, not a configuration "
-                    "the pipeline evaluated (run `dvc repro`)", path)  # fmt: skip
+        log.warning(
+            "no serving card at %s: running the settings' defaults, not a configuration "
+            "the pipeline evaluated (run `dvc repro`)",
+            path,
+        )
         return settings, {"card": None, "missing": str(path)}
     config, fields = card["config"], type(settings).model_fields
     unknown = sorted(set(config) - set(fields))
@@ -92,16 +102,31 @@ def apply_card(
     overrides = {k: current[k] for k in config if k in explicit and current[k] != config[k]}
     loud = {k: v for k, v in overrides.items() if k not in quiet}
     if loud:
-        log.warning("running settings other than the serving card's (%s): %s", path,
-                    ", ".join(f"{k}={v!r} (card: {config[k]!r})" for k, v in loud.items()))  # fmt: skip
+        log.warning(
+            "running settings other than the serving card's (%s): %s",
+            path,
+            ", ".join(f"{k}={v!r} (card: {config[k]!r})" for k, v in loud.items()),
+        )
     update = {k: v for k, v in config.items() if k not in explicit}
     # Validated as the settings class validates (ranges, types); the environment is not re-read.
     validated = type(settings).model_validate({**settings.model_dump(), **update})
     merged = settings.model_copy(update={k: getattr(validated, k) for k in update})
-    log.info("serving card %s (params %s, commit %s)", path, card["params_hash"],
-             card["git_commit"][:12])  # fmt: skip
-    shown = {k: card[k] for k in ("project", "config", "evaluated", "metrics", "params_hash",
-                                  "git_commit", "mlflow_run_id", "created_at")}  # fmt: skip
+    log.info(
+        "serving card %s (params %s, commit %s)", path, card["params_hash"], card["git_commit"][:12]
+    )
+    shown = {
+        k: card[k]
+        for k in (
+            "project",
+            "config",
+            "evaluated",
+            "metrics",
+            "params_hash",
+            "git_commit",
+            "mlflow_run_id",
+            "created_at",
+        )
+    }
     return merged, {"card": str(path), **shown, "overrides": overrides}
 
 
@@ -109,5 +134,10 @@ def warn_if_changed(serving: dict[str, Any], key: str, actual: str) -> None:
     """Logs when an artifact the service loaded (by checksum) is not the one evaluated."""
     expected = serving.get("evaluated", {}).get(key) if serving.get("card") else None
     if expected is not None and expected != actual:
-        log.warning("%s: %s differs from the serving card's (%s): the card was evaluated on "
-                    "another artifact", key, actual[:16], expected[:16])  # fmt: skip
+        log.warning(
+            "%s: %s differs from the serving card's (%s): the card was evaluated on "
+            "another artifact",
+            key,
+            actual[:16],
+            expected[:16],
+        )

@@ -35,8 +35,9 @@ def settings_env(settings) -> dict[str, str]:
     return env
 
 
-def wait_all_workers_ready(url: str, proc: subprocess.Popen, *, run: int = 20,
-                           timeout_s: float = 90) -> None:  # fmt: skip
+def wait_all_workers_ready(
+    url: str, proc: subprocess.Popen, *, run: int = 20, timeout_s: float = 90
+) -> None:
     """Waits until `run` readiness checks in a row answer 200. With several uvicorn workers each
     new connection may land on any of them, so the first 200 says only that one is ready."""
     deadline, ready = time.monotonic() + timeout_s, 0
@@ -108,21 +109,42 @@ def schemathesis_run(
     then reports the 2xx as "schema-violating request accepted" (seen on multipart forms). The
     other phases check negative data."""
     st = str(Path(sys.executable).with_name("st"))
-    common = ["--url", base, "--max-examples", str(max_examples), "--seed", str(seed),
-              "--workers", "1", "--max-response-time", str(max_response_time_s),
-              "--request-timeout", "30"]  # fmt: skip
+    common = [
+        "--url",
+        base,
+        "--max-examples",
+        str(max_examples),
+        "--seed",
+        str(seed),
+        "--workers",
+        "1",
+        "--max-response-time",
+        str(max_response_time_s),
+        "--request-timeout",
+        "30",
+    ]
     if api_key:
         common += ["-H", f"Authorization: Bearer {api_key}"]
     head = [st, *(["--config-file", str(config.resolve())] if config else []), "run"]
     env = {**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_TELEMETRY": "false"}
     if hooks:
         env["SCHEMATHESIS_HOOKS"] = hooks
-    runs = [["--checks", "all", "--phases", "examples,coverage,fuzzing"],
-            ["--checks", "all", "--exclude-checks", "negative_data_rejection", "--phases", "stateful"]]  # fmt: skip
+    runs = [
+        ["--checks", "all", "--phases", "examples,coverage,fuzzing"],
+        ["--checks", "all", "--exclude-checks", "negative_data_rejection", "--phases", "stateful"],
+    ]
     with tempfile.TemporaryDirectory() as scratch:  # it keeps a .schemathesis/ cache in its cwd
-        results = [subprocess.run([*head, f"{base}/openapi.json", *common, *phases], cwd=scratch,
-                                  capture_output=True, text=True, env=env, timeout=900)
-                   for phases in runs]  # fmt: skip
+        results = [
+            subprocess.run(
+                [*head, f"{base}/openapi.json", *common, *phases],
+                cwd=scratch,
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=900,
+            )
+            for phases in runs
+        ]
     if "No links for stateful testing" in results[1].stdout:  # an API with nothing to chain
         results[1].returncode = 0
     failed = [r for r in results if r.returncode != 0]
@@ -130,9 +152,12 @@ def schemathesis_run(
 
 
 def _merged(results: list[subprocess.CompletedProcess]) -> subprocess.CompletedProcess:
-    return subprocess.CompletedProcess(results[0].args, results[0].returncode,
-                                       "\n".join(r.stdout for r in results),
-                                       "\n".join(r.stderr for r in results))  # fmt: skip
+    return subprocess.CompletedProcess(
+        results[0].args,
+        results[0].returncode,
+        "\n".join(r.stdout for r in results),
+        "\n".join(r.stderr for r in results),
+    )
 
 
 def _postgres_bindir() -> Path | None:
@@ -140,8 +165,10 @@ def _postgres_bindir() -> Path | None:
     on_path = shutil.which("pg_ctl")
     if on_path and shutil.which("initdb"):
         return Path(on_path).parent
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                   key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)  # fmt: skip
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
     return found[-1].parent if found else None
 
 
@@ -176,12 +203,32 @@ def postgres_server() -> Iterator[str]:
         return subprocess.run([*run_as, *args], capture_output=True, text=True, timeout=120)
 
     try:
-        init = pg(str(bindir / "initdb"), "-D", str(data), "-U", "mlstack", "--auth=scram-sha-256",
-                  f"--pwfile={folder / 'pw'}", "-E", "UTF8", "--locale=C", "--no-sync")  # fmt: skip
+        init = pg(
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "mlstack",
+            "--auth=scram-sha-256",
+            f"--pwfile={folder / 'pw'}",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
         if init.returncode != 0:
             raise RuntimeError(f"initdb failed: {init.stderr}")
-        start = pg(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w",
-                   "-o", f"-h 127.0.0.1 -p {port} -k {folder} -F", "start")  # fmt: skip
+        start = pg(
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(folder / "log"),
+            "-w",
+            "-o",
+            f"-h 127.0.0.1 -p {port} -k {folder} -F",
+            "start",
+        )
         if start.returncode != 0:
             log = (folder / "log").read_text() if (folder / "log").exists() else ""
             raise RuntimeError(f"pg_ctl start failed: {start.stderr}{log}")

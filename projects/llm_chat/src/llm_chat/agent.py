@@ -83,9 +83,13 @@ def run_agent(
 
     for i in range(max_steps):
         response = client.chat.completions.create(
-            model=model, messages=messages, tools=TOOLS, max_tokens=max_tokens,
-            temperature=temperature, tool_choice=_tool_choice(i, max_steps, first_tool_choice),
-        )  # fmt: skip
+            model=model,
+            messages=messages,
+            tools=TOOLS,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            tool_choice=_tool_choice(i, max_steps, first_tool_choice),
+        )
         if response.usage is not None:
             usage["prompt_tokens"] += response.usage.prompt_tokens
             usage["completion_tokens"] += response.usage.completion_tokens
@@ -98,13 +102,20 @@ def run_agent(
             record(Step(i + 1, "answer", content=answer, finish_reason=choice.finish_reason))
             return AgentRun(answer, steps, messages, i + 1, "answer", usage)
         # Replayed as the model wrote it: content is null beside tool calls, as OpenAI sends it.
-        messages.append({
-            "role": "assistant",
-            "content": message.content,
-            "tool_calls": [{"id": c.id, "type": "function",
-                            "function": {"name": c.function.name, "arguments": c.function.arguments}}
-                           for c in calls],
-        })  # fmt: skip
+        messages.append(
+            {
+                "role": "assistant",
+                "content": message.content,
+                "tool_calls": [
+                    {
+                        "id": c.id,
+                        "type": "function",
+                        "function": {"name": c.function.name, "arguments": c.function.arguments},
+                    }
+                    for c in calls
+                ],
+            }
+        )
         for c in calls:
             result = toolbox.run(c.function.name, c.function.arguments)
             messages.append({"role": "tool", "tool_call_id": c.id, "content": result})
@@ -137,4 +148,5 @@ def describe(step: Step) -> str:
     except ValueError:
         arguments = step.arguments
     result = step.result.replace("\n", "\n      ")
-    return f"[{step.step}] {_printable(step.name)}({_printable(arguments)})\n   -> {_printable(result)}"
+    call = f"{_printable(step.name)}({_printable(arguments)})"
+    return f"[{step.step}] {call}\n   -> {_printable(result)}"

@@ -132,8 +132,10 @@ def _eval(node: ast.AST) -> int | float:
 def calculate(expression: str) -> int | float:
     """The value of an arithmetic expression, or CalculatorError saying why not."""
     if len(expression) > MAX_EXPRESSION_CHARS:
-        raise CalculatorError(f"expression too long: {len(expression)} characters, over the "
-                              f"limit of {MAX_EXPRESSION_CHARS}")  # fmt: skip
+        raise CalculatorError(
+            f"expression too long: {len(expression)} characters, over the "
+            f"limit of {MAX_EXPRESSION_CHARS}"
+        )
     try:
         tree = ast.parse(expression.strip(), mode="eval")
     except SyntaxError as e:
@@ -204,8 +206,10 @@ class Toolbox:
         results = r.json().get("results", [])
         if not results:
             return f"no Wikipedia article matches {query!r}"
-        return "\n".join(f"{i}. {_clip(h['title'], 100)}: {_clip(h['snippet'], self.snippet_chars)}"
-                         for i, h in enumerate(results, 1))  # fmt: skip
+        return "\n".join(
+            f"{i}. {_clip(h['title'], 100)}: {_clip(h['snippet'], self.snippet_chars)}"
+            for i, h in enumerate(results, 1)
+        )
 
 
 def _clip(text: str, chars: int) -> str:

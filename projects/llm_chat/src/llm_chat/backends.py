@@ -61,8 +61,9 @@ class NativeBackend:
         if int8:
             from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-            self.model = quantize_dynamic(self.model, {torch.nn.Linear: per_channel_dynamic_qconfig},
-                                          dtype=torch.qint8)  # fmt: skip
+            self.model = quantize_dynamic(
+                self.model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
+            )
         config = self.model.config
         self.max_len = min(max_len, config.max_position_embeddings)
         self.slots, self.vocab_size = slots, config.vocab_size
@@ -114,8 +115,12 @@ class TransformersBackend:
             if cache is None or position == 0:  # an idle slot
                 rows.append(torch.zeros(self.vocab_size))
                 continue
-            out = self.model(torch.tensor([[token]]), past_key_values=cache, use_cache=True,
-                             cache_position=torch.tensor([position]))  # fmt: skip
+            out = self.model(
+                torch.tensor([[token]]),
+                past_key_values=cache,
+                use_cache=True,
+                cache_position=torch.tensor([position]),
+            )
             rows.append(out.logits[0, -1])
         return torch.stack(rows)
 
@@ -124,8 +129,15 @@ class OnnxBackend:
     """ONNX Runtime on an export with past key values (onnx_export.py), one cache per slot:
     correct for any architecture optimum exports; decodes slot by slot."""
 
-    def __init__(self, onnx_dir: str | Path, *, slots: int, max_len: int, threads: int = 0,
-                 int8: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        onnx_dir: str | Path,
+        *,
+        slots: int,
+        max_len: int,
+        threads: int = 0,
+        int8: bool = False,
+    ) -> None:
         import json
 
         import onnxruntime as ort
@@ -135,8 +147,11 @@ class OnnxBackend:
         self.name = "onnx-int8" if int8 else "onnx"
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(Path(onnx_dir) / (INT8 if int8 else FP32)),
-                                            options, providers=["CPUExecutionProvider"])  # fmt: skip
+        self.session = ort.InferenceSession(
+            str(Path(onnx_dir) / (INT8 if int8 else FP32)),
+            options,
+            providers=["CPUExecutionProvider"],
+        )
         config = json.loads((Path(onnx_dir) / "config.json").read_text())
         self.max_len = min(max_len, config.get("max_position_embeddings", max_len))
         self.slots, self.vocab_size = slots, config["vocab_size"]
@@ -150,9 +165,11 @@ class OnnxBackend:
             past = [
                 np.zeros((1, i.shape[1], 0, i.shape[3]), np.float32) for i in self._cache_inputs
             ]
-        feed = {"input_ids": np.array([tokens], np.int64),
-                "attention_mask": np.ones((1, start + len(tokens)), np.int64),
-                "position_ids": np.arange(start, start + len(tokens), dtype=np.int64)[None]}  # fmt: skip
+        feed = {
+            "input_ids": np.array([tokens], np.int64),
+            "attention_mask": np.ones((1, start + len(tokens)), np.int64),
+            "position_ids": np.arange(start, start + len(tokens), dtype=np.int64)[None],
+        }
         feed |= {i.name: value for i, value in zip(self._cache_inputs, past, strict=True)}
         logits, *present = self.session.run(self._outputs, feed)
         self._past[slot] = present
@@ -182,8 +199,16 @@ class LlamaCppBackend:
         from llama_cpp import Llama, llama_get_logits_ith
 
         self._logits_ith = llama_get_logits_ith
-        self._contexts = [Llama(str(gguf), n_ctx=max_len, n_threads=threads or None,
-                                n_batch=min(512, max_len), verbose=False) for _ in range(slots)]  # fmt: skip
+        self._contexts = [
+            Llama(
+                str(gguf),
+                n_ctx=max_len,
+                n_threads=threads or None,
+                n_batch=min(512, max_len),
+                verbose=False,
+            )
+            for _ in range(slots)
+        ]
         self.slots, self.max_len = slots, max_len
         self.vocab_size = self._contexts[0].n_vocab()
 
@@ -209,8 +234,16 @@ class LlamaCppBackend:
         return torch.stack(rows)
 
 
-BACKENDS = ("auto", "openvino", "native", "native-int8", "transformers", "onnx", "onnx-int8",
-            "llama.cpp")  # fmt: skip
+BACKENDS = (
+    "auto",
+    "openvino",
+    "native",
+    "native-int8",
+    "transformers",
+    "onnx",
+    "onnx-int8",
+    "llama.cpp",
+)
 
 
 def default_ov_dir(model_dir: str | Path) -> Path:

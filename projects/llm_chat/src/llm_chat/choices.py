@@ -43,8 +43,9 @@ class Choice:
         return Piece(content, calls, delta.logprobs, self.finish_reason)
 
 
-async def merge(firsts: list[Delta], streams: list[AsyncIterator[Delta]]
-                ) -> AsyncIterator[tuple[int, Delta]]:  # fmt: skip
+async def merge(
+    firsts: list[Delta], streams: list[AsyncIterator[Delta]]
+) -> AsyncIterator[tuple[int, Delta]]:
     """(choice index, delta) from every stream as they come, each stream's first delta first.
     A stream's failure is raised here; leaving early closes every stream (cancelling them)."""
     if len(streams) == 1:

@@ -124,8 +124,12 @@ def evaluate() -> None:
     from llm_chat.pipeline import evaluate_stage
 
     report = evaluate_stage(_params())
-    _show({name: {k: v for k, v in m.items() if k != "sample_answer"}
-           for name, m in report["models"].items()})  # fmt: skip
+    _show(
+        {
+            name: {k: v for k, v in m.items() if k != "sample_answer"}
+            for name, m in report["models"].items()
+        }
+    )
 
 
 @app.command()
@@ -158,8 +162,13 @@ def chat(
         {"role": "user", "content": prompt}
     ]
     ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
-    engine = engine_for("auto", model_dir, tokenizer, eos={tokenizer.eos_token_id},
-                        backend_options={"slots": 1, "max_len": len(ids) + max_tokens})  # fmt: skip
+    engine = engine_for(
+        "auto",
+        model_dir,
+        tokenizer,
+        eos={tokenizer.eos_token_id},
+        backend_options={"slots": 1, "max_len": len(ids) + max_tokens},
+    )
 
     async def run() -> None:
         params = SamplingParams(max_tokens=max_tokens, temperature=temperature)
@@ -203,10 +212,17 @@ def agent(
     client = openai.OpenAI(base_url=base_url, api_key=api_key or "unused", max_retries=1)
     toolbox = Toolbox(search_url=search_url, search_api_key=search_api_key or None)
     try:
-        run = run_agent(question, client=client, model=model or default_model(client),
-                        toolbox=toolbox, max_steps=max_steps, first_tool_choice=tool_choice,
-                        max_tokens=max_tokens, temperature=temperature,
-                        on_step=lambda step: typer.echo(describe(step)))  # fmt: skip
+        run = run_agent(
+            question,
+            client=client,
+            model=model or default_model(client),
+            toolbox=toolbox,
+            max_steps=max_steps,
+            first_tool_choice=tool_choice,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            on_step=lambda step: typer.echo(describe(step)),
+        )
     except openai.OpenAIError as e:  # the chat API itself failed: there is no answer to give
         typer.echo(f"error: the chat API at {base_url} failed: {e}", err=True)
         raise typer.Exit(1) from None

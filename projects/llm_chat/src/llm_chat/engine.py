@@ -53,9 +53,16 @@ class Engine:
     """`max_queue` requests may wait beyond the free slots (0: a request starts at once or is
     refused). Every submitted request ends with exactly one finishing delta, whatever fails."""
 
-    def __init__(self, backend: Backend | Callable[[], Backend], tokenizer, *, eos: set[int],
-                 max_queue: int = 64, observer: Observer | None = None,
-                 chunk_tokens: int = 256) -> None:  # fmt: skip
+    def __init__(
+        self,
+        backend: Backend | Callable[[], Backend],
+        tokenizer,
+        *,
+        eos: set[int],
+        max_queue: int = 64,
+        observer: Observer | None = None,
+        chunk_tokens: int = 256,
+    ) -> None:
         """`backend` may be a function that builds it: the engine thread calls it, so a PyTorch
         model loads on the thread that runs it. libgomp gives each thread that starts parallel
         work an OpenMP pool of its own, and with two pools on 2 cores their workers stop
@@ -81,8 +88,11 @@ class Engine:
         try:
             self._slots: list[_Running | None] = [None] * backend.slots
             # Prefix caching where the backend can prefill from an offset (native's slot cache).
-            self.prefixes = (SlotPrefixes(backend.slots, backend.max_len)
-                             if getattr(backend, "reuses_prefix", False) else None)  # fmt: skip
+            self.prefixes = (
+                SlotPrefixes(backend.slots, backend.max_len)
+                if getattr(backend, "reuses_prefix", False)
+                else None
+            )
             # Chunks need the same offset prefill; 0: a prompt is prefilled in one pass.
             self.chunk_tokens = chunk_tokens if self.prefixes else 0
         except BaseException:
@@ -92,9 +102,15 @@ class Engine:
             self._go.set()
 
     # --- called from the event loop -------------------------------------------------------
-    def submit(self, prompt: list[int], params: SamplingParams,
-               emit: Callable[[Delta], None] | None = None, *, queue: asyncio.Queue | None = None,
-               loop: asyncio.AbstractEventLoop | None = None) -> Request:  # fmt: skip
+    def submit(
+        self,
+        prompt: list[int],
+        params: SamplingParams,
+        emit: Callable[[Delta], None] | None = None,
+        *,
+        queue: asyncio.Queue | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> Request:
         with self._wake:
             free = self._slots.count(None) - self._prefilling
             if len(self._waiting) - free >= self.max_queue:
@@ -209,8 +225,9 @@ class Engine:
                 except Exception:  # this request fails alone; the batch goes on
                     log.exception("request %d: prefill failed", request.id)
                     self._emit(request, Delta(finish_reason="error"))
-                    self.observer.finished(len(request.prompt), 0,
-                                           time.perf_counter() - request.created, "error")  # fmt: skip
+                    self.observer.finished(
+                        len(request.prompt), 0, time.perf_counter() - request.created, "error"
+                    )
                     continue
                 self._place(slot, running)
             finally:
@@ -232,23 +249,42 @@ class Engine:
 
     def _prefill(self, slot: int, request: Request) -> _Running:
         # The sampler compiles the grammar first: an invalid one fails before any prefill.
-        sampler = Sampler(request.params, request.prompt, self.backend.vocab_size,
-                          tokenizer=self.tokenizer, stop_tokens=self.eos)  # fmt: skip
+        sampler = Sampler(
+            request.params,
+            request.prompt,
+            self.backend.vocab_size,
+            tokenizer=self.tokenizer,
+            stop_tokens=self.eos,
+        )
         prompt = request.prompt
         cached = self.prefixes.take(slot, prompt) if self.prefixes else 0
         text = TextStream(self.tokenizer, request.params.stop)
         if self.chunk_tokens and len(prompt) - cached > self.chunk_tokens:
             if len(prompt) > self.backend.max_len:  # fail now, not after chunks
                 raise ValueError(f"prompt of {len(prompt)} tokens exceeds the context")
-            return _Running(request, sampler, text, position=cached, token=-1, cached=cached,
-                            fed=prompt[:cached])  # fmt: skip
+            return _Running(
+                request,
+                sampler,
+                text,
+                position=cached,
+                token=-1,
+                cached=cached,
+                fed=prompt[:cached],
+            )
         if cached:
             logits = self.backend.prefill(slot, prompt[cached:], start=cached)
         else:
             logits = self.backend.prefill(slot, prompt)
         self.observer.prefix_cache(len(prompt), cached)
-        return _Running(request, sampler, text, position=len(prompt), token=sampler(logits),
-                        cached=cached, fed=list(prompt))  # fmt: skip
+        return _Running(
+            request,
+            sampler,
+            text,
+            position=len(prompt),
+            token=sampler(logits),
+            cached=cached,
+            fed=list(prompt),
+        )
 
     def _step(self) -> None:
         active = [i for i, s in enumerate(self._slots) if s is not None and not s.prefilling]
@@ -316,9 +352,15 @@ class Engine:
                 reason = "error"
         if self.prefixes:  # after a failure the slot's keys and values are not to be trusted
             self.prefixes.release(slot, running.fed if reason != "error" else [])
-        self._emit(running.request, Delta(tail, running.output, reason, running.taken(),
-                                          getattr(running, "cached", None)))  # fmt: skip
-        self.observer.finished(len(running.request.prompt), running.output,
-                               time.perf_counter() - running.request.created, reason)  # fmt: skip
+        self._emit(
+            running.request,
+            Delta(tail, running.output, reason, running.taken(), getattr(running, "cached", None)),
+        )
+        self.observer.finished(
+            len(running.request.prompt),
+            running.output,
+            time.perf_counter() - running.request.created,
+            reason,
+        )
         with self._wake:
             self._report()

@@ -34,12 +34,18 @@ def tag(begin: str, content: Format, end: str) -> Format:
     return {"type": "tag", "begin": begin, "content": content, "end": end}
 
 
-def triggered_tags(triggers: list[str], tags: list[Format], *, at_least_one: bool,
-                   stop_after_first: bool) -> Format:  # fmt: skip
+def triggered_tags(
+    triggers: list[str], tags: list[Format], *, at_least_one: bool, stop_after_first: bool
+) -> Format:
     """Free text in which each trigger starts one of `tags` (whose `begin` starts with it);
     `at_least_one`: the output starts with a tag; `stop_after_first`: it ends after one."""
-    return {"type": "triggered_tags", "triggers": triggers, "tags": tags,
-            "at_least_one": at_least_one, "stop_after_first": stop_after_first}  # fmt: skip
+    return {
+        "type": "triggered_tags",
+        "triggers": triggers,
+        "tags": tags,
+        "at_least_one": at_least_one,
+        "stop_after_first": stop_after_first,
+    }
 
 
 def json_ebnf(schema: dict[str, Any]) -> str:
@@ -75,8 +81,13 @@ def lower(fmt: Format) -> Format:
 
 def tags_with_separator(tags: list[Format], separator: str, *, stop_after_first: bool) -> Format:
     """One or more of `tags` and nothing else, `separator` between two."""
-    return {"type": "tags_with_separator", "tags": tags, "separator": separator,
-            "at_least_one": True, "stop_after_first": stop_after_first}  # fmt: skip
+    return {
+        "type": "tags_with_separator",
+        "tags": tags,
+        "separator": separator,
+        "at_least_one": True,
+        "stop_after_first": stop_after_first,
+    }
 
 
 def structural_tag(fmt: Format) -> str:
@@ -110,11 +121,19 @@ def _openvino_part(fmt: Format):
     if kind == "tag":
         return s.Tag(fmt["begin"], _openvino_part(fmt["content"]), fmt["end"])
     if kind == "triggered_tags":
-        return s.TriggeredTags(fmt["triggers"], [_openvino_part(t) for t in fmt["tags"]],
-                               fmt["at_least_one"], fmt["stop_after_first"])  # fmt: skip
+        return s.TriggeredTags(
+            fmt["triggers"],
+            [_openvino_part(t) for t in fmt["tags"]],
+            fmt["at_least_one"],
+            fmt["stop_after_first"],
+        )
     if kind == "tags_with_separator":
-        return s.TagsWithSeparator([_openvino_part(t) for t in fmt["tags"]], fmt["separator"],
-                                   fmt["at_least_one"], fmt["stop_after_first"])  # fmt: skip
+        return s.TagsWithSeparator(
+            [_openvino_part(t) for t in fmt["tags"]],
+            fmt["separator"],
+            fmt["at_least_one"],
+            fmt["stop_after_first"],
+        )
     raise ValueError(f"no OpenVINO form for format type {kind!r}")
 
 

@@ -29,11 +29,12 @@ class TokenText:
 
     def chat(self, entries: list[TokenLogprob]) -> list[dict]:
         def one(token: int, logprob: float) -> dict:
-            return {"token": self.text(token), "logprob": logprob,
-                    "bytes": list(self.bytes(token))}  # fmt: skip
+            return {"token": self.text(token), "logprob": logprob, "bytes": list(self.bytes(token))}
 
-        return [{**one(e.token, e.logprob), "top_logprobs": [one(t, lp) for t, lp in e.top]}
-                for e in entries]  # fmt: skip
+        return [
+            {**one(e.token, e.logprob), "top_logprobs": [one(t, lp) for t, lp in e.top]}
+            for e in entries
+        ]
 
     def completion(self, entries: list[TokenLogprob], offset: int) -> dict:
         """`offset`: where the first entry's text starts in the choice's text."""
@@ -43,5 +44,9 @@ class TokenText:
             offsets.append(offset)
             offset += len(token)
         top = [{self.text(t): lp for t, lp in e.top} for e in entries]
-        return {"tokens": tokens, "token_logprobs": [e.logprob for e in entries],
-                "top_logprobs": top, "text_offset": offsets}  # fmt: skip
+        return {
+            "tokens": tokens,
+            "token_logprobs": [e.logprob for e in entries],
+            "top_logprobs": top,
+            "text_offset": offsets,
+        }

@@ -180,8 +180,9 @@ class Llama(nn.Module):
         x = self.embed_tokens(tokens)
         slots = slice(first_slot, first_slot + b)
         for layer, block in enumerate(self.layers):
-            x = block(x, cos, sin, cache.keys[layer][slots], cache.values[layer][slots],
-                      positions, mask)  # fmt: skip
+            x = block(
+                x, cos, sin, cache.keys[layer][slots], cache.values[layer][slots], positions, mask
+            )
         return self.lm_head(self.norm(x[:, -1]))
 
 

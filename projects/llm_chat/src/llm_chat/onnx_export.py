@@ -17,8 +17,13 @@ def export(model_dir: Path, out_dir: Path, *, int8: bool = True) -> dict[str, An
 
     if out_dir.exists():
         shutil.rmtree(out_dir)
-    main_export(str(model_dir), output=out_dir, task="text-generation-with-past",
-                do_validation=False, no_post_process=True)  # fmt: skip
+    main_export(
+        str(model_dir),
+        output=out_dir,
+        task="text-generation-with-past",
+        do_validation=False,
+        no_post_process=True,
+    )
     files = {"fp32": FP32}
     if int8:
         # Per-tensor: ONNX Runtime's per-channel dynamic MatMul turned SmolLM2-135M into noise

@@ -52,9 +52,16 @@ class OVModel:
     structured: bool = False  # the export has OpenVINO's detokenizer: structured output works
 
 
-def load_pipeline(ov_dir: str | Path, *, slots: int, max_len: int, threads: int = 0,
-                  precision: str | None = None, chunk_tokens: int = 256,
-                  prefix_caching: bool = True) -> OVModel:  # fmt: skip
+def load_pipeline(
+    ov_dir: str | Path,
+    *,
+    slots: int,
+    max_len: int,
+    threads: int = 0,
+    precision: str | None = None,
+    chunk_tokens: int = 256,
+    prefix_caching: bool = True,
+) -> OVModel:
     """The KV cache holds `slots` full contexts, so an admitted request never waits for blocks
     (a request that can never fit would wait forever: OpenVINO does not refuse it).
     `precision`: the CPU plugin's inference precision; None = its default (bf16 where the CPU
@@ -63,23 +70,40 @@ def load_pipeline(ov_dir: str | Path, *, slots: int, max_len: int, threads: int 
 
     config = json.loads((Path(ov_dir) / "config.json").read_text())
     max_len = min(max_len, config.get("max_position_embeddings", max_len))
-    scheduler = {"cache_size": 0,  # sized by blocks instead
-                 "num_kv_blocks": slots * math.ceil(max_len / BLOCK_TOKENS),
-                 "max_num_seqs": slots, "max_num_batched_tokens": max(chunk_tokens, slots),
-                 "dynamic_split_fuse": True, "enable_prefix_caching": prefix_caching}  # fmt: skip
+    scheduler = {
+        "cache_size": 0,  # sized by blocks instead
+        "num_kv_blocks": slots * math.ceil(max_len / BLOCK_TOKENS),
+        "max_num_seqs": slots,
+        "max_num_batched_tokens": max(chunk_tokens, slots),
+        "dynamic_split_fuse": True,
+        "enable_prefix_caching": prefix_caching,
+    }
     properties: dict = {"INFERENCE_NUM_THREADS": threads} if threads else {}
     if precision:
         properties["INFERENCE_PRECISION_HINT"] = precision
     exported = Path(ov_dir) / "export.json"  # written by ov_export.py: its weight format
     weights = json.loads(exported.read_text())["weights"] if exported.exists() else "unknown"
     structured = (Path(ov_dir) / "openvino_detokenizer.xml").exists()
-    return OVModel(f"openvino-{weights}", slots, max_len, config["vocab_size"], str(ov_dir),
-                   scheduler, properties, structured)  # fmt: skip
+    return OVModel(
+        f"openvino-{weights}",
+        slots,
+        max_len,
+        config["vocab_size"],
+        str(ov_dir),
+        scheduler,
+        properties,
+        structured,
+    )
 
 
 def _unsupported(name: str, why: str) -> APIError:
-    return APIError(400, "unsupported_parameter", f"{name} is not supported by the openvino "
-                    f"backend ({why}); serve with backend native for it", param=name)  # fmt: skip
+    return APIError(
+        400,
+        "unsupported_parameter",
+        f"{name} is not supported by the openvino "
+        f"backend ({why}); serve with backend native for it",
+        param=name,
+    )
 
 
 def generation_options(params: SamplingParams, max_new_tokens: int, eos: set[int]) -> dict:
@@ -103,8 +127,11 @@ def generation_options(params: SamplingParams, max_new_tokens: int, eos: set[int
     # OpenVINO holds these as float32: a valid 1e-300 would become 0 and be refused.
     options["repetition_penalty"] = max(params.repetition_penalty, TINY)
     if params.temperature >= MIN_TEMPERATURE:  # below it greedy, as in sampling.py
-        options |= {"do_sample": True, "temperature": params.temperature,
-                    "top_p": max(params.top_p, TINY)}  # fmt: skip
+        options |= {
+            "do_sample": True,
+            "temperature": params.temperature,
+            "top_p": max(params.top_p, TINY),
+        }
         if params.top_k:
             options["top_k"] = params.top_k
         if params.min_p:
@@ -117,8 +144,11 @@ def generation_options(params: SamplingParams, max_new_tokens: int, eos: set[int
     try:
         og.GenerationConfig(**{k: v for k, v in options.items() if k != "grammar"}).validate()
     except RuntimeError as exc:  # the schema should have refused it; still the client's 400
-        raise APIError(400, "unsupported_parameter", f"the openvino backend refused the "
-                       f"sampling parameters: {str(exc).splitlines()[-1]}") from None  # fmt: skip
+        raise APIError(
+            400,
+            "unsupported_parameter",
+            f"the openvino backend refused the sampling parameters: {str(exc).splitlines()[-1]}",
+        ) from None
     return options
 
 
@@ -140,8 +170,16 @@ class _Running:
 class OVEngine(Engine):
     """`Engine`'s queueing, delivery and shutdown; OpenVINO's scheduler and sampling."""
 
-    def __init__(self, model: OVModel, tokenizer, *, eos: set[int], max_queue: int = 64,
-                 observer: Observer | None = None, chunk_tokens: int = 256) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: OVModel,
+        tokenizer,
+        *,
+        eos: set[int],
+        max_queue: int = 64,
+        observer: Observer | None = None,
+        chunk_tokens: int = 256,
+    ) -> None:
         """`chunk_tokens` is `Engine`'s, ignored here: the pipeline chunks its prefills itself,
         as its scheduler was configured at load (`load_pipeline`)."""
         self.model = model
@@ -157,22 +195,31 @@ class OVEngine(Engine):
         m = self.model
         self.worker, self._conn = spawn(m.ov_dir, m.scheduler, m.properties)
 
-    def submit(self, prompt: list[int], params: SamplingParams, emit=None, *, queue=None,
-               loop=None) -> Request:  # fmt: skip
+    def submit(
+        self, prompt: list[int], params: SamplingParams, emit=None, *, queue=None, loop=None
+    ) -> Request:
         # Refusals (400) happen here, on the caller's side, before the request is queued.
         generation_options(params, 1, self.eos)
         if params.grammar is not None and "Regex(" in json.dumps(params.grammar):
             # The xgrammar inside OpenVINO GenAI 2026.4 cannot parse the Regex rule a schema's
             # `pattern` becomes: its worker died on the first step, ending every stream.
-            raise APIError(400, "unsupported_parameter", "a JSON schema `pattern` is not "
-                           "supported by the openvino backend; drop it (maxLength, enum and "
-                           "format work) or serve with backend native",
-                           param="response_format")  # fmt: skip
+            raise APIError(
+                400,
+                "unsupported_parameter",
+                "a JSON schema `pattern` is not "
+                "supported by the openvino backend; drop it (maxLength, enum and "
+                "format work) or serve with backend native",
+                param="response_format",
+            )
         if params.grammar is not None and not self.model.structured:
-            raise APIError(400, "unsupported_parameter", "structured output needs OpenVINO's "
-                           f"tokenizer models in {self.model.ov_dir}: add them with `python -m "
-                           "llm_chat.ov_export DIR --tokenizer-only`",
-                           param="response_format")  # fmt: skip
+            raise APIError(
+                400,
+                "unsupported_parameter",
+                "structured output needs OpenVINO's "
+                f"tokenizer models in {self.model.ov_dir}: add them with `python -m "
+                "llm_chat.ov_export DIR --tokenizer-only`",
+                param="response_format",
+            )
         return super().submit(prompt, params, emit, queue=queue, loop=loop)
 
     def stop(self) -> None:
@@ -232,8 +279,10 @@ class OVEngine(Engine):
 
     def _restart(self) -> None:
         self.worker.join(timeout=5)
-        log.error("the OpenVINO worker died (exit code %s): ending its requests, starting "
-                  "a new one", self.worker.exitcode)  # fmt: skip
+        log.error(
+            "the OpenVINO worker died (exit code %s): ending its requests, starting a new one",
+            self.worker.exitcode,
+        )
         for slot, running in enumerate(self._slots):
             if running is not None:
                 running.ended = True
@@ -241,8 +290,15 @@ class OVEngine(Engine):
         self._commands.clear()
         self._start_worker()
 
-    def _read(self, slot: int, running: _Running, tokens: list[int], logprobs: list[float],
-              status: str, now: float) -> None:  # fmt: skip
+    def _read(
+        self,
+        slot: int,
+        running: _Running,
+        tokens: list[int],
+        logprobs: list[float],
+        status: str,
+        now: float,
+    ) -> None:
         wanted = running.request.params.logprobs is not None
         for token, logprob in zip(tokens, logprobs or [0.0] * len(tokens), strict=True):
             if wanted and token not in self.eos:

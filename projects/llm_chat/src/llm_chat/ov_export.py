@@ -20,8 +20,9 @@ from llm_chat.convert import readable_by_all
 WEIGHTS = ("int8", "int4", "fp32")
 
 
-def export(model_dir: str | Path, out: str | Path, *, weights: str = "int8",
-           group_size: int = 64) -> dict:  # fmt: skip
+def export(
+    model_dir: str | Path, out: str | Path, *, weights: str = "int8", group_size: int = 64
+) -> dict:
     from optimum.intel import OVModelForCausalLM, OVWeightQuantizationConfig
     from transformers import AutoTokenizer
 
@@ -36,16 +37,22 @@ def export(model_dir: str | Path, out: str | Path, *, weights: str = "int8",
     elif weights == "int8":
         options = {"quantization_config": OVWeightQuantizationConfig(bits=8)}
     else:
-        options = {"quantization_config": OVWeightQuantizationConfig(
-            bits=4, group_size=group_size, sym=True)}  # fmt: skip
+        options = {
+            "quantization_config": OVWeightQuantizationConfig(
+                bits=4, group_size=group_size, sym=True
+            )
+        }
     model = OVModelForCausalLM.from_pretrained(model_dir, export=True, compile=False, **options)
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(model_dir).save_pretrained(out)
     export_tokenizer(out)
-    report = {"source": str(model_dir), "weights": weights,
-              "group_size": group_size if weights == "int4" else None,
-              "ir_mb": round((out / "openvino_model.bin").stat().st_size / 2**20, 1),
-              "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+    report = {
+        "source": str(model_dir),
+        "weights": weights,
+        "group_size": group_size if weights == "int4" else None,
+        "ir_mb": round((out / "openvino_model.bin").stat().st_size / 2**20, 1),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
     (out / "export.json").write_text(json.dumps(report, indent=2))
     readable_by_all(out)
     return report
@@ -79,8 +86,10 @@ def export_tokenizer(folder: str | Path) -> None:
                 if f.name.startswith(("tokenizer", "special_tokens")):
                     shutil.copy(f, source / f.name)
             (source / "tokenizer.json").write_text(json.dumps({**spec, "decoder": kept[0]}))
-            _same_decoding(Tokenizer.from_file(str(folder / "tokenizer.json")),
-                           Tokenizer.from_file(str(source / "tokenizer.json")))  # fmt: skip
+            _same_decoding(
+                Tokenizer.from_file(str(folder / "tokenizer.json")),
+                Tokenizer.from_file(str(source / "tokenizer.json")),
+            )
         tokenizer, detokenizer = convert_tokenizer(
             AutoTokenizer.from_pretrained(source), with_detokenizer=True
         )
@@ -111,8 +120,11 @@ def main() -> None:
     parser.add_argument("model_dir", type=Path)
     parser.add_argument("out", type=Path, nargs="?", help="the IR folder to write")
     parser.add_argument("--weights", choices=WEIGHTS, default="int8")
-    parser.add_argument("--tokenizer-only", action="store_true",
-                        help="add the OpenVINO tokenizer models to the export in model_dir")  # fmt: skip
+    parser.add_argument(
+        "--tokenizer-only",
+        action="store_true",
+        help="add the OpenVINO tokenizer models to the export in model_dir",
+    )
     args = parser.parse_args()
     if args.tokenizer_only:
         export_tokenizer(args.model_dir)
@@ -120,8 +132,11 @@ def main() -> None:
     if args.out is None:
         parser.error("out is required unless --tokenizer-only")
     group_size = load_section("llm_chat").get("openvino", {}).get("group_size", 64)
-    print(json.dumps(export(args.model_dir, args.out, weights=args.weights,
-                            group_size=group_size), indent=2))  # fmt: skip
+    print(
+        json.dumps(
+            export(args.model_dir, args.out, weights=args.weights, group_size=group_size), indent=2
+        )
+    )
 
 
 if __name__ == "__main__":

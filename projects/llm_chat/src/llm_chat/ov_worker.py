@@ -19,8 +19,12 @@ def spawn(ov_dir: str, scheduler: dict[str, Any], properties: dict[str, Any]):
     """A started worker process and the engine's end of its pipe, once the model is loaded."""
     context = mp.get_context("spawn")  # never fork a process whose threads hold locks
     ours, theirs = context.Pipe()
-    process = context.Process(target=_main, args=(theirs, ov_dir, scheduler, properties),
-                              name="openvino-worker", daemon=True)  # fmt: skip
+    process = context.Process(
+        target=_main,
+        args=(theirs, ov_dir, scheduler, properties),
+        name="openvino-worker",
+        daemon=True,
+    )
     process.start()
     theirs.close()
     try:

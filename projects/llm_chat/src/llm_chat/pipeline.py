@@ -33,8 +33,13 @@ def sft_stage(p: dict[str, Any]) -> dict[str, Any]:
     from llm_chat.finetune.sft import train_sft
 
     s = p["sft"]
-    report = train_sft(MODELS / "base", _rows("sft_train", s["train_examples"]),
-                       _rows("sft_eval", s["eval_examples"]), MODELS / "sft", s)  # fmt: skip
+    report = train_sft(
+        MODELS / "base",
+        _rows("sft_train", s["train_examples"]),
+        _rows("sft_eval", s["eval_examples"]),
+        MODELS / "sft",
+        s,
+    )
     return _write("sft.json", report)
 
 
@@ -42,8 +47,13 @@ def dpo_stage(p: dict[str, Any]) -> dict[str, Any]:
     from llm_chat.finetune.dpo import train_dpo
 
     d = p["dpo"]
-    report = train_dpo(MODELS / "sft", _rows("dpo_train", d["train_examples"]),
-                       _rows("dpo_eval", d["eval_examples"]), MODELS / "dpo", d)  # fmt: skip
+    report = train_dpo(
+        MODELS / "sft",
+        _rows("dpo_train", d["train_examples"]),
+        _rows("dpo_eval", d["eval_examples"]),
+        MODELS / "dpo",
+        d,
+    )
     return _write("dpo.json", report)
 
 
@@ -63,7 +73,8 @@ def evaluate_stage(p: dict[str, Any]) -> dict[str, Any]:
         import mlflow
 
         for name, metrics in report["models"].items():
-            mlflow.log_metrics({f"{name}.{k}": v for k, v in metrics.items()
-                                if isinstance(v, int | float)})  # fmt: skip
+            mlflow.log_metrics(
+                {f"{name}.{k}": v for k, v in metrics.items() if isinstance(v, int | float)}
+            )
         report["mlflow_run_id"] = run.info.run_id
     return _write("finetune.json", report)

@@ -33,14 +33,16 @@ def _checked(fmt: grammar.Format, param: str) -> grammar.Format:
     import xgrammar as xgr
 
     if (size := len(json.dumps(fmt))) > MAX_SCHEMA_CHARS:
-        raise _bad(param, f"the schema is {size} characters serialised; the limit is "
-                   f"{MAX_SCHEMA_CHARS}")  # fmt: skip
+        raise _bad(
+            param, f"the schema is {size} characters serialised; the limit is {MAX_SCHEMA_CHARS}"
+        )
     try:
         lowered = grammar.lower(fmt)
         xgr.Grammar.from_structural_tag(grammar.structural_tag(lowered))
     except Exception as exc:  # xgrammar raises several types; all mean "not a schema it takes"
-        raise _bad(param, f"the schema cannot be compiled to a grammar: "
-                   f"{str(exc).strip()[:300]}") from None  # fmt: skip
+        raise _bad(
+            param, f"the schema cannot be compiled to a grammar: {str(exc).strip()[:300]}"
+        ) from None
     return lowered
 
 
@@ -52,8 +54,10 @@ def _chat_grammar(body: ChatRequest) -> tuple[grammar.Format | None, bool]:
         raise _bad("tool_choice", "tool_choice needs tools")
     if body.tools and choice != "none":
         if fmt is not None and not fmt.type == "text":
-            raise _bad("response_format", "response_format cannot be combined with tools "
-                       "unless tool_choice is none")  # fmt: skip
+            raise _bad(
+                "response_format",
+                "response_format cannot be combined with tools unless tool_choice is none",
+            )
         names = {t.function.name for t in body.tools}
         if len(names) < len(body.tools):
             raise _bad("tools", "two tools share a name")
@@ -71,8 +75,9 @@ def _chat_grammar(body: ChatRequest) -> tuple[grammar.Format | None, bool]:
 def chat_prompt(model, messages, tools, add_generation_prompt: bool = True) -> list[int]:
     """The token ids of a chat (and the tools it may call) through the model's template."""
     rendered, native = chat_messages(messages, tools, model.tokenizer)
-    return model.tokenizer.apply_chat_template(rendered, tools=native,
-                                               add_generation_prompt=add_generation_prompt)  # fmt: skip
+    return model.tokenizer.apply_chat_template(
+        rendered, tools=native, add_generation_prompt=add_generation_prompt
+    )
 
 
 def _prompt(model, body: ChatRequest | CompletionRequest) -> list[int]:
@@ -88,9 +93,13 @@ def _output_limit(model, default: int, body, prompt: list[int]) -> int:
     tokens); a 400 with the numbers when the prompt alone fills the context."""
     room = model.context - len(prompt)
     if room <= 0:
-        raise APIError(400, "context_length_exceeded",
-                       f"the prompt has {len(prompt)} tokens; this model's context is "
-                       f"{model.context} tokens", param="messages", limit=model.context)  # fmt: skip
+        raise APIError(
+            400,
+            "context_length_exceeded",
+            f"the prompt has {len(prompt)} tokens; this model's context is {model.context} tokens",
+            param="messages",
+            limit=model.context,
+        )
     return min(body.output_limit or default, room)
 
 
@@ -103,8 +112,12 @@ def plan(model, body: ChatRequest | CompletionRequest, default_max_tokens: int) 
         echo = ""
     else:
         if body.echo and body.logprobs is not None:
-            raise _bad("echo", "echo with logprobs would need the prompt's log-probabilities, "
-                       "which this server does not compute", "unsupported_parameter")  # fmt: skip
+            raise _bad(
+                "echo",
+                "echo with logprobs would need the prompt's log-probabilities, "
+                "which this server does not compute",
+                "unsupported_parameter",
+            )
         logprobs, fmt, tools = body.logprobs, None, False
         echo = body.prompt if body.echo else ""
     vocab = model.vocab_size

@@ -19,8 +19,11 @@ def prefill_chunk(engine) -> None:
     sampling) ends its own request with an error; the batch goes on."""
     if not engine.chunk_tokens:
         return
-    prefilling = [(r.request.id, slot) for slot, r in enumerate(engine._slots)
-                  if r is not None and r.prefilling]  # fmt: skip
+    prefilling = [
+        (r.request.id, slot)
+        for slot, r in enumerate(engine._slots)
+        if r is not None and r.prefilling
+    ]
     for _, slot in prefilling:
         if engine._slots[slot].request.cancelled:
             engine._finish(slot, "cancelled")

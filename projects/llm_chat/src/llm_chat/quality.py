@@ -109,14 +109,20 @@ def hf_greedy(model, tokenizer, prompts: list[list[int]], tokens: int) -> list[s
     answers = []
     for ids in prompts:
         mask = torch.ones(1, len(ids), dtype=torch.long)
-        out = model.generate(torch.tensor([ids]), attention_mask=mask, max_new_tokens=tokens,
-                             do_sample=False, pad_token_id=tokenizer.eos_token_id)  # fmt: skip
+        out = model.generate(
+            torch.tensor([ids]),
+            attention_mask=mask,
+            max_new_tokens=tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.eos_token_id,
+        )
         answers.append(tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True))
     return answers
 
 
-def evaluate(model_dir: Path, variants: dict[str, Path], p: dict[str, Any],
-             data: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+def evaluate(
+    model_dir: Path, variants: dict[str, Path], p: dict[str, Any], data: dict[str, Any]
+) -> dict[str, Any]:
     """`variants`: OpenVINO export name (openvino-int8, ...) -> folder."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -130,8 +136,10 @@ def evaluate(model_dir: Path, variants: dict[str, Path], p: dict[str, Any],
     articles = held_out(data, p["held_out_articles"])
     texts = [tokenizer(a["extract"])["input_ids"][: p["max_tokens"]] for a in articles]
     texts = [t for t in texts if len(t) > 8]
-    questions = [QUESTIONS[i % len(QUESTIONS)].format(title=a["title"])
-                 for i, a in enumerate(articles[: p["greedy_prompts"]])]  # fmt: skip
+    questions = [
+        QUESTIONS[i % len(QUESTIONS)].format(title=a["title"])
+        for i, a in enumerate(articles[: p["greedy_prompts"]])
+    ]
     chats = [[{"role": "user", "content": q}] for q in questions]
     prompts = [tokenizer.apply_chat_template(c, add_generation_prompt=True) for c in chats]
     eos, n = {tokenizer.eos_token_id}, p["greedy_tokens"]
@@ -168,16 +176,26 @@ def evaluate(model_dir: Path, variants: dict[str, Path], p: dict[str, Any],
     for name, folder in variants.items():
         for precision in p.get("precisions", [None, "f32"]):
             label = name + (f" ({precision} compute)" if precision else "")
-            model = load_pipeline(folder, slots=slots, max_len=512, threads=p["threads"],
-                                  precision=precision)  # fmt: skip
-            row(label, ov_logits(folder, precision, p["threads"]),
-                OVEngine(model, tokenizer, eos=eos, max_queue=slots))  # fmt: skip
+            model = load_pipeline(
+                folder, slots=slots, max_len=512, threads=p["threads"], precision=precision
+            )
+            row(
+                label,
+                ov_logits(folder, precision, p["threads"]),
+                OVEngine(model, tokenizer, eos=eos, max_queue=slots),
+            )
     base = rows["hf-fp32"]["perplexity"]
     for r in rows.values():
         if "perplexity" in r:
             r["perplexity_vs_fp32"] = round(r["perplexity"] / base - 1, 4)
-    return {"texts": len(texts), "tokens": sum(map(len, texts)), "greedy_prompts": len(prompts),
-            "greedy_tokens": n, "reference": reference[:4], "rows": rows}  # fmt: skip
+    return {
+        "texts": len(texts),
+        "tokens": sum(map(len, texts)),
+        "greedy_prompts": len(prompts),
+        "greedy_tokens": n,
+        "reference": reference[:4],
+        "rows": rows,
+    }
 
 
 def quality_stage(params: dict[str, Any]) -> dict[str, Any]:
@@ -191,8 +209,11 @@ def quality_stage(params: dict[str, Any]) -> dict[str, Any]:
         if (model_dir / "config.json").exists() and variants:
             report[name] = evaluate(model_dir, variants, p, params["data"])
     default = report["base"]["rows"][DEFAULT]
-    report["default"] = {"backend": DEFAULT, "perplexity_vs_fp32": default["perplexity_vs_fp32"],
-                         "within_3pct": abs(default["perplexity_vs_fp32"]) <= 0.03}  # fmt: skip
+    report["default"] = {
+        "backend": DEFAULT,
+        "perplexity_vs_fp32": default["perplexity_vs_fp32"],
+        "within_3pct": abs(default["perplexity_vs_fp32"]) <= 0.03,
+    }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     return report

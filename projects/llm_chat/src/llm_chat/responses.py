@@ -29,8 +29,11 @@ def usage(prompt: int, choices: list[Choice]) -> dict:
     """Tokens of the prompt (counted once, as OpenAI does for n > 1) and of every choice; the
     prompt tokens found in the prefix cache where the engine tells (the first choice's)."""
     output = sum(c.tokens for c in choices)
-    used: dict = {"prompt_tokens": prompt, "completion_tokens": output,
-                  "total_tokens": prompt + output}  # fmt: skip
+    used: dict = {
+        "prompt_tokens": prompt,
+        "completion_tokens": output,
+        "total_tokens": prompt + output,
+    }
     if choices and choices[0].cached is not None:
         used["prompt_tokens_details"] = {"cached_tokens": choices[0].cached}
     return used
@@ -47,8 +50,12 @@ async def within(deltas: AsyncIterator[Delta], seconds: float) -> AsyncIterator[
             except StopAsyncIteration:
                 return
             except TimeoutError:
-                raise APIError(504, "timeout", f"no token for {seconds:g} s: the server is "
-                               "overloaded or stuck; retry later", limit=seconds) from None  # fmt: skip
+                raise APIError(
+                    504,
+                    "timeout",
+                    f"no token for {seconds:g} s: the server is overloaded or stuck; retry later",
+                    limit=seconds,
+                ) from None
             _raise_on_failure(delta)
             yield delta
             if delta.finish_reason:
@@ -59,11 +66,15 @@ async def within(deltas: AsyncIterator[Delta], seconds: float) -> AsyncIterator[
 
 def _raise_on_failure(delta: Delta) -> None:
     if delta.finish_reason == "error":
-        raise APIError(500, "generation_failed",
-                       "the model failed while generating this answer (see the server log)")  # fmt: skip
+        raise APIError(
+            500,
+            "generation_failed",
+            "the model failed while generating this answer (see the server log)",
+        )
     if delta.finish_reason == "cancelled":  # only the engine stopping cancels a live request
-        raise APIError(503, "shutting_down", "the server is shutting down; retry",
-                       headers={"Retry-After": "1"})  # fmt: skip
+        raise APIError(
+            503, "shutting_down", "the server is shutting down; retry", headers={"Retry-After": "1"}
+        )
 
 
 async def until_disconnected(request: Request, work: Awaitable[T]) -> T | None:
@@ -105,8 +116,9 @@ def _logprobs(answer: Answer, entries: list, offset: int) -> dict | None:
     return answer.tokens.completion(entries, offset)
 
 
-async def collect(answer: Answer, deltas: AsyncIterator[tuple[int, Delta]], n: int,
-                  safety: SafetyFilter, cpu) -> dict:  # fmt: skip
+async def collect(
+    answer: Answer, deltas: AsyncIterator[tuple[int, Delta]], n: int, safety: SafetyFilter, cpu
+) -> dict:
     """The whole answer as one JSON body. `cpu(size, fn, *args)` runs the output screen."""
     choices = [Choice(i, tools=answer.tools) for i in range(n)]
     async for index, delta in deltas:
@@ -119,20 +131,36 @@ async def collect(answer: Answer, deltas: AsyncIterator[tuple[int, Delta]], n: i
         if answer.kind == "chat":
             message = {"role": "assistant", "content": text}
             if c.calls and not refused:
-                message = {"role": "assistant", "content": text or None,
-                           "tool_calls": [call.openai() for call in c.calls]}  # fmt: skip
-            out.append({"index": c.index, "message": message, "finish_reason": finish,
-                        "logprobs": logprobs})  # fmt: skip
+                message = {
+                    "role": "assistant",
+                    "content": text or None,
+                    "tool_calls": [call.openai() for call in c.calls],
+                }
+            out.append(
+                {
+                    "index": c.index,
+                    "message": message,
+                    "finish_reason": finish,
+                    "logprobs": logprobs,
+                }
+            )
         else:
-            out.append({"index": c.index, "text": answer.echo + text, "finish_reason": finish,
-                        "logprobs": logprobs})  # fmt: skip
+            out.append(
+                {
+                    "index": c.index,
+                    "text": answer.echo + text,
+                    "finish_reason": finish,
+                    "logprobs": logprobs,
+                }
+            )
     obj = "chat.completion" if answer.kind == "chat" else "text_completion"
     used = usage(answer.prompt_tokens, choices)
     return {**answer.meta, "object": obj, "choices": out, "usage": used}
 
 
-async def sse(answer: Answer, deltas: AsyncIterator[tuple[int, Delta]], n: int,
-              safety: SafetyFilter) -> AsyncIterator[str]:  # fmt: skip
+async def sse(
+    answer: Answer, deltas: AsyncIterator[tuple[int, Delta]], n: int, safety: SafetyFilter
+) -> AsyncIterator[str]:
     """OpenAI's stream: per choice a role chunk, content (and tool call) chunks, a finish chunk;
     usage if asked; [DONE]. A failure after the first chunk is an `error` event (OpenAI's
     clients raise it), then [DONE]."""
@@ -146,14 +174,17 @@ async def sse(answer: Answer, deltas: AsyncIterator[tuple[int, Delta]], n: int,
         logprobs = _logprobs(answer, entries, c.offset) if entries else None
         c.offset += len(text)
         if not chat:
-            return event({"index": c.index, "text": text, "finish_reason": finish,
-                          "logprobs": logprobs})  # fmt: skip
+            return event(
+                {"index": c.index, "text": text, "finish_reason": finish, "logprobs": logprobs}
+            )
         delta: dict[str, Any] = {"content": text} if text else {}
         if calls:
-            delta["tool_calls"] = [call.openai(len(c.calls) - len(calls) + i)
-                                   for i, call in enumerate(calls)]  # fmt: skip
-        return event({"index": c.index, "delta": delta, "finish_reason": finish,
-                      "logprobs": logprobs})  # fmt: skip
+            delta["tool_calls"] = [
+                call.openai(len(c.calls) - len(calls) + i) for i, call in enumerate(calls)
+            ]
+        return event(
+            {"index": c.index, "delta": delta, "finish_reason": finish, "logprobs": logprobs}
+        )
 
     choices = [Choice(i, tools=answer.tools) for i in range(n)]
     screens = [safety.output_stream() for _ in range(n)]
@@ -161,8 +192,14 @@ async def sse(answer: Answer, deltas: AsyncIterator[tuple[int, Delta]], n: int,
     try:
         for c in choices:
             if chat:
-                yield event({"index": c.index, "delta": {"role": "assistant", "content": ""},
-                             "finish_reason": None, "logprobs": None})  # fmt: skip
+                yield event(
+                    {
+                        "index": c.index,
+                        "delta": {"role": "assistant", "content": ""},
+                        "finish_reason": None,
+                        "logprobs": None,
+                    }
+                )
             elif answer.echo:
                 yield chunk(c, answer.echo, [], [], None)
         try:
@@ -188,7 +225,8 @@ async def sse(answer: Answer, deltas: AsyncIterator[tuple[int, Delta]], n: int,
             return
         if answer.include_usage:
             used = usage(answer.prompt_tokens, choices)
-            yield f"data: {json.dumps({**answer.meta, 'object': obj, 'choices': [], 'usage': used})}\n\n"
+            last = {**answer.meta, "object": obj, "choices": [], "usage": used}
+            yield f"data: {json.dumps(last)}\n\n"
         yield "data: [DONE]\n\n"
     finally:
         await deltas.aclose()  # a client that hung up cancels its requests in the engine

@@ -61,8 +61,12 @@ class SafetyFilter:
             if self.blocked and (hit := self.blocked.search(text)):
                 self._refuse("blocked_topic", f"the topic {hit.group(0)!r} is blocked here", param)
             if self.refuse_injection and role == "user" and INJECTION.search(text):
-                self._refuse("prompt_injection", "this looks like a prompt-injection attempt "
-                             "(instructions to ignore or reveal the system prompt)", param)  # fmt: skip
+                self._refuse(
+                    "prompt_injection",
+                    "this looks like a prompt-injection attempt "
+                    "(instructions to ignore or reveal the system prompt)",
+                    param,
+                )
         if not self.redact_pii:
             return body
         if hasattr(body, "messages"):

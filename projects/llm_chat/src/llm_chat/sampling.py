@@ -83,8 +83,15 @@ class Sampler:
     """The state of one request's sampling: its generator, the token counts penalties need, its
     grammar state, and the logprob entries of sampled tokens not yet handed out."""
 
-    def __init__(self, params: SamplingParams, prompt: list[int], vocab_size: int, *,
-                 tokenizer=None, stop_tokens=()) -> None:  # fmt: skip
+    def __init__(
+        self,
+        params: SamplingParams,
+        prompt: list[int],
+        vocab_size: int,
+        *,
+        tokenizer=None,
+        stop_tokens=(),
+    ) -> None:
         """`tokenizer`: what `params.grammar` compiles against (once per request, here);
         `stop_tokens`: the engine's end-of-sequence ids, see `GrammarState`."""
         self.params = params

@@ -46,10 +46,15 @@ LogitBias = Annotated[
     dict[Annotated[str, Field(pattern=TOKEN_ID)], Annotated[float, Field(ge=-100, le=100)]],
     Field(max_length=MAX_LOGIT_BIAS),
     # pydantic writes patternProperties alone, which lets any other key through the schema.
-    WithJsonSchema({"type": "object", "maxProperties": MAX_LOGIT_BIAS, "additionalProperties": False,
-                    "patternProperties": {TOKEN_ID: {"type": "number", "minimum": -100,
-                                                     "maximum": 100}}}),
-]  # fmt: skip
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": MAX_LOGIT_BIAS,
+            "additionalProperties": False,
+            "patternProperties": {TOKEN_ID: {"type": "number", "minimum": -100, "maximum": 100}},
+        }
+    ),
+]
 Text = Annotated[str, Field(min_length=1, max_length=MAX_CONTENT_CHARS, pattern=NOT_BLANK)]
 Stop = Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
 Stops = Annotated[list[Stop], Field(max_length=MAX_STOP)]
@@ -124,17 +129,24 @@ class _Sampling(BaseModel):
     max_tokens: OutputTokens | None = None
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
-    top_k: json_int(ge=0, le=1_000_000) = Field(0, description="Extension: keep the k likeliest "
-                       "tokens; 0 = off.")  # fmt: skip
+    top_k: json_int(ge=0, le=1_000_000) = Field(
+        0, description="Extension: keep the k likeliest tokens; 0 = off."
+    )
     repetition_penalty: float = Field(1.0, gt=0, le=2, description="Extension, HF style.")
     presence_penalty: float = Field(0.0, ge=-2, le=2)
     frequency_penalty: float = Field(0.0, ge=-2, le=2)
     stop: Stop | Stops | None = None
     seed: json_int(ge=-(2**53), le=2**53) | None = None  # exact in a double, as JSON tools read it
-    n: json_int(ge=1, le=MAX_CHOICES) = Field(1, description="Choices to generate; choice i "
-                                              "samples with seed + i when a seed is set.")  # fmt: skip
-    min_p: float = Field(0.0, ge=0, le=1, description="Extension (vLLM's): drop tokens under "
-                         "min_p x the likeliest one's probability; 0 = off.")  # fmt: skip
+    n: json_int(ge=1, le=MAX_CHOICES) = Field(
+        1, description="Choices to generate; choice i samples with seed + i when a seed is set."
+    )
+    min_p: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Extension (vLLM's): drop tokens under "
+        "min_p x the likeliest one's probability; 0 = off.",
+    )
     logit_bias: LogitBias | None = Field(
         None, description="Token id (as a string) -> bias added to its logit."
     )
@@ -146,16 +158,25 @@ class _Sampling(BaseModel):
     def _stops(cls, value: str | list[str] | None) -> list[str]:
         return [value] if isinstance(value, str) else list(value or [])
 
-    def sampling(self, max_tokens: int, *, logprobs: int | None = None,
-                 grammar: dict | None = None) -> SamplingParams:  # fmt: skip
+    def sampling(
+        self, max_tokens: int, *, logprobs: int | None = None, grammar: dict | None = None
+    ) -> SamplingParams:
         bias = {int(k): v for k, v in (self.logit_bias or {}).items()}
-        return SamplingParams(max_tokens=max_tokens, temperature=self.temperature,
-                              top_p=self.top_p, top_k=self.top_k,
-                              repetition_penalty=self.repetition_penalty,
-                              presence_penalty=self.presence_penalty,
-                              frequency_penalty=self.frequency_penalty, stop=self.stop or [],
-                              seed=self.seed, min_p=self.min_p, logit_bias=bias,
-                              logprobs=logprobs, grammar=grammar)  # fmt: skip
+        return SamplingParams(
+            max_tokens=max_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            repetition_penalty=self.repetition_penalty,
+            presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty,
+            stop=self.stop or [],
+            seed=self.seed,
+            min_p=self.min_p,
+            logit_bias=bias,
+            logprobs=logprobs,
+            grammar=grammar,
+        )
 
 
 class ChatRequest(_Sampling):
@@ -168,9 +189,10 @@ class ChatRequest(_Sampling):
     response_format: ResponseFormat | None = None
     tools: Tools | None = None
     tool_choice: ToolChoice | None = Field(
-        None, description="Default: auto with tools, none without; required and a named "
+        None,
+        description="Default: auto with tools, none without; required and a named "
         "function are enforced by the grammar.",
-    )  # fmt: skip
+    )
     parallel_tool_calls: bool = True
 
     def characters(self) -> int:

@@ -55,28 +55,46 @@ class Settings(ServeSettings):
         "models, else transformers) | openvino | native | native-int8 | transformers | onnx | "
         "onnx-int8 | llama.cpp",
     )
-    ov_dir: Path | None = Field(None, description="the openvino backend's export; default: "
-                                "openvino-int8 beside models/llm_chat/base, openvino-<name>-int8 "
-                                "beside any other model folder (the DVC stages' names)")  # fmt: skip
-    ov_precision: Literal["bf16", "f32"] | None = Field(None, description="OpenVINO's compute "
-                                                        "precision; default: the CPU plugin's "
-                                                        "(bf16 where the CPU has AMX or "
-                                                        "AVX512-BF16, else f32)")  # fmt: skip
+    ov_dir: Path | None = Field(
+        None,
+        description="the openvino backend's export; default: "
+        "openvino-int8 beside models/llm_chat/base, openvino-<name>-int8 "
+        "beside any other model folder (the DVC stages' names)",
+    )
+    ov_precision: Literal["bf16", "f32"] | None = Field(
+        None,
+        description="OpenVINO's compute "
+        "precision; default: the CPU plugin's "
+        "(bf16 where the CPU has AMX or "
+        "AVX512-BF16, else f32)",
+    )
     gguf: Path | None = Field(None, description="llama.cpp's model file; default: the packaged one")
     onnx_dir: Path = Field(Path("models/llm_chat/onnx"), description="for the onnx backends")
     slots: int = Field(8, ge=1, le=256, description="Requests decoded together.")
     context_tokens: int = Field(2048, ge=16, description="Prompt + output per request.")
-    max_queue: int = Field(64, ge=0, description="Requests that may wait beyond the free slots "
-                           "before 503 + Retry-After; 0 = none (start at once or 503).")  # fmt: skip
+    max_queue: int = Field(
+        64,
+        ge=0,
+        description="Requests that may wait beyond the free slots "
+        "before 503 + Retry-After; 0 = none (start at once or 503).",
+    )
     # A safety net for a stuck engine, above a full queue's legitimate wait (64 requests of 512
     # tokens over 8 slots: ~100 s on 2 cores).
-    stall_timeout_s: float = Field(300.0, gt=0, description="A request that gets no token for "
-                                   "this long ends: 504 before its first token, an error event "
-                                   "in its stream after it.")  # fmt: skip
-    prefill_chunk_tokens: int = Field(256, ge=0, description="The native backends prefill a "
-                                      "longer prompt this many tokens at a time between decode "
-                                      "steps, so running streams keep their pace; 0 = in one "
-                                      "pass. OpenVINO chunks by its own scheduler.")  # fmt: skip
+    stall_timeout_s: float = Field(
+        300.0,
+        gt=0,
+        description="A request that gets no token for "
+        "this long ends: 504 before its first token, an error event "
+        "in its stream after it.",
+    )
+    prefill_chunk_tokens: int = Field(
+        256,
+        ge=0,
+        description="The native backends prefill a "
+        "longer prompt this many tokens at a time between decode "
+        "steps, so running streams keep their pace; 0 = in one "
+        "pass. OpenVINO chunks by its own scheduler.",
+    )
     default_max_tokens: int = Field(512, ge=1)
     threads: int = Field(0, ge=0, description="Torch (or OpenVINO) threads; 0 = all cores.")
     blocked_topics: list[str] = Field(default_factory=list, description="Words that refuse.")
@@ -111,19 +129,30 @@ class ChatModel:
             "ov_dir": settings.ov_dir,
             "ov_precision": settings.ov_precision,
         }
-        self.engine = engine_for(settings.backend, settings.model_dir, self.tokenizer,
-                                 backend_options=loading, eos=eos - {None},
-                                 max_queue=settings.max_queue,
-                                 chunk_tokens=settings.prefill_chunk_tokens,
-                                 observer=metrics.PrometheusObserver(settings.model_name))  # fmt: skip
+        self.engine = engine_for(
+            settings.backend,
+            settings.model_dir,
+            self.tokenizer,
+            backend_options=loading,
+            eos=eos - {None},
+            max_queue=settings.max_queue,
+            chunk_tokens=settings.prefill_chunk_tokens,
+            observer=metrics.PrometheusObserver(settings.model_name),
+        )
         backend = self.engine.backend
         self.context, self.vocab_size = backend.max_len, backend.vocab_size
         self.token_text = TokenText(self.tokenizer)  # logprobs' token strings and bytes
         self.card = ModelCard(
-            settings.model_name, "1", path=str(settings.model_dir),
+            settings.model_name,
+            "1",
+            path=str(settings.model_dir),
             load_seconds=time.perf_counter() - started,
-            extra={"backend": backend.name, "context_tokens": backend.max_len, "slots": backend.slots},
-        )  # fmt: skip
+            extra={
+                "backend": backend.name,
+                "context_tokens": backend.max_len,
+                "slots": backend.slots,
+            },
+        )
 
     def warmup(self) -> None:
         """One short generation: a model that cannot generate fails the load (and liveness)."""
@@ -154,10 +183,13 @@ INLINE_CHARS = 1024
 SafetyDep = Annotated[SafetyFilter, Depends(requires("safety"))]
 # 200 is JSON, or with `stream: true` server-sent events: `data: <chunk JSON>` lines, then
 # `data: [DONE]`; a failure after the first chunk is a `data: {"error": ...}` line.
-SSE_EVENT = {"type": "object", "required": ["data"],
-             "properties": {"data": {"type": "string"}}}  # fmt: skip
-SSE = {200: {"description": "JSON, or with `stream: true` server-sent events",
-             "content": {"text/event-stream": {"schema": SSE_EVENT}}}}  # fmt: skip
+SSE_EVENT = {"type": "object", "required": ["data"], "properties": {"data": {"type": "string"}}}
+SSE = {
+    200: {
+        "description": "JSON, or with `stream: true` server-sent events",
+        "content": {"text/event-stream": {"schema": SSE_EVENT}},
+    }
+}
 RESPONSES = {**SSE, **error_responses(400, 404, 500, 504)}
 
 
@@ -192,26 +224,42 @@ async def _generate(request: Request, hub: Hub, safety: SafetyFilter, body, kind
     body = await _cpu(size, safety.screen_input, body)  # refuses (400) or masks PII
     # Small schemas compile in about a millisecond; large ones go to the pool with the text.
     work = await _cpu(size, plan, model, body, settings.default_max_tokens)
-    streams = [within(model.engine.stream(work.prompt, params), settings.stall_timeout_s)
-               for params in work.choices]  # fmt: skip
+    streams = [
+        within(model.engine.stream(work.prompt, params), settings.stall_timeout_s)
+        for params in work.choices
+    ]
     try:
         firsts = await _start(request, streams)
     except QueueFullError as exc:
-        raise APIError(503, "overloaded", f"server busy: {exc}; retry shortly",
-                       limit=settings.max_queue, headers={"Retry-After": "1"}) from None  # fmt: skip
+        raise APIError(
+            503,
+            "overloaded",
+            f"server busy: {exc}; retry shortly",
+            limit=settings.max_queue,
+            headers={"Retry-After": "1"},
+        ) from None
     if firsts is None:
         return client_gone()
     answer = Answer(
-        kind, {"id": f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex[:24]}",
-               "created": int(time.time()), "model": model.card.name},
-        len(work.prompt), model.token_text if work.logprobs else None, work.tools, work.echo,
+        kind,
+        {
+            "id": f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex[:24]}",
+            "created": int(time.time()),
+            "model": model.card.name,
+        },
+        len(work.prompt),
+        model.token_text if work.logprobs else None,
+        work.tools,
+        work.echo,
         bool(body.stream_options and body.stream_options.include_usage),
-    )  # fmt: skip
+    )
     deltas = merge(firsts, streams)
     if body.stream:
-        return StreamingResponse(sse(answer, deltas, len(streams), safety),
-                                 media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})  # fmt: skip
+        return StreamingResponse(
+            sse(answer, deltas, len(streams), safety),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
     try:
         answered = await until_disconnected(
             request, collect(answer, deltas, len(streams), safety, _cpu)
@@ -235,11 +283,17 @@ async def completions(body: CompletionRequest, request: Request, hub: Hub, safet
 
 
 def build_app(settings: Settings) -> FastAPI:
-    app = create_app(title="llm-chat", settings=settings, demo_dir=STATIC,
-                     load_models=lambda: [ChatModel(settings)])  # fmt: skip
+    app = create_app(
+        title="llm-chat",
+        settings=settings,
+        demo_dir=STATIC,
+        load_models=lambda: [ChatModel(settings)],
+    )
     app.state.resources["safety"] = SafetyFilter(
-        blocked_topics=settings.blocked_topics, redact_pii=settings.redact_pii,
-        refuse_injection=settings.refuse_prompt_injection)  # fmt: skip
+        blocked_topics=settings.blocked_topics,
+        redact_pii=settings.redact_pii,
+        refuse_injection=settings.refuse_prompt_injection,
+    )
     install_validation_handler(app)
     app.include_router(router)
     app.include_router(tokenize_router)

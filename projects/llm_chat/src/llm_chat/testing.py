@@ -31,18 +31,33 @@ def save_tiny_llama(out: Path, *, vocab: int = 400) -> Path:
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=["<|im_start|>", "<|im_end|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # fmt: skip
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab,
+        special_tokens=["<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     bpe.train_from_iterator(texts, trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>",
-                                        bos_token="<|im_start|>", pad_token="<|im_end|>")  # fmt: skip
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        eos_token="<|im_end|>",
+        bos_token="<|im_start|>",
+        pad_token="<|im_end|>",
+    )
     tokenizer.chat_template = CHATML
     tokenizer.save_pretrained(out)
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=2048, tie_word_embeddings=False,
-                         eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id)  # fmt: skip
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=False,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+    )
     # Untied: with tied random embeddings the likeliest next token is always the last one.
     LlamaForCausalLM(config).save_pretrained(out)
     return out
@@ -52,8 +67,14 @@ def tiny_settings(model_dir: Path, **overrides):
     """Service settings for the tiny Llama: small context and outputs so tests stay fast."""
     from llm_chat.service import Settings
 
-    defaults = {"model_dir": model_dir, "model_name": "tiny-llama", "slots": 4,
-                "context_tokens": 512, "default_max_tokens": 24, "threads": 1}  # fmt: skip
+    defaults = {
+        "model_dir": model_dir,
+        "model_name": "tiny-llama",
+        "slots": 4,
+        "context_tokens": 512,
+        "default_max_tokens": 24,
+        "threads": 1,
+    }
     return Settings(**(defaults | overrides))
 
 

@@ -52,15 +52,18 @@ class DetokenizeResponse(BaseModel):
 
 def _tokens(model, body: TokenizeRequest) -> list[int]:
     if (body.prompt is None) == (body.messages is None):
-        raise APIError(400, "invalid_parameter", "give either prompt or messages",
-                       param="prompt")  # fmt: skip
+        raise APIError(400, "invalid_parameter", "give either prompt or messages", param="prompt")
     if body.prompt is not None:
         if body.tools:
             raise APIError(400, "invalid_parameter", "tools go with messages", param="tools")
         return model.tokenizer(body.prompt)["input_ids"]
     if (total := sum(len(m.text()) for m in body.messages)) > 4 * MAX_CONTENT_CHARS:
-        raise APIError(422, "invalid_value", f"at most {4 * MAX_CONTENT_CHARS} characters in "
-                       f"all messages, got {total}", param="messages")  # fmt: skip
+        raise APIError(
+            422,
+            "invalid_value",
+            f"at most {4 * MAX_CONTENT_CHARS} characters in all messages, got {total}",
+            param="messages",
+        )
     return chat_prompt(model, body.messages, body.tools, body.add_generation_prompt)
 
 
@@ -70,8 +73,9 @@ async def tokenize(body: TokenizeRequest, hub: Hub) -> TokenizeResponse:
     model = hub.get(body.model).model
     tokens = await offload(_tokens, model, body)
     strs = [model.token_text.text(t) for t in tokens] if body.return_token_strs else None
-    return TokenizeResponse(count=len(tokens), max_model_len=model.context, tokens=tokens,
-                            token_strs=strs)  # fmt: skip
+    return TokenizeResponse(
+        count=len(tokens), max_model_len=model.context, tokens=tokens, token_strs=strs
+    )
 
 
 @router.post("/detokenize", responses=error_responses(400, 404))
@@ -79,7 +83,12 @@ async def detokenize(body: DetokenizeRequest, hub: Hub) -> DetokenizeResponse:
     """The text of token ids (special tokens kept, as they were given)."""
     model = hub.get(body.model).model
     if bad := [t for t in body.tokens if t >= model.vocab_size]:
-        raise APIError(400, "invalid_parameter", f"token id {bad[0]} is outside the vocabulary "
-                       f"of {model.vocab_size}", param="tokens", limit=model.vocab_size)  # fmt: skip
+        raise APIError(
+            400,
+            "invalid_parameter",
+            f"token id {bad[0]} is outside the vocabulary of {model.vocab_size}",
+            param="tokens",
+            limit=model.vocab_size,
+        )
     text = await offload(model.tokenizer.decode, body.tokens)
     return DetokenizeResponse(prompt=text)

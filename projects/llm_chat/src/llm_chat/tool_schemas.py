@@ -31,17 +31,23 @@ def _bounded(schema: dict[str, Any]) -> dict[str, Any]:
         depth += 1
         if depth > MAX_SCHEMA_DEPTH:
             raise ValueError(f"nested at most {MAX_SCHEMA_DEPTH} levels deep")
-        level = [v for item in level for v in (item.values() if isinstance(item, dict) else item)
-                 if isinstance(v, dict | list)]  # fmt: skip
+        level = [
+            v
+            for item in level
+            for v in (item.values() if isinstance(item, dict) else item)
+            if isinstance(v, dict | list)
+        ]
     return schema
 
 
 Schema = Annotated[
     dict[str, Any],
     AfterValidator(_bounded),
-    Field(description=f"A JSON schema (object): at most {MAX_SCHEMA_CHARS} characters "
-          f"serialised, {MAX_SCHEMA_DEPTH} levels deep."),
-]  # fmt: skip
+    Field(
+        description=f"A JSON schema (object): at most {MAX_SCHEMA_CHARS} characters "
+        f"serialised, {MAX_SCHEMA_DEPTH} levels deep."
+    ),
+]
 
 
 class JSONSchemaSpec(BaseModel):

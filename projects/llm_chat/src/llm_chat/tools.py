@@ -49,9 +49,17 @@ def chat_messages(messages, tools: list[Tool] | None, tokenizer) -> tuple[list[d
         for m in messages:
             item = {"role": m.role, "content": m.text()}
             if m.role == "assistant" and m.tool_calls:
-                item["tool_calls"] = [{"type": "function", "id": c.id, "function": {
-                    "name": c.function.name, "arguments": _arguments(c.function.arguments)}}
-                    for c in m.tool_calls]  # fmt: skip
+                item["tool_calls"] = [
+                    {
+                        "type": "function",
+                        "id": c.id,
+                        "function": {
+                            "name": c.function.name,
+                            "arguments": _arguments(c.function.arguments),
+                        },
+                    }
+                    for c in m.tool_calls
+                ]
             if m.role == "tool":
                 item["tool_call_id"] = m.tool_call_id
             out.append(item)
@@ -90,9 +98,14 @@ def tool_format(tools: list[Tool], choice, parallel: bool) -> grammar.Format | N
         return None
     if isinstance(choice, NamedToolChoice):
         tools = [t for t in tools if t.function.name == choice.function.name]
-    tags = [grammar.tag(f'{OPEN}\n{{"name": {json.dumps(t.function.name)}, "arguments": ',
-                        grammar.json_schema(t.function.parameters or ANY_OBJECT), f"}}\n{CLOSE}")
-            for t in tools]  # fmt: skip
+    tags = [
+        grammar.tag(
+            f'{OPEN}\n{{"name": {json.dumps(t.function.name)}, "arguments": ',
+            grammar.json_schema(t.function.parameters or ANY_OBJECT),
+            f"}}\n{CLOSE}",
+        )
+        for t in tools
+    ]
     single = isinstance(choice, NamedToolChoice) or not parallel
     if choice == "auto":
         return grammar.triggered_tags([OPEN], tags, at_least_one=False, stop_after_first=single)
@@ -106,8 +119,11 @@ class Call:
     id: str = field(default_factory=lambda: f"call_{uuid.uuid4().hex[:24]}")
 
     def openai(self, index: int | None = None) -> dict:
-        call = {"id": self.id, "type": "function",
-                "function": {"name": self.name, "arguments": self.arguments}}  # fmt: skip
+        call = {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
         return call if index is None else {"index": index, **call}
 
 

@@ -30,9 +30,13 @@ FORMATS = {"text", "json_object", "json_schema"}  # response_format's tags, whic
 def _say(error: dict) -> dict:
     parts = error.get("loc", ())
     # A message's role (a format's type) picks its schema; pydantic puts it in the location.
-    loc = tuple(p for i, p in enumerate(parts) if not _is_branch(p)
-                and not (p in ROLES and i and isinstance(parts[i - 1], int))
-                and not (p in FORMATS and i and parts[i - 1] == "response_format"))  # fmt: skip
+    loc = tuple(
+        p
+        for i, p in enumerate(parts)
+        if not _is_branch(p)
+        and not (p in ROLES and i and isinstance(parts[i - 1], int))
+        and not (p in FORMATS and i and parts[i - 1] == "response_format")
+    )
     if (
         error.get("type") == "string_pattern_mismatch"
         and error.get("ctx", {}).get("pattern") == NOT_BLANK
@@ -56,8 +60,15 @@ def install_validation_handler(app: FastAPI) -> None:
         unknown = [e for e in errors if e.get("type") == "extra_forbidden"]
         if unknown:
             param = ".".join(str(p) for p in unknown[0]["loc"][1:])
-            return error_response(request, APIError(400, "unsupported_parameter",
-                                  f"{param} is not supported by this server", param=param))  # fmt: skip
+            return error_response(
+                request,
+                APIError(
+                    400,
+                    "unsupported_parameter",
+                    f"{param} is not supported by this server",
+                    param=param,
+                ),
+            )
         return error_response(request, validation_error(errors))
 
     app.add_exception_handler(RequestValidationError, handler)

@@ -73,13 +73,22 @@ class Citation:
 def _source(hit: Hit, relevance: float) -> Source:
     d, meta = hit.document, hit.document.metadata
     page = meta.get("page")
-    return Source(0, d.id, str(meta.get("doc_id", d.source)), d.title, str(meta.get("file", "")),
-                  int(page) if page else None, str(meta.get("section", "")), d.text,
-                  round(relevance, 4))  # fmt: skip
+    return Source(
+        0,
+        d.id,
+        str(meta.get("doc_id", d.source)),
+        d.title,
+        str(meta.get("file", "")),
+        int(page) if page else None,
+        str(meta.get("section", "")),
+        d.text,
+        round(relevance, 4),
+    )
 
 
-def cite(answer: str, sources: list[Source], *, attribute: bool, threshold: float
-         ) -> tuple[str, list[Citation], int]:  # fmt: skip
+def cite(
+    answer: str, sources: list[Source], *, attribute: bool, threshold: float
+) -> tuple[str, list[Citation], int]:
     """-> (answer, citations in order, invalid markers dropped). With `attribute`, a sentence
     without a marker is cited to the source that supports it best, if that reaches `threshold`."""
     numbers = prompts.cited_numbers(answer)
@@ -101,8 +110,13 @@ def cite(answer: str, sources: list[Source], *, attribute: bool, threshold: floa
 
 
 class Rag:
-    def __init__(self, retriever: Retriever, generator: Generator, tokenizer: Tokenizer,
-                 config: RagConfig = RagConfig()) -> None:  # fmt: skip
+    def __init__(
+        self,
+        retriever: Retriever,
+        generator: Generator,
+        tokenizer: Tokenizer,
+        config: RagConfig = RagConfig(),
+    ) -> None:
         self.retriever, self.generator, self.tokenizer = retriever, generator, tokenizer
         self.config = config
 
@@ -122,8 +136,14 @@ class Rag:
         t0 = time.perf_counter()
         # The retriever encodes the query itself (in hybrid mode, while BM25 runs) and hands the
         # vector back; only BM25 without MMR leaves it to be encoded here, for the relevance floor.
-        result = self.retriever.search(query, k=config.k, mode=config.mode, filters=filters,
-                                       diversify=config.diversify, with_vectors=True)  # fmt: skip
+        result = self.retriever.search(
+            query,
+            k=config.k,
+            mode=config.mode,
+            filters=filters,
+            diversify=config.diversify,
+            with_vectors=True,
+        )
         vector = result.query_vector
         if question is not None and question != query:
             vector, _, _ = self.retriever.embed_query(question)
@@ -200,8 +220,12 @@ class Rag:
             timings["expand"] = expand_ms
         retrieval = await offload(self.retrieve, search, config, filters, question=query)
         timings |= retrieval.timings_ms
-        yield {"type": "retrieval", "query": query, "sources": [asdict(s) for s in retrieval.sources],
-               "top_relevance": retrieval.top_relevance}  # fmt: skip
+        yield {
+            "type": "retrieval",
+            "query": query,
+            "sources": [asdict(s) for s in retrieval.sources],
+            "top_relevance": retrieval.top_relevance,
+        }
         text = ""
         if retrieval.sources:
             t1 = time.perf_counter()
@@ -218,15 +242,26 @@ class Rag:
         if no_answer:
             text, citations, invalid = prompts.NO_ANSWER, [], 0
         else:
-            text, citations, invalid = cite(text.strip(), retrieval.sources,
-                                            attribute=config.attribute,
-                                            threshold=config.support_threshold)  # fmt: skip
-        yield {"type": "answer", "answer": text, "no_answer": no_answer, "query": query,
-               "citations": citations, "invalid_citations": invalid, "retrieval": retrieval,
-               "timings_ms": {k: round(v, 2) for k, v in timings.items()}}  # fmt: skip
+            text, citations, invalid = cite(
+                text.strip(),
+                retrieval.sources,
+                attribute=config.attribute,
+                threshold=config.support_threshold,
+            )
+        yield {
+            "type": "answer",
+            "answer": text,
+            "no_answer": no_answer,
+            "query": query,
+            "citations": citations,
+            "invalid_citations": invalid,
+            "retrieval": retrieval,
+            "timings_ms": {k: round(v, 2) for k, v in timings.items()},
+        }
 
-    async def answer(self, messages: Sequence[dict[str, str]], config: RagConfig,
-                     filters: Filters | None = None) -> dict[str, Any]:  # fmt: skip
+    async def answer(
+        self, messages: Sequence[dict[str, str]], config: RagConfig, filters: Filters | None = None
+    ) -> dict[str, Any]:
         async for event in self.stream(messages, config, filters):
             if event["type"] == "answer":
                 return event

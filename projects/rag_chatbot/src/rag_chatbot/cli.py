@@ -70,7 +70,8 @@ def natural() -> None:
 @app.command()
 def register() -> None:
     """Register the evaluated configuration (its serving card) in MLflow (lineage tags) and run
-    the promotion gate on the evaluation's answer metric; the decision goes to models/rag_chatbot/."""
+    the promotion gate on the evaluation's answer metric; the decision goes to
+    models/rag_chatbot/."""
     from rag_chatbot.register import register as run
 
     _show(run(_params())["decision"])

@@ -80,8 +80,9 @@ def _detail(a: dict[str, str]) -> tuple[str, str] | None:
     return None
 
 
-def build_questions(indexed: list[dict], held_out: list[dict], *, per_kind: int, tune_share: float,
-                    seed: int) -> list[Question]:  # fmt: skip
+def build_questions(
+    indexed: list[dict], held_out: list[dict], *, per_kind: int, tune_share: float, seed: int
+) -> list[Question]:
     """`per_kind` answerable questions of each kind (and as many unanswerable as identify ones,
     capped by the held-out articles), each from a different article, split tune/test."""
     rng = random.Random(seed)
@@ -93,8 +94,17 @@ def build_questions(indexed: list[dict], held_out: list[dict], *, per_kind: int,
     def add(kind: str, a: dict, question: str, reference: str, answerable: bool = True) -> None:
         n = len([q for q in out if q.kind == kind])
         split = "tune" if rng.random() < tune_share else "test"
-        out.append(Question(f"{kind}-{n}", question, kind, split,
-                            doc_id(a) if answerable else "", reference, answerable))  # fmt: skip
+        out.append(
+            Question(
+                f"{kind}-{n}",
+                question,
+                kind,
+                split,
+                doc_id(a) if answerable else "",
+                reference,
+                answerable,
+            )
+        )
         used.add(a["title"])
 
     makers = {

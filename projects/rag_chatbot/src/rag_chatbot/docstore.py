@@ -53,8 +53,9 @@ class Limits:
 
 
 class DocumentStore:
-    def __init__(self, library: Library, registry: Registry, uploads_dir: Path,
-                 limits: Limits = Limits()) -> None:  # fmt: skip
+    def __init__(
+        self, library: Library, registry: Registry, uploads_dir: Path, limits: Limits = Limits()
+    ) -> None:
         self.library, self.registry, self.limits = library, registry, limits
         self.store = library.store
         self.uploads_dir = Path(uploads_dir)
@@ -72,36 +73,75 @@ class DocumentStore:
 
     # -- writes -------------------------------------------------------------------------------
 
-    def prepare(self, filename: str, data: bytes, *, doc_id: str, title: str | None,
-                topic: str, media_type: str | None) -> Prepared:  # fmt: skip
+    def prepare(
+        self,
+        filename: str,
+        data: bytes,
+        *,
+        doc_id: str,
+        title: str | None,
+        topic: str,
+        media_type: str | None,
+    ) -> Prepared:
         """Step 1 (CPU-bound, no lock; parsing in a child process). Raises `ExtractError`."""
         return self.library.prepare(
-            filename, data, doc_id=doc_id, title=title, topic=topic, media_type=media_type,
-            max_pages=self.limits.max_pages, max_chunks=self.limits.max_chunks,
-            max_chars=self.limits.max_chars, parse_timeout_s=self.limits.parse_timeout_s,
+            filename,
+            data,
+            doc_id=doc_id,
+            title=title,
+            topic=topic,
+            media_type=media_type,
+            max_pages=self.limits.max_pages,
+            max_chunks=self.limits.max_chunks,
+            max_chars=self.limits.max_chars,
+            parse_timeout_s=self.limits.parse_timeout_s,
             parse=partial(extract_isolated, memory_mb=self.limits.parse_memory_mb),
-        )  # fmt: skip
+        )
 
-    def put(self, new: Prepared, data: bytes, *, title: str | None, media_type: str | None,
-            replace: bool) -> tuple[DocumentInfo, str]:  # fmt: skip
+    def put(
+        self,
+        new: Prepared,
+        data: bytes,
+        *,
+        title: str | None,
+        media_type: str | None,
+        replace: bool,
+    ) -> tuple[DocumentInfo, str]:
         """Steps 2 and 3 -> (the served info, created | replaced | unchanged). Raises
         `DocumentExistsError` when the id is taken (or being written) and `replace` is false."""
         info = new.info
-        upload = {"file": info.file, "sha256": info.sha256, "title": title, "topic": info.topic,
-                  "media_type": media_type}  # fmt: skip
+        upload = {
+            "file": info.file,
+            "sha256": info.sha256,
+            "title": title,
+            "topic": info.topic,
+            "media_type": media_type,
+        }
         with self.registry.write() as tx:
             row = self.registry.row(info.id, tx)
             if row is not None:
                 old = row.info
-                if (old and not row.pending and old.sha256 == info.sha256
-                        and old.title == info.title and old.topic == info.topic):  # fmt: skip
+                if (
+                    old
+                    and not row.pending
+                    and old.sha256 == info.sha256
+                    and old.title == info.title
+                    and old.topic == info.topic
+                ):
                     return old, "unchanged"  # a retried upload is not a conflict
                 if not replace:
                     raise DocumentExistsError(old)
             self._keep(tx, data, info.sha256)
-            token = self.registry.set_pending(tx, info.id, {
-                "op": "put", "info": asdict(info), "upload": upload,
-                "stale": row.chunks_written() if row else 0})  # fmt: skip
+            token = self.registry.set_pending(
+                tx,
+                info.id,
+                {
+                    "op": "put",
+                    "info": asdict(info),
+                    "upload": upload,
+                    "stale": row.chunks_written() if row else 0,
+                },
+            )
         self._apply_put(info.id, token, new)
         # What is stored: a replica starting meanwhile may have finished this write itself,
         # with its own `ingested_at`; the client is told what the registry holds.
@@ -113,8 +153,9 @@ class DocumentStore:
             row = self.registry.row(doc_id, tx)
             if row is None or row.info is None:
                 return False
-            token = self.registry.set_pending(tx, doc_id, {"op": "delete",
-                                                            "stale": row.chunks_written()})  # fmt: skip
+            token = self.registry.set_pending(
+                tx, doc_id, {"op": "delete", "stale": row.chunks_written()}
+            )
         self._apply_delete(doc_id, token)
         return True
 
@@ -129,8 +170,14 @@ class DocumentStore:
             up = p["upload"]
             try:
                 data = self.kept(up["sha256"])
-                new = self.prepare(up["file"], data, doc_id=row.id, title=up.get("title"),
-                                   topic=up.get("topic") or "", media_type=up.get("media_type"))  # fmt: skip
+                new = self.prepare(
+                    up["file"],
+                    data,
+                    doc_id=row.id,
+                    title=up.get("title"),
+                    topic=up.get("topic") or "",
+                    media_type=up.get("media_type"),
+                )
             except ExtractError as exc:
                 if exc.code == "parse_timeout":  # a busy start, maybe: the next one retries it
                     log.warning("pending write of %s left for the next start: %s", row.id, exc)
@@ -223,16 +270,20 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def open_registry(registry: Registry, index_dir: Path | None, uploads_dir: Path,
-                  *, seeded: bool) -> None:  # fmt: skip
+def open_registry(
+    registry: Registry, index_dir: Path | None, uploads_dir: Path, *, seeded: bool
+) -> None:
     """Fills a new registry from the JSON files of earlier versions (the index's `manifest.json`,
     the uploads' `uploads.json`), once; `seeded`: the index was just copied from the corpus, so
     its corpus rows are replaced and every upload is queued to be written again."""
     if not seeded and registry.imported():
         return
     manifest_path = index_dir / "manifest.json" if index_dir else None
-    manifest = (json.loads(manifest_path.read_text(encoding="utf-8"))
-                if manifest_path and manifest_path.exists() else {})  # fmt: skip
+    manifest = (
+        json.loads(manifest_path.read_text(encoding="utf-8"))
+        if manifest_path and manifest_path.exists()
+        else {}
+    )
     legacy = uploads_dir / "uploads.json"
     uploads = json.loads(legacy.read_text()) if legacy.exists() else {}
     files = {}

@@ -1,6 +1,7 @@
 """The document routes: upload, list, describe, delete. Parsing and embedding run in the bounded
 CPU pool with no lock held; only the store write and the registry update are serialised (by the
-registry's write lock, shared by every worker, and on Postgres by every replica), see docstore.py."""
+registry's write lock, shared by every worker, and on Postgres by every replica), see
+docstore.py."""
 
 import hashlib
 from typing import Annotated, Any
@@ -33,8 +34,17 @@ def _settings(request: Request) -> Settings:
 
 # The file's part declares its media type (OpenAPI `encoding`), so clients and fuzzers know which
 # contents are meant; a name without a known extension is typed by it.
-UPLOAD_ENCODING = {"requestBody": {"content": {"multipart/form-data": {"encoding": {
-    "file": {"contentType": "application/pdf, text/markdown, text/html, text/plain"}}}}}}  # fmt: skip
+UPLOAD_ENCODING = {
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {
+                "encoding": {
+                    "file": {"contentType": "application/pdf, text/markdown, text/html, text/plain"}
+                }
+            }
+        }
+    }
+}
 
 
 class UploadForm(BaseModel):
@@ -43,8 +53,9 @@ class UploadForm(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # format: binary tells fuzzers the part is raw bytes (its media types are in `encoding`)
-    file: UploadFile = Field(description="PDF, Markdown, HTML or plain text.",
-                             json_schema_extra={"format": "binary"})  # fmt: skip
+    file: UploadFile = Field(
+        description="PDF, Markdown, HTML or plain text.", json_schema_extra={"format": "binary"}
+    )
     # No `null` in the schema: a form has no null, an absent field is how a client leaves it out.
     id: DocIdValue | SkipJsonSchema[None] = Field(None, description="Default: the file name.")
     title: str | SkipJsonSchema[None] = Field(None, max_length=500)
@@ -52,8 +63,13 @@ class UploadForm(BaseModel):
     replace: bool = Field(False, description="Replace a document with this id; else 409.")
 
 
-@documents.post("/documents", response_model=UploadResponse, status_code=201,
-                responses=error_responses(409, 413, 415, 422), openapi_extra=UPLOAD_ENCODING)  # fmt: skip
+@documents.post(
+    "/documents",
+    response_model=UploadResponse,
+    status_code=201,
+    responses=error_responses(409, 413, 415, 422),
+    openapi_extra=UPLOAD_ENCODING,
+)
 async def upload(
     docs: Docs,
     settings: Annotated[Settings, Depends(_settings)],
@@ -65,13 +81,23 @@ async def upload(
     name = file.filename or "upload.txt"
     doc_id = id if id is not None else name
     if is_blank(doc_id) or len(doc_id) > MAX_DOC_ID_CHARS:
-        raise APIError(422, "bad_id", f"the document id (the file name when `id` is not given) "
-                       f"must be 1 to {MAX_DOC_ID_CHARS} characters, not blank", param="id",
-                       limit=MAX_DOC_ID_CHARS)  # fmt: skip
+        raise APIError(
+            422,
+            "bad_id",
+            f"the document id (the file name when `id` is not given) "
+            f"must be 1 to {MAX_DOC_ID_CHARS} characters, not blank",
+            param="id",
+            limit=MAX_DOC_ID_CHARS,
+        )
     data = await file.read(settings.max_upload_bytes + 1)
     if len(data) > settings.max_upload_bytes:
-        raise APIError(413, "file_too_large", f"the file is over the limit of "
-                       f"{settings.max_upload_bytes} bytes", param="file", limit=settings.max_upload_bytes)  # fmt: skip
+        raise APIError(
+            413,
+            "file_too_large",
+            f"the file is over the limit of {settings.max_upload_bytes} bytes",
+            param="file",
+            limit=settings.max_upload_bytes,
+        )
     if not data:
         raise APIError(422, "empty_file", "the file is empty", param="file")
     try:
@@ -83,21 +109,38 @@ async def upload(
             and existing.sha256 != hashlib.sha256(data).hexdigest()
         ):
             raise DocumentExistsError(existing)  # early: no parsing for an upload that will fail
-        new = await offload(docs.prepare, name, data, doc_id=doc_id, title=title, topic=topic,
-                            media_type=file.content_type)  # fmt: skip
+        new = await offload(
+            docs.prepare,
+            name,
+            data,
+            doc_id=doc_id,
+            title=title,
+            topic=topic,
+            media_type=file.content_type,
+        )
         async with docs.write_lock:  # waiters wait here, not in a pool thread
-            info, status = await run_in_threadpool(docs.put, new, data, title=title,
-                                                   media_type=file.content_type, replace=replace)  # fmt: skip
+            info, status = await run_in_threadpool(
+                docs.put, new, data, title=title, media_type=file.content_type, replace=replace
+            )
     except ExtractError as exc:
         lim = docs.limits
-        limits = {"too_many_pages": lim.max_pages, "too_many_chunks": lim.max_chunks,
-                  "document_too_long": lim.max_chars, "parse_timeout": lim.parse_timeout_s,
-                  "parse_memory": lim.parse_memory_mb}  # fmt: skip
-        raise APIError(exc.status, exc.code, str(exc), param="file",
-                       limit=limits.get(exc.code)) from None  # fmt: skip
+        limits = {
+            "too_many_pages": lim.max_pages,
+            "too_many_chunks": lim.max_chunks,
+            "document_too_long": lim.max_chars,
+            "parse_timeout": lim.parse_timeout_s,
+            "parse_memory": lim.parse_memory_mb,
+        }
+        raise APIError(
+            exc.status, exc.code, str(exc), param="file", limit=limits.get(exc.code)
+        ) from None
     except DocumentExistsError:
-        raise APIError(409, "document_exists", f"a document with id {doc_id!r} exists; send "
-                       "replace=true to replace it, or another id", param="id") from None  # fmt: skip
+        raise APIError(
+            409,
+            "document_exists",
+            f"a document with id {doc_id!r} exists; send replace=true to replace it, or another id",
+            param="id",
+        ) from None
     metrics.DOCUMENTS.labels(status).inc()
     return UploadResponse(document=info, status=status)
 
@@ -113,8 +156,9 @@ async def list_documents(
     return DocumentList(total=total, documents=page)
 
 
-@documents.get("/documents/{doc_id:path}", response_model=DocumentInfo,
-               responses=error_responses(404))  # fmt: skip
+@documents.get(
+    "/documents/{doc_id:path}", response_model=DocumentInfo, responses=error_responses(404)
+)
 async def get_document(doc_id: DocId, docs: Docs) -> DocumentInfo:
     info = await run_in_threadpool(docs.get, doc_id)
     if info is None:

@@ -33,10 +33,19 @@ FUSION_KEYS = ("rrf_k", "dense_weight", "bm25_weight", "candidates")
 def configs(p: dict[str, Any], min_relevance: float) -> dict[str, tuple[int, RagConfig]]:
     """Every mode x MMR x chunk size; the name says which."""
     r, g = p["retrieval"], p["generation"]
-    base = RagConfig(k=r["k"], mode=r["mode"], diversify=r["diversify"], min_relevance=min_relevance,
-                     context_tokens=r["context_tokens"], answer_tokens=g["answer_tokens"],
-                     temperature=g["temperature"], support_threshold=p["evaluate"]["support_threshold"],
-                     rewrite=False, attribute=False, expand=r.get("expand"))  # fmt: skip
+    base = RagConfig(
+        k=r["k"],
+        mode=r["mode"],
+        diversify=r["diversify"],
+        min_relevance=min_relevance,
+        context_tokens=r["context_tokens"],
+        answer_tokens=g["answer_tokens"],
+        temperature=g["temperature"],
+        support_threshold=p["evaluate"]["support_threshold"],
+        rewrite=False,
+        attribute=False,
+        expand=r.get("expand"),
+    )
     out = {}
     for size in p["chunking"]["sizes"]:
         for mode in ("dense", "hybrid"):
@@ -86,11 +95,12 @@ def retrieval_metrics(rag: Rag, config: RagConfig, questions: list[dict]) -> tup
             precision.append(np.mean([s.doc_id == q["source"] for s in used]))
     refused = [not _used(s, config, config.min_relevance) for _, s in unanswerable]
     metrics = {
-        f"recall@{config.k}": float(np.mean(recall)), "mrr": float(np.mean(rr)),
+        f"recall@{config.k}": float(np.mean(recall)),
+        "mrr": float(np.mean(rr)),
         "context_precision": float(np.mean(precision)) if precision else 0.0,
         "answerable_with_context": float(np.mean(answered)),
         "unanswerable_without_context": float(np.mean(refused)) if refused else 0.0,
-    }  # fmt: skip
+    }
     return {k: round(v, 4) for k, v in metrics.items()}, rows
 
 
@@ -101,8 +111,13 @@ def threshold_sweep(rows: list, config: RagConfig) -> dict[str, Any]:
     for floor in np.round(np.arange(0.2, 0.71, 0.05), 2):
         keep = [bool(_used(s, config, floor)) for q, s in rows if q["answerable"]]
         refuse = [not _used(s, config, floor) for q, s in rows if not q["answerable"]]
-        sweep.append({"min_relevance": float(floor), "answerable_kept": round(float(np.mean(keep)), 4),
-                      "unanswerable_refused": round(float(np.mean(refuse)), 4) if refuse else 0.0})  # fmt: skip
+        sweep.append(
+            {
+                "min_relevance": float(floor),
+                "answerable_kept": round(float(np.mean(keep)), 4),
+                "unanswerable_refused": round(float(np.mean(refuse)), 4) if refuse else 0.0,
+            }
+        )
     best = max(sweep, key=lambda r: r["answerable_kept"] + r["unanswerable_refused"])
     return {"sweep": sweep, "best_balanced": best}
 
@@ -118,8 +133,11 @@ def relevance_floor(
             raise ValueError("min_relevance: natural needs reports/rag_chatbot/natural.json")
         return {k: natural[k] for k in ("value", "chosen_on", "rule")}
     if setting == "tune":
-        return {"value": sweep["best_balanced"]["min_relevance"], "chosen_on": "tune split",
-                "rule": "best balanced accuracy (answerable kept + unanswerable refused)"}  # fmt: skip
+        return {
+            "value": sweep["best_balanced"]["min_relevance"],
+            "chosen_on": "tune split",
+            "rule": "best balanced accuracy (answerable kept + unanswerable refused)",
+        }
     if isinstance(setting, bool) or not isinstance(setting, int | float) or not -1 <= setting <= 1:
         raise ValueError(
             f"rag_chatbot.retrieval.min_relevance: `tune` or a cosine, not {setting!r}"
@@ -130,8 +148,12 @@ def relevance_floor(
 def score_answer(q: dict, event: dict, encoder, threshold: float) -> dict[str, Any]:
     """Metrics of one generated answer (its citations as the model wrote them)."""
     sources = event["retrieval"].sources
-    row: dict[str, Any] = {"id": q["id"], "answerable": q["answerable"],
-                           "no_answer": event["no_answer"], "answer": event["answer"]}  # fmt: skip
+    row: dict[str, Any] = {
+        "id": q["id"],
+        "answerable": q["answerable"],
+        "no_answer": event["no_answer"],
+        "answer": event["answer"],
+    }
     if event["no_answer"]:
         return row
     texts = [s.text for s in sources]
@@ -145,10 +167,14 @@ def score_answer(q: dict, event: dict, encoder, threshold: float) -> dict[str, A
     _, attributed, _ = cite(event["answer"], sources, attribute=True, threshold=threshold)
     plain = prompts.strip_citations(event["answer"])
     q_vec, a_vec = encoder.encode([q["question"], plain])
-    row |= {"faithfulness": float(np.mean(supported)) if supported else 0.0, "citations": cited,
-            "correct_citations": int(correct), "cited_after_attribution": bool(attributed),
-            "answer_relevance": float(q_vec @ a_vec),
-            "answer_correctness": support(q["reference"], plain)}  # fmt: skip
+    row |= {
+        "faithfulness": float(np.mean(supported)) if supported else 0.0,
+        "citations": cited,
+        "correct_citations": int(correct),
+        "cited_after_attribution": bool(attributed),
+        "answer_relevance": float(q_vec @ a_vec),
+        "answer_correctness": support(q["reference"], plain),
+    }
     return row
 
 
@@ -160,14 +186,22 @@ def generation_metrics(rows: list[dict]) -> dict[str, float]:
     mean = lambda key, rs: float(np.mean([r[key] for r in rs])) if rs else 0.0  # noqa: E731
     metrics = {
         "faithfulness": mean("faithfulness", answered),
-        "citation_correctness": sum(r["correct_citations"] for r in answered) / cited if cited else 0.0,
-        "answers_with_citations": float(np.mean([r["citations"] > 0 for r in answered])) if answered else 0.0,
+        "citation_correctness": sum(r["correct_citations"] for r in answered) / cited
+        if cited
+        else 0.0,
+        "answers_with_citations": float(np.mean([r["citations"] > 0 for r in answered]))
+        if answered
+        else 0.0,
         "answers_with_citations_after_attribution": mean("cited_after_attribution", answered),
         "answer_relevance": mean("answer_relevance", answered),
         "answer_correctness": mean("answer_correctness", [r for r in answered if r["answerable"]]),
-        "no_answer_accuracy": float(np.mean([r["no_answer"] for r in unanswerable])) if unanswerable else 0.0,
-        "answered_rate": float(np.mean([not r["no_answer"] for r in answerable])) if answerable else 0.0,
-    }  # fmt: skip
+        "no_answer_accuracy": float(np.mean([r["no_answer"] for r in unanswerable]))
+        if unanswerable
+        else 0.0,
+        "answered_rate": float(np.mean([not r["no_answer"] for r in answerable]))
+        if answerable
+        else 0.0,
+    }
     return {k: round(v, 4) for k, v in metrics.items()}
 
 
@@ -207,8 +241,13 @@ def generator_endpoint(g: dict[str, Any]):
     from llm_chat.service import Settings, build_app
     from mlstack.testing import live_server
 
-    settings = Settings(model_dir=g["model_dir"], backend=g["backend"], slots=g["concurrency"],
-                        redact_pii=False, refuse_prompt_injection=False)  # fmt: skip
+    settings = Settings(
+        model_dir=g["model_dir"],
+        backend=g["backend"],
+        slots=g["concurrency"],
+        redact_pii=False,
+        refuse_prompt_injection=False,
+    )
     with live_server(build_app(settings), timeout_s=300) as base:
         yield base + "/v1"
 
@@ -232,8 +271,11 @@ def run_evaluation(p: dict[str, Any], questions: list[dict]) -> dict[str, Any]:
     test = [q for q in questions if q["split"] == "test"]
     tune = [q for q in questions if q["split"] == "tune"]
     default = default_config_name(p)
-    report: dict[str, Any] = {"questions": {"test": len(test), "tune": len(tune)},
-                              "default": default, "configs": {}}  # fmt: skip
+    report: dict[str, Any] = {
+        "questions": {"test": len(test), "tune": len(tune)},
+        "default": default,
+        "configs": {},
+    }
     tokenizer = load_tokenizer(g["tokenizer"])
     fields = p["retrieval"].get("bm25_fields") or {}
     libraries = {
@@ -256,8 +298,9 @@ def run_evaluation(p: dict[str, Any], questions: list[dict]) -> dict[str, Any]:
         p["retrieval"]["min_relevance"], report["threshold"], chosen
     )
     with generator_endpoint(g) as url:
-        for name, (size, config) in tqdm(configs(p, report["min_relevance"]["value"]).items(),
-                                         desc="configurations"):  # fmt: skip
+        for name, (size, config) in tqdm(
+            configs(p, report["min_relevance"]["value"]).items(), desc="configurations"
+        ):
             library = libraries[size]
             retriever = Retriever(library.encoder, library.store, **fusion)
             rag = Rag(retriever, None, tokenizer, config)
@@ -267,14 +310,18 @@ def run_evaluation(p: dict[str, Any], questions: list[dict]) -> dict[str, Any]:
                 continue
 
             events, seconds = answer_all(rag, config, sample, url, g)
-            scored = [score_answer(q, ev, library.encoder, config.support_threshold)
-                      for q, ev in zip(sample, events, strict=True)]  # fmt: skip
+            scored = [
+                score_answer(q, ev, library.encoder, config.support_threshold)
+                for q, ev in zip(sample, events, strict=True)
+            ]
             gen = generation_metrics(scored)
             gen |= {"questions": len(sample), "seconds": round(seconds, 1)}
             report["configs"][name]["generation"] = gen
             if name == default:
-                report["examples"] = [{**r, "question": q["question"], "reference": q["reference"]}
-                                      for q, r in zip(sample, scored, strict=True)][:: max(1, len(sample) // 12)]  # fmt: skip
+                report["examples"] = [
+                    {**r, "question": q["question"], "reference": q["reference"]}
+                    for q, r in zip(sample, scored, strict=True)
+                ][:: max(1, len(sample) // 12)]
     _log_to_mlflow(p, report)
     return report
 
@@ -284,9 +331,12 @@ def _log_to_mlflow(p: dict[str, Any], report: dict[str, Any]) -> None:
 
     from mlstack.train.tracking import mlflow_run
 
-    params = {"default": report["default"], **{f"retrieval.{k}": v for k, v in p["retrieval"].items()},
-              "min_relevance_chosen": report["min_relevance"]["value"],
-              **{f"generation.{k}": v for k, v in p["generation"].items()}}  # fmt: skip
+    params = {
+        "default": report["default"],
+        **{f"retrieval.{k}": v for k, v in p["retrieval"].items()},
+        "min_relevance_chosen": report["min_relevance"]["value"],
+        **{f"generation.{k}": v for k, v in p["generation"].items()},
+    }
     with mlflow_run("rag-chatbot", run_name="evaluate", params=params) as run:
         for name, result in report["configs"].items():
             key = name.replace("+", "_").replace("/", "_")

@@ -13,10 +13,21 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import PurePath
 
-FORMATS = {".pdf": "pdf", ".md": "markdown", ".markdown": "markdown", ".html": "html",
-           ".htm": "html", ".txt": "text", ".text": "text"}  # fmt: skip
-MEDIA_TYPES = {"application/pdf": "pdf", "text/markdown": "markdown", "text/html": "html",
-               "text/plain": "text"}  # fmt: skip
+FORMATS = {
+    ".pdf": "pdf",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".html": "html",
+    ".htm": "html",
+    ".txt": "text",
+    ".text": "text",
+}
+MEDIA_TYPES = {
+    "application/pdf": "pdf",
+    "text/markdown": "markdown",
+    "text/html": "html",
+    "text/plain": "text",
+}
 
 
 @dataclass(frozen=True)
@@ -39,8 +50,11 @@ def detect_format(filename: str, media_type: str | None = None) -> str:
         return FORMATS[suffix]
     if media_type and media_type.split(";")[0].strip() in MEDIA_TYPES:
         return MEDIA_TYPES[media_type.split(";")[0].strip()]
-    raise ExtractError("unsupported_type", f"{filename!r} is not a supported type; send one of "
-                       f"{', '.join(sorted(FORMATS))}", status=415)  # fmt: skip
+    raise ExtractError(
+        "unsupported_type",
+        f"{filename!r} is not a supported type; send one of {', '.join(sorted(FORMATS))}",
+        status=415,
+    )
 
 
 # How much markup a text format may carry around `max_chars` of text before it is refused
@@ -48,9 +62,15 @@ def detect_format(filename: str, media_type: str | None = None) -> str:
 MARKUP_FACTOR = {"markdown": 2, "text": 1, "html": 10}
 
 
-def extract(filename: str, data: bytes, *, media_type: str | None = None, max_pages: int = 1000,
-            timeout_s: float | None = None, max_chars: int | None = None
-            ) -> tuple[str, list[Section]]:  # fmt: skip
+def extract(
+    filename: str,
+    data: bytes,
+    *,
+    media_type: str | None = None,
+    max_pages: int = 1000,
+    timeout_s: float | None = None,
+    max_chars: int | None = None,
+) -> tuple[str, list[Section]]:
     """-> (title, sections). The title is the document's own (PDF metadata, `<title>`, first
     heading) or the file name. `timeout_s` bounds PDF text extraction (checked between pages);
     `max_chars` refuses a text file whose size alone puts its text over the limit."""
@@ -60,13 +80,18 @@ def extract(filename: str, data: bytes, *, media_type: str | None = None, max_pa
     else:
         text = _decode(data)
         if max_chars is not None and len(text) > max_chars * MARKUP_FACTOR[kind]:
-            raise ExtractError("document_too_long", f"the file has {len(text)} characters, over "
-                               f"the limit of {max_chars} characters of text; split it", status=413)  # fmt: skip
+            raise ExtractError(
+                "document_too_long",
+                f"the file has {len(text)} characters, over "
+                f"the limit of {max_chars} characters of text; split it",
+                status=413,
+            )
         title, sections = {"markdown": _markdown, "html": _html, "text": _text}[kind](text)
     sections = [s for s in sections if s.text.strip()]
     if not sections:
-        raise ExtractError("no_text", f"{filename!r} has no extractable text (a scanned PDF "
-                           "needs OCR first)")  # fmt: skip
+        raise ExtractError(
+            "no_text", f"{filename!r} has no extractable text (a scanned PDF needs OCR first)"
+        )
     return title or PurePath(filename).stem, sections
 
 
@@ -76,8 +101,9 @@ def _decode(data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise ExtractError("bad_encoding", f"text files must be UTF-8 ({e.reason} at byte "
-                           f"{e.start})") from e  # fmt: skip
+        raise ExtractError(
+            "bad_encoding", f"text files must be UTF-8 ({e.reason} at byte {e.start})"
+        ) from e
 
 
 def _clean(text: str) -> str:
@@ -100,19 +126,27 @@ def _pdf(data: bytes, max_pages: int, timeout_s: float | None) -> tuple[str, lis
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted and reader.decrypt("") == 0:  # an owner password alone is fine
-            raise ExtractError("encrypted_pdf", "the PDF is password-protected; remove the "
-                               "password and upload it again")  # fmt: skip
+            raise ExtractError(
+                "encrypted_pdf",
+                "the PDF is password-protected; remove the password and upload it again",
+            )
         if len(reader.pages) > max_pages:
-            raise ExtractError("too_many_pages", f"the PDF has {len(reader.pages)} pages, over the "
-                               f"limit of {max_pages}", status=413)  # fmt: skip
+            raise ExtractError(
+                "too_many_pages",
+                f"the PDF has {len(reader.pages)} pages, over the limit of {max_pages}",
+                status=413,
+            )
         title = str((reader.metadata or {}).get("/Title") or "").strip()
         deadline = time.monotonic() + timeout_s if timeout_s else None
         pages = []
         for n, page in enumerate(reader.pages, start=1):
             # A crafted content stream can take seconds a page: stop at the deadline.
             if deadline is not None and time.monotonic() > deadline:
-                raise ExtractError("parse_timeout", f"text extraction passed its {timeout_s:g} s "
-                                   f"limit at page {n} of {len(reader.pages)}")  # fmt: skip
+                raise ExtractError(
+                    "parse_timeout",
+                    f"text extraction passed its {timeout_s:g} s "
+                    f"limit at page {n} of {len(reader.pages)}",
+                )
             pages.append(_clean(page.extract_text() or ""))
     except ExtractError:
         raise
@@ -151,8 +185,13 @@ def _markdown(text: str) -> tuple[str, list[Section]]:
             fenced = not fenced
         if not fenced and (m := HEADING.match(line)):
             open_heading(len(m.group(1)), m.group(2))
-        elif (not fenced and body and body[-1].strip() and re.fullmatch(r"\s*(=+|-+)\s*", line)
-              and (i == 0 or lines[i - 1].strip())):  # fmt: skip
+        elif (
+            not fenced
+            and body
+            and body[-1].strip()
+            and re.fullmatch(r"\s*(=+|-+)\s*", line)
+            and (i == 0 or lines[i - 1].strip())
+        ):
             title = body.pop()
             open_heading(1 if "=" in line else 2, title)
         else:
@@ -172,8 +211,22 @@ class _HTMLSections(HTMLParser):
     """Text under each h1-h6, skipping script, style and page chrome (nav, header, footer)."""
 
     SKIP = {"script", "style", "noscript", "nav", "footer", "header", "aside", "template", "svg"}
-    BLOCK = {"p", "div", "li", "br", "tr", "section", "article", "pre", "blockquote", "dd", "dt",
-             "table", "ul", "ol"}  # fmt: skip
+    BLOCK = {
+        "p",
+        "div",
+        "li",
+        "br",
+        "tr",
+        "section",
+        "article",
+        "pre",
+        "blockquote",
+        "dd",
+        "dt",
+        "table",
+        "ul",
+        "ol",
+    }
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)

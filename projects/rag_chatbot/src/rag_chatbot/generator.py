@@ -24,14 +24,22 @@ class Generator(Protocol):
 
 
 class OpenAIGenerator:
-    def __init__(self, base_url: str, *, api_key: str = "none", model: str = "",
-                 timeout_s: float = 120.0, seed: int | None = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str = "none",
+        model: str = "",
+        timeout_s: float = 120.0,
+        seed: int | None = 0,
+    ) -> None:
         """`model` empty: the first id the endpoint lists under /v1/models."""
         from openai import AsyncOpenAI
 
         self.base_url = base_url
-        self.client = AsyncOpenAI(base_url=base_url, api_key=api_key or "none",
-                                  timeout=timeout_s, max_retries=1)  # fmt: skip
+        self.client = AsyncOpenAI(
+            base_url=base_url, api_key=api_key or "none", timeout=timeout_s, max_retries=1
+        )
         self.model = model
         self.seed = seed
 
@@ -50,9 +58,13 @@ class OpenAIGenerator:
         model = await self.resolve_model()
         async with self._errors():
             chunks = await self.client.chat.completions.create(
-                model=model, messages=messages, max_tokens=max_tokens,
-                temperature=temperature, seed=self.seed, stream=True,
-            )  # fmt: skip
+                model=model,
+                messages=messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                seed=self.seed,
+                stream=True,
+            )
             async for chunk in chunks:
                 if chunk.choices and (text := chunk.choices[0].delta.content):
                     yield text
@@ -60,8 +72,9 @@ class OpenAIGenerator:
     async def complete(
         self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float
     ) -> str:
-        return "".join([t async for t in self.stream(messages, max_tokens=max_tokens,
-                                                     temperature=temperature)])  # fmt: skip
+        return "".join(
+            [t async for t in self.stream(messages, max_tokens=max_tokens, temperature=temperature)]
+        )
 
     def _errors(self):
         return upstream_errors(self.base_url)
@@ -83,10 +96,12 @@ async def upstream_errors(base_url: str) -> AsyncIterator[None]:
     except openai.APIConnectionError as e:
         raise GeneratorError(502, "generator_unavailable", f"{where} is unreachable") from e
     except (openai.RateLimitError, openai.InternalServerError) as e:
-        raise GeneratorError(503, "generator_busy", f"{where} is busy or failing "
-                             f"({e.status_code}); retry shortly") from e  # fmt: skip
+        raise GeneratorError(
+            503, "generator_busy", f"{where} is busy or failing ({e.status_code}); retry shortly"
+        ) from e
     except openai.APIStatusError as e:
-        raise GeneratorError(502, "generator_error", f"{where} answered {e.status_code}: "
-                             f"{e.message}") from e  # fmt: skip
+        raise GeneratorError(
+            502, "generator_error", f"{where} answered {e.status_code}: {e.message}"
+        ) from e
     except openai.APIError as e:  # e.g. an error event in the middle of a stream
         raise GeneratorError(502, "generator_error", f"{where} failed: {e.message}") from e

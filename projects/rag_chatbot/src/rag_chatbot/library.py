@@ -142,24 +142,48 @@ class Library:
         Raises `ExtractError` for a file that cannot be read or is over a limit."""
         doc_id = doc_id or Path(filename).name
         kind = detect_format(filename, media_type)  # refuse the wrong type before reading anything
-        found_title, sections = parse(filename, data, media_type=media_type,
-                                      max_pages=max_pages, timeout_s=parse_timeout_s,
-                                      max_chars=max_chars)  # fmt: skip
+        found_title, sections = parse(
+            filename,
+            data,
+            media_type=media_type,
+            max_pages=max_pages,
+            timeout_s=parse_timeout_s,
+            max_chars=max_chars,
+        )
         chars = sum(len(s.text) for s in sections)
         if max_chars is not None and chars > max_chars:  # before tokenizing: ~1 s a megabyte
-            raise ExtractError("document_too_long", f"the document has {chars} characters of "
-                               f"text, over the limit of {max_chars}; split it", status=413)  # fmt: skip
+            raise ExtractError(
+                "document_too_long",
+                f"the document has {chars} characters of "
+                f"text, over the limit of {max_chars}; split it",
+                status=413,
+            )
         info, docs, texts = self._chunk(
-            doc_id, title or found_title, sections, file=Path(filename).name,
-            kind=kind, sha=hashlib.sha256(data).hexdigest(), topic=topic,
-        )  # fmt: skip
+            doc_id,
+            title or found_title,
+            sections,
+            file=Path(filename).name,
+            kind=kind,
+            sha=hashlib.sha256(data).hexdigest(),
+            topic=topic,
+        )
         if max_chunks is not None and len(docs) > max_chunks:
-            raise ExtractError("too_many_chunks", f"the document makes {len(docs)} chunks, over "
-                               f"the limit of {max_chunks}; split it", status=413)  # fmt: skip
+            raise ExtractError(
+                "too_many_chunks",
+                f"the document makes {len(docs)} chunks, over the limit of {max_chunks}; split it",
+                status=413,
+            )
         return Prepared(info, docs, self.encoder.encode(texts))
 
-    def add_file(self, filename: str, data: bytes, *, doc_id: str | None = None,
-                 title: str | None = None, **options) -> IngestResult:  # fmt: skip
+    def add_file(
+        self,
+        filename: str,
+        data: bytes,
+        *,
+        doc_id: str | None = None,
+        title: str | None = None,
+        **options,
+    ) -> IngestResult:
         """Add or replace one document (the CLI and the corpus; the service writes through
         `documents.Documents`). Raises `ExtractError` before touching the index."""
         doc_id = doc_id or Path(filename).name
@@ -203,8 +227,15 @@ class Library:
 
         for doc_id, title, sections, topic, *extra in items:
             text = "\n\n".join(s.text for s in sections)
-            info, docs, texts = self._chunk(doc_id, title, sections, file=doc_id, kind="text",
-                                            sha=hashlib.sha256(text.encode()).hexdigest(), topic=topic)  # fmt: skip
+            info, docs, texts = self._chunk(
+                doc_id,
+                title,
+                sections,
+                file=doc_id,
+                kind="text",
+                sha=hashlib.sha256(text.encode()).hexdigest(),
+                topic=topic,
+            )
             for d in docs:
                 d.metadata.update(*extra)
             manifest[doc_id] = asdict(info)
@@ -230,21 +261,53 @@ class Library:
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def _chunk(self, doc_id: str, title: str, sections: list[Section], *, file: str, kind: str,
-               sha: str, topic: str) -> tuple[DocumentInfo, list[Document], list[str]]:  # fmt: skip
+    def _chunk(
+        self,
+        doc_id: str,
+        title: str,
+        sections: list[Section],
+        *,
+        file: str,
+        kind: str,
+        sha: str,
+        topic: str,
+    ) -> tuple[DocumentInfo, list[Document], list[str]]:
         if not re.search(r"\S", doc_id) or len(doc_id) > MAX_DOC_ID_CHARS:
             raise ValueError(f"document id must be 1 to {MAX_DOC_ID_CHARS} characters")
-        chunks, dropped = chunk_sections(sections, self.tokenizer, chunk_tokens=self.chunk_tokens,
-                                         overlap_tokens=self.overlap_tokens)  # fmt: skip
+        chunks, dropped = chunk_sections(
+            sections,
+            self.tokenizer,
+            chunk_tokens=self.chunk_tokens,
+            overlap_tokens=self.overlap_tokens,
+        )
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         pages = [s.page for s in sections if s.page is not None]
-        info = DocumentInfo(doc_id, title, file, kind, sha, len(chunks), max(pages) if pages else None,
-                            sum(len(s.text) for s in sections), dropped, topic, now)  # fmt: skip
+        info = DocumentInfo(
+            doc_id,
+            title,
+            file,
+            kind,
+            sha,
+            len(chunks),
+            max(pages) if pages else None,
+            sum(len(s.text) for s in sections),
+            dropped,
+            topic,
+            now,
+        )
         docs = []
         for n, c in enumerate(chunks):
             meta: dict = {"doc_id": doc_id, "chunk": n, "section": c.heading, "file": file}
             if c.page is not None:
                 meta["page"] = c.page
-            docs.append(Document(id=chunk_id(doc_id, n), text=c.text, title=title, topic=topic,
-                                 source=doc_id, metadata=meta))  # fmt: skip
+            docs.append(
+                Document(
+                    id=chunk_id(doc_id, n),
+                    text=c.text,
+                    title=title,
+                    topic=topic,
+                    source=doc_id,
+                    metadata=meta,
+                )
+            )
         return info, docs, [embedding_text(title, c) for c in chunks]

@@ -5,28 +5,35 @@ from prometheus_client import Counter, Histogram
 from mlstack.monitor.metrics import LATENCY_BUCKETS
 
 RETRIEVAL_LATENCY = Histogram(
-    "rag_retrieval_duration_seconds", "Query rewriting excluded: encode, search, budget.",
+    "rag_retrieval_duration_seconds",
+    "Query rewriting excluded: encode, search, budget.",
     buckets=LATENCY_BUCKETS,
-)  # fmt: skip
+)
 GENERATION_LATENCY = Histogram(
-    "rag_generation_duration_seconds", "From the generator request to its last token.",
+    "rag_generation_duration_seconds",
+    "From the generator request to its last token.",
     buckets=(*LATENCY_BUCKETS, 30, 60, 120),
-)  # fmt: skip
+)
 FIRST_TOKEN_LATENCY = Histogram(
-    "rag_generation_first_token_seconds", "From the generator request to its first token.",
+    "rag_generation_first_token_seconds",
+    "From the generator request to its first token.",
     buckets=LATENCY_BUCKETS,
-)  # fmt: skip
+)
 REWRITE_LATENCY = Histogram(
-    "rag_rewrite_duration_seconds", "Follow-up rewriting (only conversations with history).",
+    "rag_rewrite_duration_seconds",
+    "Follow-up rewriting (only conversations with history).",
     buckets=LATENCY_BUCKETS,
-)  # fmt: skip
+)
 CHUNKS_USED = Histogram(
-    "rag_chunks_used", "Sources put in the prompt per answer.", buckets=(0, 1, 2, 3, 4, 5, 6, 8, 10, 20)
-)  # fmt: skip
+    "rag_chunks_used",
+    "Sources put in the prompt per answer.",
+    buckets=(0, 1, 2, 3, 4, 5, 6, 8, 10, 20),
+)
 TOP_RELEVANCE = Histogram(
-    "rag_top_retrieval_score", "Cosine of the query and its best retrieved chunk.",
+    "rag_top_retrieval_score",
+    "Cosine of the query and its best retrieved chunk.",
     buckets=(-0.2, 0, 0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9, 1.0),
-)  # fmt: skip
+)
 ANSWERS = Counter(
     "rag_answers_total", "Answers by outcome; no-answer rate = no_answer / all.", ["outcome"]
 )

@@ -20,30 +20,47 @@ from typing import Any
 from rag_chatbot.extract import ExtractError, Section, extract
 
 
-def extract_isolated(filename: str, data: bytes, *, timeout_s: float, memory_mb: int | None,
-                     **options: Any) -> tuple[str, list[Section]]:  # fmt: skip
+def extract_isolated(
+    filename: str, data: bytes, *, timeout_s: float, memory_mb: int | None, **options: Any
+) -> tuple[str, list[Section]]:
     """`extract` in a child process; raises `ExtractError` for a file that is over a limit,
     takes longer than `timeout_s`, needs more than `memory_mb` or cannot be read."""
-    request = json.dumps({"filename": filename, "memory_mb": memory_mb,
-                          "options": {**options, "timeout_s": timeout_s}})  # fmt: skip
+    request = json.dumps(
+        {
+            "filename": filename,
+            "memory_mb": memory_mb,
+            "options": {**options, "timeout_s": timeout_s},
+        }
+    )
     try:
-        done = subprocess.run([sys.executable, "-m", "rag_chatbot.parsing", request], input=data,
-                              capture_output=True, timeout=timeout_s, check=False)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "rag_chatbot.parsing", request],
+            input=data,
+            capture_output=True,
+            timeout=timeout_s,
+            check=False,
+        )
     except subprocess.TimeoutExpired:  # run() has killed it
-        raise ExtractError("parse_timeout", f"parsing the file took longer than its limit of "
-                           f"{timeout_s:g} s") from None  # fmt: skip
+        raise ExtractError(
+            "parse_timeout", f"parsing the file took longer than its limit of {timeout_s:g} s"
+        ) from None
     try:
         result = json.loads(done.stdout)
     except ValueError:  # it died without a word: killed (the memory cap) or crashed
-        result = {"error": "memory" if done.returncode < 0 else "failed",
-                  "message": done.stderr.decode(errors="replace")[-300:]}  # fmt: skip
+        result = {
+            "error": "memory" if done.returncode < 0 else "failed",
+            "message": done.stderr.decode(errors="replace")[-300:],
+        }
     if "sections" in result:
         return result["title"], [Section(**s) for s in result["sections"]]
     if result["error"] == "refused":
         raise ExtractError(result["code"], result["message"], result["status"])
     if result["error"] == "memory":
-        raise ExtractError("parse_memory", f"parsing the file needed more than {memory_mb} MB of "
-                           "memory (a decompression bomb?)", status=413)  # fmt: skip
+        raise ExtractError(
+            "parse_memory",
+            f"parsing the file needed more than {memory_mb} MB of memory (a decompression bomb?)",
+            status=413,
+        )
     raise ExtractError("corrupt_file", f"the file cannot be parsed: {result['message']}")
 
 

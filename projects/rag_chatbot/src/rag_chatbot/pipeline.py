@@ -41,8 +41,13 @@ def open_library(
     encoder = Encoder(ENCODER, variant=variant, threads=threads)
     folder = index_dir(chunk_tokens)
     store = open_store(str(folder), encoder.dim, bm25_fields=bm25_fields)
-    return Library(store, encoder, folder / "manifest.json", chunk_tokens=chunk_tokens,
-                   overlap_tokens=overlap_tokens)  # fmt: skip
+    return Library(
+        store,
+        encoder,
+        folder / "manifest.json",
+        chunk_tokens=chunk_tokens,
+        overlap_tokens=overlap_tokens,
+    )
 
 
 def index_stage(p: dict[str, Any]) -> dict[str, Any]:
@@ -67,10 +72,11 @@ def index_stage(p: dict[str, Any]) -> dict[str, Any]:
             chunks = library.add_many(items, on_batch=lambda n: bar.update(n - bar.n))
         docs = library.documents()
         report["indexes"][str(size)] = {
-            "chunks": chunks, "seconds": round(time.perf_counter() - t0, 1),
+            "chunks": chunks,
+            "seconds": round(time.perf_counter() - t0, 1),
             "chunks_per_article": round(chunks / len(docs), 3),
             "duplicates_dropped": sum(d.duplicates_dropped for d in docs),
-        }  # fmt: skip
+        }
     return write_report("index.json", report)
 
 
@@ -79,8 +85,9 @@ def questions_stage(p: dict[str, Any]) -> dict[str, Any]:
 
     c, q = p["corpus"], p["questions"]
     indexed, held_out = split_articles(c["seed"], c["held_out_articles"])
-    questions = build_questions(indexed, held_out, per_kind=q["per_kind"],
-                                tune_share=q["tune_share"], seed=q["seed"])  # fmt: skip
+    questions = build_questions(
+        indexed, held_out, per_kind=q["per_kind"], tune_share=q["tune_share"], seed=q["seed"]
+    )
     DATA.mkdir(parents=True, exist_ok=True)
     rows = to_rows(questions)
     (DATA / "questions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -111,17 +118,37 @@ def write_serving_card(p: dict[str, Any], report: dict[str, Any]) -> dict[str, A
 
     c, r, g = p["chunking"], p["retrieval"], p["generation"]
     floor = report["min_relevance"]
-    config = {"chunk_tokens": c["default"], "overlap_tokens": c["overlap_tokens"],
-              "corpus_index": str(index_dir(c["default"])), "encoder_variant": SERVED_VARIANT,
-              "k": r["k"], "mode": r["mode"], "diversify": r["diversify"], "expand": r.get("expand"),
-              "min_relevance": floor["value"], "context_tokens": r["context_tokens"],
-              **{k: r[k] for k in FUSION_KEYS if k in r}, "bm25_fields": r.get("bm25_fields") or {},
-              "answer_tokens": g["answer_tokens"], "temperature": g["temperature"],
-              "support_threshold": p["evaluate"]["support_threshold"]}  # fmt: skip
+    config = {
+        "chunk_tokens": c["default"],
+        "overlap_tokens": c["overlap_tokens"],
+        "corpus_index": str(index_dir(c["default"])),
+        "encoder_variant": SERVED_VARIANT,
+        "k": r["k"],
+        "mode": r["mode"],
+        "diversify": r["diversify"],
+        "expand": r.get("expand"),
+        "min_relevance": floor["value"],
+        "context_tokens": r["context_tokens"],
+        **{k: r[k] for k in FUSION_KEYS if k in r},
+        "bm25_fields": r.get("bm25_fields") or {},
+        "answer_tokens": g["answer_tokens"],
+        "temperature": g["temperature"],
+        "support_threshold": p["evaluate"]["support_threshold"],
+    }
     encoder = ENCODER / VARIANTS[SERVED_VARIANT]
-    evaluated = {"config_name": report["default"], "questions": report["questions"],
-                 "min_relevance": floor, "encoder_sha256": file_sha256(encoder),
-                 "generator": {k: g[k] for k in ("url", "model_dir", "backend", "tokenizer")}}  # fmt: skip
-    return write_card(SERVING_CARD, project="rag-chatbot", config=config, params=p,
-                      metrics=report["configs"][report["default"]], evaluated=evaluated,
-                      mlflow_run_id=report.get("mlflow_run_id"))  # fmt: skip
+    evaluated = {
+        "config_name": report["default"],
+        "questions": report["questions"],
+        "min_relevance": floor,
+        "encoder_sha256": file_sha256(encoder),
+        "generator": {k: g[k] for k in ("url", "model_dir", "backend", "tokenizer")},
+    }
+    return write_card(
+        SERVING_CARD,
+        project="rag-chatbot",
+        config=config,
+        params=p,
+        metrics=report["configs"][report["default"]],
+        evaluated=evaluated,
+        mlflow_run_id=report.get("mlflow_run_id"),
+    )

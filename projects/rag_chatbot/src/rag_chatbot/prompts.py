@@ -9,8 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 NO_ANSWER = "I don't know from these documents."
-_NO_ANSWER_MARKERS = ("i don't know from these documents", "i do not know from these documents",
-                      "i don't know based on these documents")  # fmt: skip
+_NO_ANSWER_MARKERS = (
+    "i don't know from these documents",
+    "i do not know from these documents",
+    "i don't know based on these documents",
+)
 
 SYSTEM = (
     "You answer questions using only the numbered sources you are given. After each sentence, "

@@ -1,8 +1,9 @@
 """Register stage (rag_register): the configuration rag_evaluate evaluated, its serving card
-(models/rag_chatbot/serving.json, as the pipeline wrote it), becomes a version of `rag-chatbot-config` in the MLflow registry
-with its lineage and goes through the promotion gate (`mlstack.registry`) on the evaluation's
-answer metric for that configuration (params.yaml `rag_chatbot.promotion`, a path into
-reports/rag_chatbot/evaluation.json's `configs[default]`, e.g. generation.answer_correctness).
+(models/rag_chatbot/serving.json, as the pipeline wrote it), becomes a version of
+`rag-chatbot-config` in the MLflow registry with its lineage and goes through the promotion
+gate (`mlstack.registry`) on the evaluation's answer metric for that configuration (params.yaml
+`rag_chatbot.promotion`, a path into reports/rag_chatbot/evaluation.json's `configs[default]`,
+e.g. generation.answer_correctness).
 
 The held-out set is the test split's questions and how answers are scored (the generated sample's
 size, the support threshold). A champion scored on another set is NOT re-scored: that would be a

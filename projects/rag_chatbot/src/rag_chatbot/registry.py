@@ -132,8 +132,11 @@ class Registry:
         with self._session() as tx:
             tx.execute(self.db.begin_read)  # one snapshot for the count and the page
             total = tx.execute("SELECT count(*) FROM documents WHERE info IS NOT NULL").fetchone()
-            rows = tx.execute("SELECT info FROM documents WHERE info IS NOT NULL ORDER BY "
-                              "ingested_at DESC, id LIMIT ? OFFSET ?", (limit, offset)).fetchall()  # fmt: skip
+            rows = tx.execute(
+                "SELECT info FROM documents WHERE info IS NOT NULL ORDER BY "
+                "ingested_at DESC, id LIMIT ? OFFSET ?",
+                (limit, offset),
+            ).fetchall()
             tx.execute("COMMIT")
         return total[0], [DocumentInfo(**json.loads(r[0])) for r in rows]
 
@@ -152,8 +155,10 @@ class Registry:
         for upload, pending in tx.execute(
             "SELECT upload, pending FROM documents WHERE id != ?", (besides,)
         ).fetchall():
-            for item in (json.loads(upload) if upload else None,
-                         (json.loads(pending) or {}).get("upload") if pending else None):  # fmt: skip
+            for item in (
+                json.loads(upload) if upload else None,
+                (json.loads(pending) or {}).get("upload") if pending else None,
+            ):
                 if item and item["sha256"] == sha256:
                     return True
         return False
@@ -162,8 +167,10 @@ class Registry:
 
     @staticmethod
     def keep_file(tx: Tx, sha256: str, data: bytes) -> None:
-        tx.execute("INSERT INTO files (sha256, data) VALUES (?, ?) ON CONFLICT (sha256) DO NOTHING",
-                   (sha256, data))  # fmt: skip
+        tx.execute(
+            "INSERT INTO files (sha256, data) VALUES (?, ?) ON CONFLICT (sha256) DO NOTHING",
+            (sha256, data),
+        )
 
     def read_file(self, sha256: str) -> bytes:
         with self._session() as tx:
@@ -181,15 +188,25 @@ class Registry:
     @staticmethod
     def set_pending(tx: Tx, doc_id: str, pending: dict[str, Any]) -> str:
         token = uuid.uuid4().hex
-        tx.execute("INSERT INTO documents (id, pending) VALUES (?, ?) ON CONFLICT (id) DO UPDATE "
-                   "SET pending = excluded.pending", (doc_id, json.dumps({**pending, "token": token})))  # fmt: skip
+        tx.execute(
+            "INSERT INTO documents (id, pending) VALUES (?, ?) ON CONFLICT (id) DO UPDATE "
+            "SET pending = excluded.pending",
+            (doc_id, json.dumps({**pending, "token": token})),
+        )
         return token
 
     @staticmethod
     def finish_put(tx: Tx, doc_id: str, info: DocumentInfo, upload: dict[str, Any] | None) -> None:
-        tx.execute("UPDATE documents SET info = ?, upload = ?, pending = NULL, ingested_at = ? "
-                   "WHERE id = ?", (json.dumps(asdict(info)), json.dumps(upload) if upload else None,
-                                    info.ingested_at, doc_id))  # fmt: skip
+        tx.execute(
+            "UPDATE documents SET info = ?, upload = ?, pending = NULL, ingested_at = ? "
+            "WHERE id = ?",
+            (
+                json.dumps(asdict(info)),
+                json.dumps(upload) if upload else None,
+                info.ingested_at,
+                doc_id,
+            ),
+        )
 
     @staticmethod
     def drop(tx: Tx, doc_id: str) -> None:
@@ -203,8 +220,14 @@ class Registry:
 
     # -- the corpus and the one-time migration from JSON ---------------------------------------
 
-    def import_manifest(self, manifest: dict[str, dict], uploads: dict[str, dict],
-                        *, replace_corpus: bool, files: dict[str, bytes] | None = None) -> None:  # fmt: skip
+    def import_manifest(
+        self,
+        manifest: dict[str, dict],
+        uploads: dict[str, dict],
+        *,
+        replace_corpus: bool,
+        files: dict[str, bytes] | None = None,
+    ) -> None:
         """Corpus documents from a `manifest.json` (what `dvc repro` writes beside an index);
         ids in `uploads` (the old `uploads.json`) are uploads, their bytes in `files` when the
         registry keeps them. `replace_corpus`: the corpus rows are replaced (a freshly seeded
@@ -216,20 +239,33 @@ class Registry:
                 self.keep_file(tx, sha256, data)
             for doc_id, d in manifest.items():
                 info = DocumentInfo(**d)
-                tx.execute("INSERT INTO documents (id, info, upload, ingested_at) VALUES (?, ?, ?, ?) "
-                           "ON CONFLICT (id) DO NOTHING", (doc_id, json.dumps(d),
-                           json.dumps(uploads[doc_id]) if doc_id in uploads else None,
-                           info.ingested_at))  # fmt: skip
+                tx.execute(
+                    "INSERT INTO documents (id, info, upload, ingested_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (id) DO NOTHING",
+                    (
+                        doc_id,
+                        json.dumps(d),
+                        json.dumps(uploads[doc_id]) if doc_id in uploads else None,
+                        info.ingested_at,
+                    ),
+                )
             for doc_id in uploads.keys() - manifest.keys():  # kept but never indexed
-                self.set_pending(tx, doc_id, {"op": "put", "info": None,
-                                              "upload": uploads[doc_id], "stale": 0})  # fmt: skip
+                self.set_pending(
+                    tx, doc_id, {"op": "put", "info": None, "upload": uploads[doc_id], "stale": 0}
+                )
             if replace_corpus:
-                for row in [_row(r) for r in tx.execute(
+                for row in [
+                    _row(r)
+                    for r in tx.execute(
                         "SELECT id, info, upload, pending FROM documents WHERE upload IS NOT NULL"
-                ).fetchall()]:  # fmt: skip
+                    ).fetchall()
+                ]:
                     stale = max(row.chunks_written(), manifest.get(row.id, {}).get("chunks", 0))
-                    self.set_pending(tx, row.id, {"op": "put", "info": None,
-                                                  "upload": row.upload, "stale": stale})  # fmt: skip
+                    self.set_pending(
+                        tx,
+                        row.id,
+                        {"op": "put", "info": None, "upload": row.upload, "stale": stale},
+                    )
             tx.execute("INSERT INTO meta VALUES ('imported', '1') ON CONFLICT (key) DO NOTHING")
 
     def imported(self) -> bool:

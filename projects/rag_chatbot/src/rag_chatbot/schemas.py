@@ -71,24 +71,29 @@ class RetrievalOptions(BaseModel):
     # strict: JSON `true` is not 1 and `false` not 0.0, as the schema says
     k: json_int(ge=1, le=20) | None = Field(None, description="Sources at most.")
     mode: Literal["dense", "bm25", "hybrid"] | None = None
-    diversify: float | None = Field(None, ge=0, le=1, strict=True,
-                                    description="MMR lambda; 1 = relevance only.")  # fmt: skip
-    min_relevance: float | None = Field(None, ge=-1, le=1, strict=True,
-                                        description="Cosine floor for a source.")  # fmt: skip
+    diversify: float | None = Field(
+        None, ge=0, le=1, strict=True, description="MMR lambda; 1 = relevance only."
+    )
+    min_relevance: float | None = Field(
+        None, ge=-1, le=1, strict=True, description="Cosine floor for a source."
+    )
     filters: RagFilters | None = None
 
 
 # JSON Schema's way to say "at least one user message" (the question).
-HAS_USER_MESSAGE = {"contains": {"type": "object", "required": ["role"],
-                                 "properties": {"role": {"const": "user"}}}}  # fmt: skip
+HAS_USER_MESSAGE = {
+    "contains": {"type": "object", "required": ["role"], "properties": {"role": {"const": "user"}}}
+}
 
 
 class ChatRequest(RetrievalOptions):
     messages: list[Message] = Field(
-        min_length=1, max_length=32, json_schema_extra=HAS_USER_MESSAGE,
+        min_length=1,
+        max_length=32,
+        json_schema_extra=HAS_USER_MESSAGE,
         description="The conversation; the last user message is the question (messages after "
         "it, e.g. an answer being regenerated, are ignored).",
-    )  # fmt: skip
+    )
     stream: bool = Field(False, strict=True)
     temperature: float | None = Field(None, ge=0, le=2, strict=True)
     max_tokens: json_int(ge=1, le=2048) | None = None

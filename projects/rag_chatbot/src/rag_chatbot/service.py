@@ -68,8 +68,13 @@ class RetrievalModel:
         sha256 = file_sha256(path)
         serving = serving or {"card": None}
         warn_if_changed(serving, "encoder_sha256", sha256)
-        self.card = ModelCard(encoder.name, encoder.variant, str(path), sha256,
-                              extra={"dim": encoder.dim, "serving": serving})  # fmt: skip
+        self.card = ModelCard(
+            encoder.name,
+            encoder.variant,
+            str(path),
+            sha256,
+            extra={"dim": encoder.dim, "serving": serving},
+        )
 
     def warmup(self) -> None:
         # One retrieval loads the index's in-memory copy (BM25 included): seconds, not per query.
@@ -111,12 +116,28 @@ def _record(event: dict[str, Any]) -> ChatResponse:
     metrics.ANSWERS.labels("no_answer" if event["no_answer"] else "answered").inc()
     for c in event["citations"]:
         metrics.CITATIONS.labels("attributed" if c.attributed else "model").inc()
-    citations = [CitationOut(n=c.n, doc_id=c.source.doc_id, title=c.source.title, file=c.source.file,
-                             page=c.source.page, section=c.source.section, snippet=c.source.text,
-                             attributed=c.attributed) for c in event["citations"]]  # fmt: skip
-    return ChatResponse(answer=event["answer"], no_answer=event["no_answer"], query=event["query"],
-                        citations=citations, sources=retrieval.sources,
-                        invalid_citations=event["invalid_citations"], timings_ms=timings)  # fmt: skip
+    citations = [
+        CitationOut(
+            n=c.n,
+            doc_id=c.source.doc_id,
+            title=c.source.title,
+            file=c.source.file,
+            page=c.source.page,
+            section=c.source.section,
+            snippet=c.source.text,
+            attributed=c.attributed,
+        )
+        for c in event["citations"]
+    ]
+    return ChatResponse(
+        answer=event["answer"],
+        no_answer=event["no_answer"],
+        query=event["query"],
+        citations=citations,
+        sources=retrieval.sources,
+        invalid_citations=event["invalid_citations"],
+        timings_ms=timings,
+    )
 
 
 def _generator_error(exc: GeneratorError) -> APIError:
@@ -126,15 +147,28 @@ def _generator_error(exc: GeneratorError) -> APIError:
 
 
 # Each server-sent event: its kind and a JSON `data` line (retrieval, delta, answer or error).
-SSE_EVENT = {"type": "object", "required": ["event", "data"], "properties": {
-    "event": {"type": "string", "enum": ["retrieval", "delta", "answer", "error"]},
-    "data": {"type": "string", "contentMediaType": "application/json"}}}  # fmt: skip
-SSE = {200: {"description": "JSON, or with `stream: true` server-sent events",
-             "content": {"text/event-stream": {"schema": SSE_EVENT}}}}  # fmt: skip
+SSE_EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["retrieval", "delta", "answer", "error"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+}
+SSE = {
+    200: {
+        "description": "JSON, or with `stream: true` server-sent events",
+        "content": {"text/event-stream": {"schema": SSE_EVENT}},
+    }
+}
 
 
-@router.post("/chat", response_model=ChatResponse, tags=["chat"],
-             responses={**SSE, **error_responses(502, 504)})  # fmt: skip
+@router.post(
+    "/chat",
+    response_model=ChatResponse,
+    tags=["chat"],
+    responses={**SSE, **error_responses(502, 504)},
+)
 async def chat(body: ChatRequest, rag: RagDep):
     """Answer the last user message from the documents, citing them as [n] (messages after it
     are ignored, so a client can regenerate an answer). `stream: true`
@@ -157,8 +191,9 @@ async def chat(body: ChatRequest, rag: RagDep):
                 break
     except GeneratorError as exc:
         raise _generator_error(exc) from None
-    return StreamingResponse(_sse(head, events),
-                             media_type="text/event-stream", headers={"Cache-Control": "no-cache"})  # fmt: skip
+    return StreamingResponse(
+        _sse(head, events), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )
 
 
 async def _sse(head: list[dict], events: AsyncIterator[dict]) -> AsyncIterator[str]:
@@ -197,14 +232,23 @@ async def retrieve(body: RetrieveRequest, rag: RagDep) -> RetrieveResponse:
     result = await offload(rag.retrieve, search, config, _filters(body), question=body.query)
     metrics.RETRIEVAL_LATENCY.observe(result.timings_ms["retrieval"] / 1000)
     timings |= result.timings_ms
-    return RetrieveResponse(query=body.query, searched=search, sources=result.sources,
-                            candidates=result.candidates, top_relevance=result.top_relevance,
-                            timings_ms={k: round(v, 2) for k, v in timings.items()})  # fmt: skip
+    return RetrieveResponse(
+        query=body.query,
+        searched=search,
+        sources=result.sources,
+        candidates=result.candidates,
+        top_relevance=result.top_relevance,
+        timings_ms={k: round(v, 2) for k, v in timings.items()},
+    )
 
 
 def build_app(settings: Settings) -> FastAPI:
-    app = create_app(title="rag-chatbot", settings=settings, demo_dir=STATIC,
-                     load_models=lambda: load(app, settings))  # fmt: skip
+    app = create_app(
+        title="rag-chatbot",
+        settings=settings,
+        demo_dir=STATIC,
+        load_models=lambda: load(app, settings),
+    )
     app.include_router(router)
     app.include_router(documents)
     return app
@@ -223,9 +267,12 @@ def warn_if_not_shared(registry: Registry, index_uri: str) -> None:
     be shared by them. One replica (any number of workers) is fine, so this warns, not fails:
     the service cannot know how many replicas run."""
     if is_milvus_uri(index_uri) and not registry.db.shared_across_hosts:
-        log.warning("the index is Milvus but the document registry is a local sqlite file (%s): "
-                    "right for one replica only. Replicas on several hosts need "
-                    "RAG_CHATBOT_REGISTRY=postgresql://... (see the README).", registry)  # fmt: skip
+        log.warning(
+            "the index is Milvus but the document registry is a local sqlite file (%s): "
+            "right for one replica only. Replicas on several hosts need "
+            "RAG_CHATBOT_REGISTRY=postgresql://... (see the README).",
+            registry,
+        )
 
 
 REINDEX = (
@@ -239,8 +286,9 @@ def open_documents(settings: Settings) -> tuple[Encoder, DocumentStore]:
     killed process left half-done, so the service reports ready with nothing half-written."""
     if not (settings.encoder_dir / "encoder.json").exists():
         raise FileNotFoundError(f"{settings.encoder_dir} has no encoder: run `dvc repro`")
-    encoder = Encoder(settings.encoder_dir, variant=settings.encoder_variant,
-                      threads=settings.onnx_threads)  # fmt: skip
+    encoder = Encoder(
+        settings.encoder_dir, variant=settings.encoder_variant, threads=settings.onnx_threads
+    )
     local = not is_milvus_uri(settings.index_uri)
     # A missing index is seeded from the corpus and given back every kept upload, by the one
     # worker whose copy lands (or by each, idempotently, when there is no corpus to copy).
@@ -255,13 +303,23 @@ def open_documents(settings: Settings) -> tuple[Encoder, DocumentStore]:
     if local:  # an index of another encoder's vectors would rank nonsense: refuse to start
         sha256 = file_sha256(settings.encoder_dir / VARIANTS[encoder.variant])
         stamp_encoder(Path(settings.index_uri), encoder, sha256, REINDEX)
-    open_registry(registry, Path(settings.index_uri) if local else None, settings.uploads_dir,
-                  seeded=seeded)  # fmt: skip
-    library = Library(store, encoder, None, chunk_tokens=settings.chunk_tokens,
-                      overlap_tokens=settings.overlap_tokens)  # fmt: skip
-    limits = Limits(max_pages=settings.max_pages, max_chunks=settings.max_document_chunks,
-                    max_chars=settings.max_document_chars, parse_timeout_s=settings.parse_timeout_s,
-                    parse_memory_mb=settings.parse_memory_mb)  # fmt: skip
+    open_registry(
+        registry, Path(settings.index_uri) if local else None, settings.uploads_dir, seeded=seeded
+    )
+    library = Library(
+        store,
+        encoder,
+        None,
+        chunk_tokens=settings.chunk_tokens,
+        overlap_tokens=settings.overlap_tokens,
+    )
+    limits = Limits(
+        max_pages=settings.max_pages,
+        max_chunks=settings.max_document_chunks,
+        max_chars=settings.max_document_chars,
+        parse_timeout_s=settings.parse_timeout_s,
+        parse_memory_mb=settings.parse_memory_mb,
+    )
     docs = DocumentStore(library, registry, settings.uploads_dir, limits)
     docs.reconcile()
     return encoder, docs
@@ -271,13 +329,21 @@ def build_rag(settings: Settings) -> tuple[Rag, DocumentStore]:
     """The answering pipeline and the documents over one encoder and index."""
     encoder, docs = open_documents(settings)
     key = settings.generator_api_key.get_secret_value() if settings.generator_api_key else "none"
-    generator = OpenAIGenerator(settings.generator_url, api_key=key, model=settings.generator_model,
-                                timeout_s=settings.generator_timeout_s)  # fmt: skip
+    generator = OpenAIGenerator(
+        settings.generator_url,
+        api_key=key,
+        model=settings.generator_model,
+        timeout_s=settings.generator_timeout_s,
+    )
     fusion = {
         k: getattr(settings, k) for k in ("rrf_k", "dense_weight", "bm25_weight", "candidates")
     }
-    rag = Rag(Retriever(encoder, docs.store, **fusion), generator,
-              load_tokenizer(settings.generator_tokenizer), settings.rag_config())  # fmt: skip
+    rag = Rag(
+        Retriever(encoder, docs.store, **fusion),
+        generator,
+        load_tokenizer(settings.generator_tokenizer),
+        settings.rag_config(),
+    )
     return rag, docs
 
 

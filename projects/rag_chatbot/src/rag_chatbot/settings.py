@@ -84,9 +84,11 @@ class Settings(ServeSettings):
     max_pages: int = Field(500, ge=1)
     max_document_chunks: int = Field(2000, ge=1, description="Chunks one upload may make (413).")
     max_document_chars: int = Field(
-        500_000, ge=1, description="Characters of text one upload may hold (413), checked "
+        500_000,
+        ge=1,
+        description="Characters of text one upload may hold (413), checked "
         "before tokenizing (~1 s of CPU a megabyte).",
-    )  # fmt: skip
+    )
     parse_timeout_s: float = Field(
         20.0, gt=0, description="Wall-clock budget to parse one upload, in a child process (422)."
     )

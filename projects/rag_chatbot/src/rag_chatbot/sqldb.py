@@ -68,9 +68,11 @@ class Sqlite:
 class Postgres:
     # SET LOCAL: the limits end with the transaction, so they hold behind a pooler too. One
     # round trip: no parameters, so psycopg sends the statements as one simple query.
-    begin_write = (f"BEGIN; SET LOCAL lock_timeout = {BUSY_TIMEOUT_MS}; "
-                   f"SET LOCAL idle_in_transaction_session_timeout = {MAX_WRITE_S * 1000}; "
-                   f"SELECT pg_advisory_xact_lock({LOCK_KEY})")  # fmt: skip
+    begin_write = (
+        f"BEGIN; SET LOCAL lock_timeout = {BUSY_TIMEOUT_MS}; "
+        f"SET LOCAL idle_in_transaction_session_timeout = {MAX_WRITE_S * 1000}; "
+        f"SELECT pg_advisory_xact_lock({LOCK_KEY})"
+    )
     begin_read = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
     blob = "BYTEA"
     shared_across_hosts = True
@@ -79,8 +81,9 @@ class Postgres:
         try:
             import psycopg
         except ImportError:
-            raise RuntimeError("a postgresql:// registry needs psycopg: "
-                               "pip install 'rag-chatbot[postgres]'") from None  # fmt: skip
+            raise RuntimeError(
+                "a postgresql:// registry needs psycopg: pip install 'rag-chatbot[postgres]'"
+            ) from None
         self._psycopg, self._url = psycopg, url
 
     def __str__(self) -> str:

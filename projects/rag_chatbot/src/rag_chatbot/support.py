@@ -13,14 +13,19 @@ from functools import lru_cache
 
 from rag_chatbot.prompts import strip_citations
 
-STOP_WORDS = frozenset(re.findall(r"\S+", """a about above after again against all also am an and any are as at be
+STOP_WORDS = frozenset(
+    re.findall(
+        r"\S+",
+        """a about above after again against all also am an and any are as at be
 because been before being below between both but by can could did do does doing down during each
 few for from further had has have having he her here hers herself him himself his how i if in into
 is it its itself just me more most my myself no nor not now of off on once only or other our ours
 out over own same she should so some such than that the their theirs them themselves then there
 these they this those through to too under until up very was we were what when where which while
 who whom why will with would you your yours known called one two many much may might must its
-"""))  # fmt: skip
+""",
+    )
+)
 WORD = re.compile(r"[a-z0-9]+")
 
 

@@ -57,8 +57,10 @@ class FakeLLM:
 
         @app.get("/v1/models")
         def models():
-            return {"object": "list", "data": [{"id": "fake-llm", "object": "model", "created": 0,
-                                                "owned_by": "tests"}]}  # fmt: skip
+            return {
+                "object": "list",
+                "data": [{"id": "fake-llm", "object": "model", "created": 0, "owned_by": "tests"}],
+            }
 
         @app.post("/v1/chat/completions")
         async def chat(request: Request):
@@ -72,14 +74,25 @@ class FakeLLM:
             text = self.answer(body["messages"])
             meta = {"id": "chatcmpl-1", "created": 0, "model": body["model"]}
             if not body.get("stream"):
-                return JSONResponse({**meta, "object": "chat.completion", "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": text},
-                     "finish_reason": "stop"}]})  # fmt: skip
+                return JSONResponse(
+                    {
+                        **meta,
+                        "object": "chat.completion",
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": text},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                    }
+                )
 
             def events():
                 for piece in re.findall(r"\S+\s*", text):
                     delta = {"index": 0, "delta": {"content": piece}, "finish_reason": None}
-                    yield f"data: {json.dumps({**meta, 'object': 'chat.completion.chunk', 'choices': [delta]})}\n\n"
+                    chunk = {**meta, "object": "chat.completion.chunk", "choices": [delta]}
+                    yield f"data: {json.dumps(chunk)}\n\n"
                     if self.fail_midway:  # how OpenAI-compatible servers report a failed stream
                         yield f"data: {json.dumps({'error': {'message': 'engine died'}})}\n\n"
                         return
@@ -100,10 +113,18 @@ def tiny_settings(folder: Path, generator_url: str, **overrides):
     encoder = folder / "tiny-encoder" / "encoder"
     if not (encoder / "encoder.json").exists():
         encoder = build_tiny_encoder(folder / "tiny-encoder")
-    fields = {"encoder_dir": encoder, "index_uri": str(folder / "index"), "corpus_index": None,
-              "uploads_dir": folder / "uploads", "generator_url": generator_url,
-              "generator_tokenizer": str(encoder), "chunk_tokens": 40, "overlap_tokens": 0,
-              "max_upload_bytes": 200_000, "max_pages": 5}  # fmt: skip
+    fields = {
+        "encoder_dir": encoder,
+        "index_uri": str(folder / "index"),
+        "corpus_index": None,
+        "uploads_dir": folder / "uploads",
+        "generator_url": generator_url,
+        "generator_tokenizer": str(encoder),
+        "chunk_tokens": 40,
+        "overlap_tokens": 0,
+        "max_upload_bytes": 200_000,
+        "max_pages": 5,
+    }
     return Settings(**{**fields, **overrides})
 
 
@@ -173,8 +194,14 @@ def main() -> None:
         settings = tiny_settings(folder, url + "/v1", port=args.port, **extra)
         os.environ.update(tiny_env(settings))
         os.chdir(folder)  # relative defaults left out of the environment resolve to nothing
-        uvicorn.run("rag_chatbot.service:app_factory", factory=True, host="127.0.0.1",
-                    port=args.port, workers=args.workers, log_level="warning")  # fmt: skip
+        uvicorn.run(
+            "rag_chatbot.service:app_factory",
+            factory=True,
+            host="127.0.0.1",
+            port=args.port,
+            workers=args.workers,
+            log_level="warning",
+        )
 
 
 if __name__ == "__main__":

@@ -181,9 +181,12 @@ def ingest(
     store = _open_service_index(index_uri, encoder.dim)
     try:
         total = index_documents(
-            store, encoder, read_documents(path), batch_size=batch_size,
+            store,
+            encoder,
+            read_documents(path),
+            batch_size=batch_size,
             on_batch=lambda n: typer.echo(f"acknowledged {n}"),
-        )  # fmt: skip
+        )
     except IngestError as e:
         raise typer.BadParameter(str(e)) from None
     typer.echo(f"done: {total} documents, index holds {store.count()}")

@@ -21,10 +21,16 @@ def prepare(
     parity.json; returns a data report."""
     articles = [a for a in wiki_summaries() if a.get("extract", "").strip()]
     docs = [
-        Document(id=a["title"], title=a["title"], text=a["extract"], topic=a.get("topic", ""),
-                 source="wikipedia", metadata={"description": a.get("description", "")})
+        Document(
+            id=a["title"],
+            title=a["title"],
+            text=a["extract"],
+            topic=a.get("topic", ""),
+            source="wikipedia",
+            metadata={"description": a.get("description", "")},
+        )
         for a in articles
-    ]  # fmt: skip
+    ]
     rng = random.Random(seed)
     order = list(range(len(articles)))
     rng.shuffle(order)

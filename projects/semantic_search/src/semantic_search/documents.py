@@ -1,4 +1,5 @@
-"""What the index holds (`Document`), how a search is narrowed (`Filters`) and what comes back (`Hit`)."""
+"""What the index holds (`Document`), how a search is narrowed (`Filters`) and what comes back
+(`Hit`)."""
 
 import datetime as dt
 import re
@@ -52,9 +53,17 @@ Scalar = Annotated[
     | Annotated[float, Field(strict=True, allow_inf_nan=False), Tag("float")],
     Discriminator(json_type),
     # anyOf, not the oneOf pydantic writes: to JSON Schema 2 is an integer and a number both.
-    WithJsonSchema({"anyOf": [{"type": "string", "maxLength": MAX_METADATA_VALUE_CHARS},
-                              {"type": "boolean"}, {"type": "integer"}, {"type": "number"}]}),
-]  # fmt: skip
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "maxLength": MAX_METADATA_VALUE_CHARS},
+                {"type": "boolean"},
+                {"type": "integer"},
+                {"type": "number"},
+            ]
+        }
+    ),
+]
 
 
 def one_or_many(value: Any) -> str:

@@ -53,7 +53,7 @@ class Encoder:
         batch_size: int = 32,
         onnx_file: str | Path | None = None,
     ) -> None:
-        """`variant` picks model.onnx or model.int8.onnx in `model_dir`; `onnx_file` overrides it."""
+        """`variant` picks model.onnx or model.int8.onnx in `model_dir`; `onnx_file` wins."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
 

@@ -104,8 +104,15 @@ def build_encoder(source: str, out_dir: Path, *, opset: int = 17) -> Path:
         **{k: layout[k] for k in ("pooling", "normalize")},
     }
     raw = out_dir / "model.raw.onnx"
-    export_onnx(module, example, raw, output_names=["embeddings"], dynamic_axes=axes,
-                metadata=provenance(str(source), config), opset=opset)  # fmt: skip
+    export_onnx(
+        module,
+        example,
+        raw,
+        output_names=["embeddings"],
+        dynamic_axes=axes,
+        metadata=provenance(str(source), config),
+        opset=opset,
+    )
     optimize_transformer(raw, out_dir / VARIANTS["fp32"], model_type="bert")
     raw.unlink()
     tokenizer.backend_tokenizer.save(str(out_dir / TOKENIZER_FILE))
@@ -142,8 +149,12 @@ def build_cross_encoder(
     model_dir = resolve_model(source)
     tokenizer = AutoTokenizer.from_pretrained(model_dir, use_fast=True)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    pairs = tokenizer(["a query", "another query"], ["a passage", "a longer passage"],
-                      padding=True, return_tensors="pt")  # fmt: skip
+    pairs = tokenizer(
+        ["a query", "another query"],
+        ["a passage", "a longer passage"],
+        padding=True,
+        return_tensors="pt",
+    )
     # In forward()'s order; RoBERTa-style rerankers (bge-reranker) have no token types.
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in pairs]
     example = {n: pairs[n] for n in names}
@@ -156,8 +167,15 @@ def build_cross_encoder(
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     raw = out_dir / "model.raw.onnx"
-    export_onnx(_logits_module(model, names), example, raw, output_names=["logits"], dynamic_axes=axes,
-                metadata=provenance(str(source), config), opset=opset)  # fmt: skip
+    export_onnx(
+        _logits_module(model, names),
+        example,
+        raw,
+        output_names=["logits"],
+        dynamic_axes=axes,
+        metadata=provenance(str(source), config),
+        opset=opset,
+    )
     optimize_transformer(raw, out_dir / "model.onnx", model_type="bert")
     raw.unlink()
     tokenizer.backend_tokenizer.save(str(out_dir / TOKENIZER_FILE))
@@ -191,7 +209,8 @@ def quantize_encoder(
 def embedding_parity(
     source: str, encoder_dir: Path, sentences: list[str], *, threads: int = 0
 ) -> dict[str, Any]:
-    """Cosine similarity of each ONNX variant's embedding to sentence-transformers', per sentence."""
+    """Cosine similarity of each ONNX variant's embedding to sentence-transformers',
+    per sentence."""
     from sentence_transformers import SentenceTransformer
 
     reference = SentenceTransformer(str(resolve_model(source)), device="cpu")

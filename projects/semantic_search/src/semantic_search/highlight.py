@@ -1,8 +1,9 @@
 """Snippets around the query's terms, with the matched spans, for the result list.
 
 Linear in the text: the pattern is an alternation of at most MAX_TERMS literal prefixes of at
-most MAX_TERM_CHARS each, tried only at word starts, and nothing after the trailing word match can make it
-backtrack, so a match attempt costs at most MAX_TERMS * MAX_TERM_CHARS character comparisons.
+most MAX_TERM_CHARS each, tried only at word starts, and nothing after the trailing word match
+can make it backtrack, so a match attempt costs at most MAX_TERMS * MAX_TERM_CHARS character
+comparisons.
 (Uncapped, a 4000-character query of 1000 distinct words took 0.64 s per 100 KB hit.)
 """
 

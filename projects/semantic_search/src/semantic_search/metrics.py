@@ -24,7 +24,9 @@ RESULTS = Histogram(
 SEARCHES = Counter("search_requests_total", "Searches by mode.", ["mode"])
 ZERO_RESULTS = Counter("search_zero_results_total", "Searches that returned nothing.", ["mode"])
 TOP_SCORE = Histogram(
-    "search_top_score", "Score of the first result (cosine for dense, RRF for hybrid).", ["mode"],
+    "search_top_score",
+    "Score of the first result (cosine for dense, RRF for hybrid).",
+    ["mode"],
     buckets=(0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 5, 10, 20),
-)  # fmt: skip
+)
 DOCUMENTS_WRITTEN = Counter("documents_written_total", "Documents upserted or deleted.", ["op"])

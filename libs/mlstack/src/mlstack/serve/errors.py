@@ -91,13 +91,19 @@ def validation_error(errors: list[dict]) -> APIError:
         loc = loc[1:]
     param = ".".join(loc) or None
     if first.get("type") == "json_invalid":
-        return APIError(400, "invalid_json", f"request body is not valid JSON: {first.get('msg')}",
-                        param="body")  # fmt: skip
+        return APIError(
+            400, "invalid_json", f"request body is not valid JSON: {first.get('msg')}", param="body"
+        )
     ctx = first.get("ctx") or {}
     limit = ctx.get("le", ctx.get("max_length", ctx.get("ge")))
     message = f"{param or 'request'}: {first.get('msg', 'invalid value')}"
-    return APIError(422, "invalid_" + first.get("type", "value"), message, param=param,
-                    limit=limit if isinstance(limit, int | float | str) else None)  # fmt: skip
+    return APIError(
+        422,
+        "invalid_" + first.get("type", "value"),
+        message,
+        param=param,
+        limit=limit if isinstance(limit, int | float | str) else None,
+    )
 
 
 def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -130,9 +130,11 @@ class Shadow:
     async def start(self) -> None:
         self._queue = asyncio.Queue(self.queue_size)
         self._executor = ThreadPoolExecutor(
-            1, thread_name_prefix=f"shadow-{self.name}", initializer=_lower_priority,
+            1,
+            thread_name_prefix=f"shadow-{self.name}",
+            initializer=_lower_priority,
             initargs=(self.nice,),
-        )  # fmt: skip
+        )
         self._worker = asyncio.create_task(self._run(), name=f"shadow-{self.name}")
 
     async def stop(self) -> None:
@@ -191,8 +193,12 @@ class Shadow:
                 raise RuntimeError(f"{len(outputs)} outputs for {len(job.items)} inputs")
         except Exception as exc:
             self._count("error")
-            log.warning("shadow model failed: %s: %s", type(exc).__name__, exc,
-                        extra={"model": self.name, "request_id": job.request_id})  # fmt: skip
+            log.warning(
+                "shadow model failed: %s: %s",
+                type(exc).__name__,
+                exc,
+                extra={"model": self.name, "request_id": job.request_id},
+            )
             return
         if seconds > self.timeout_s:
             self._count("late")
@@ -235,5 +241,11 @@ class Shadow:
     def describe(self) -> dict[str, Any]:
         """For `GET /v1/models`: which model shadows the champion, and how."""
         card = self.model.card
-        return {"model": card.name, "version": card.version, "sha256": card.sha256,
-                "share": self.share, "queue_size": self.queue_size, "counts": dict(self.counts)}  # fmt: skip
+        return {
+            "model": card.name,
+            "version": card.version,
+            "sha256": card.sha256,
+            "share": self.share,
+            "queue_size": self.queue_size,
+            "counts": dict(self.counts),
+        }

@@ -114,8 +114,9 @@ def fit(
     `loss_fn(model, batch)` returns the mean loss of a batch (or of a slice of its rows: batches
     are cut into `config.accumulation` micro-batches); `evaluate(model)` returns validation
     metrics including `config.monitor` (rank 0 only). `weigh(batch)` counts what the loss
-    averages over when a batch is cut (default: its rows; a per-token mean needs its tokens). Calls `on_epoch_end(epoch, metrics)` on
-    rank 0 (log to MLflow there). The loader yields this process's batch of each step.
+    averages over when a batch is cut (default: its rows; a per-token mean needs its tokens).
+    Calls `on_epoch_end(epoch, metrics)` on rank 0 (log to MLflow there). The loader yields
+    this process's batch of each step.
 
     With `state_path`, the full training state is saved there at every epoch end (and every
     `config.save_every` steps) and a run that finds one with the same config and `tag` resumes

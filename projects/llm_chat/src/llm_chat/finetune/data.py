@@ -31,8 +31,10 @@ def build(out_dir: Path, *, train_articles: int, eval_articles: int, seed: int) 
     rng = random.Random(seed)
     articles = [a for a in wiki_summaries() if len(sentences(a["extract"])) >= 2]
     rng.shuffle(articles)
-    splits = {"train": articles[:train_articles],
-              "eval": articles[train_articles : train_articles + eval_articles]}  # fmt: skip
+    splits = {
+        "train": articles[:train_articles],
+        "eval": articles[train_articles : train_articles + eval_articles],
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     for split, chosen in splits.items():
@@ -46,8 +48,14 @@ def build(out_dir: Path, *, train_articles: int, eval_articles: int, seed: int) 
             sft.append({"prompt": prompt, "answer": answer(a), "title": a["title"]})
             others = [o for o in by_topic[a["topic"]] if o is not a] or chosen
             wrong = rng.choice([o for o in others if o is not a])
-            dpo.append({"prompt": prompt, "chosen": answer(a), "rejected": answer(wrong),
-                        "title": a["title"]})  # fmt: skip
+            dpo.append(
+                {
+                    "prompt": prompt,
+                    "chosen": answer(a),
+                    "rejected": answer(wrong),
+                    "title": a["title"],
+                }
+            )
         for name, rows in (("sft", sft), ("dpo", dpo)):
             path = out_dir / f"{name}_{split}.jsonl"
             path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))

@@ -2,7 +2,8 @@
 SFT model is the policy, and the same model with the adapter switched off is the frozen
 reference, so no second copy of the weights is needed.
 
-    loss = -log sigmoid(beta * ((log pi(chosen) - log ref(chosen)) - (log pi(rejected) - log ref(rejected))))
+    margin(x) = log pi(x) - log ref(x)
+    loss = -log sigmoid(beta * (margin(chosen) - margin(rejected)))
 
 Chosen and rejected answers go through the model in one forward pass (padded to one width): one
 batched call instead of two, and DDP (under torchrun) needs one forward per backward. Device,
@@ -47,8 +48,9 @@ def reward_margins(model, chosen: dict, rejected: dict) -> torch.Tensor:
     return diff[:n] - diff[n:]
 
 
-def train_dpo(sft_dir: Path, train: list[dict], held_out: list[dict], out_dir: Path,
-              p: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+def train_dpo(
+    sft_dir: Path, train: list[dict], held_out: list[dict], out_dir: Path, p: dict[str, Any]
+) -> dict[str, Any]:
     model, tokenizer = lora_model(sft_dir, p["lora"], p["seed"])
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     beta = p["beta"]
@@ -74,13 +76,27 @@ def train_dpo(sft_dir: Path, train: list[dict], held_out: list[dict], out_dir: P
     def evaluate(m) -> dict[str, float]:
         device = next(m.parameters()).device  # fit() may have moved it to a GPU
         margins = torch.cat([reward_margins(m, *to_device(b, device)) for b in eval_pairs])
-        return {"eval_dpo_loss": float(-F.logsigmoid(beta * margins).mean()),
-                "eval_reward_accuracy": float((margins > 0).float().mean())}  # fmt: skip
+        return {
+            "eval_dpo_loss": float(-F.logsigmoid(beta * margins).mean()),
+            "eval_reward_accuracy": float((margins > 0).float().mean()),
+        }
 
-    config = TrainConfig(epochs=p["epochs"], lr=p["lr"], monitor="eval_dpo_loss", mode="min",
-                         patience=1, warmup_ratio=0.1, seed=p["seed"], **run_options(p))  # fmt: skip
+    config = TrainConfig(
+        epochs=p["epochs"],
+        lr=p["lr"],
+        monitor="eval_dpo_loss",
+        mode="min",
+        patience=1,
+        warmup_ratio=0.1,
+        seed=p["seed"],
+        **run_options(p),
+    )
     train_pairs = distributed.shard(pairs(train, True))  # all of them in a single process
     result = fit(model, train_pairs, loss_fn=loss, evaluate=evaluate, config=config)
     save_merged(model, tokenizer, out_dir)
-    return {"history": result.history, "best_epoch": result.best_epoch, "beta": beta,
-            "seconds": round(result.seconds, 1)}  # fmt: skip
+    return {
+        "history": result.history,
+        "best_epoch": result.best_epoch,
+        "beta": beta,
+        "seconds": round(result.seconds, 1),
+    }

@@ -72,8 +72,9 @@ def generate_answers(model_dir: Path, prompts: list[list[dict]], max_tokens: int
         engine.stop()
 
 
-def evaluate_model(model_dir: Path, sft_eval: list[dict], dpo_eval: list[dict],
-                   p: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+def evaluate_model(
+    model_dir: Path, sft_eval: list[dict], dpo_eval: list[dict], p: dict[str, Any]
+) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -97,9 +98,15 @@ def evaluate_model(model_dir: Path, sft_eval: list[dict], dpo_eval: list[dict],
     answers = generate_answers(model_dir, [r["prompt"] for r in sample], p["answer_tokens"])
     return {
         "perplexity": round(float(torch.exp(-logp.sum() / count.sum())), 3),
-        "token_f1": round(sum(map(token_f1, answers, [r["answer"] for r in sample])) / len(sample), 4),
-        "rouge_l": round(sum(map(rouge_l, answers, [r["answer"] for r in sample])) / len(sample), 4),
-        "preference_win_rate": round(float((chosen / chosen_n > rejected / rejected_n).float().mean()), 4),
+        "token_f1": round(
+            sum(map(token_f1, answers, [r["answer"] for r in sample])) / len(sample), 4
+        ),
+        "rouge_l": round(
+            sum(map(rouge_l, answers, [r["answer"] for r in sample])) / len(sample), 4
+        ),
+        "preference_win_rate": round(
+            float((chosen / chosen_n > rejected / rejected_n).float().mean()), 4
+        ),
         "examples": {"perplexity": len(sft_eval), "generated": len(sample), "pairs": len(dpo_eval)},
         "sample_answer": {"prompt": sample[0]["prompt"][-1]["content"], "answer": answers[0]},
-    }  # fmt: skip
+    }

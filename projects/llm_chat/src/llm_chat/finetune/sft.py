@@ -35,9 +35,14 @@ def lora_model(model_dir: Path, lora: dict[str, Any], seed: int):
     # `top_layers`: adapters on the last n layers only, so backward stops there (CPU budget).
     layers = model.config.num_hidden_layers
     top = lora.get("top_layers") or layers
-    config = LoraConfig(task_type="CAUSAL_LM", r=lora["r"], lora_alpha=lora["alpha"],
-                        lora_dropout=lora["dropout"], target_modules=lora["targets"],
-                        layers_to_transform=list(range(layers - top, layers)))  # fmt: skip
+    config = LoraConfig(
+        task_type="CAUSAL_LM",
+        r=lora["r"],
+        lora_alpha=lora["alpha"],
+        lora_dropout=lora["dropout"],
+        target_modules=lora["targets"],
+        layers_to_transform=list(range(layers - top, layers)),
+    )
     return get_peft_model(model, config), tokenizer
 
 
@@ -52,8 +57,9 @@ def mean_answer_loss(model, batches: list[dict[str, torch.Tensor]]) -> float:
     return total / max(tokens, 1)
 
 
-def train_sft(base_dir: Path, train: list[dict], held_out: list[dict], out_dir: Path,
-              p: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+def train_sft(
+    base_dir: Path, train: list[dict], held_out: list[dict], out_dir: Path, p: dict[str, Any]
+) -> dict[str, Any]:
     model, tokenizer = lora_model(base_dir, p["lora"], p["seed"])
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
@@ -64,16 +70,33 @@ def train_sft(base_dir: Path, train: list[dict], held_out: list[dict], out_dir: 
         return [collate(b, pad) for b in batched(examples, p["batch_size"])]
 
     train_batches, eval_batches = batches(train, True), batches(held_out, False)
-    config = TrainConfig(epochs=p["epochs"], lr=p["lr"], monitor="eval_loss", mode="min",
-                         patience=1, warmup_ratio=0.05, seed=p["seed"], **run_options(p))  # fmt: skip
+    config = TrainConfig(
+        epochs=p["epochs"],
+        lr=p["lr"],
+        monitor="eval_loss",
+        mode="min",
+        patience=1,
+        warmup_ratio=0.05,
+        seed=p["seed"],
+        **run_options(p),
+    )
     train_batches = distributed.shard(train_batches)  # all of them in a single process
-    result = fit(model, train_batches, loss_fn=lambda m, b: m(**b).loss,
-                 evaluate=lambda m: {"eval_loss": mean_answer_loss(m, eval_batches)},
-                 config=config, weigh=answer_tokens)  # fmt: skip
+    result = fit(
+        model,
+        train_batches,
+        loss_fn=lambda m, b: m(**b).loss,
+        evaluate=lambda m: {"eval_loss": mean_answer_loss(m, eval_batches)},
+        config=config,
+        weigh=answer_tokens,
+    )
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     save_merged(model, tokenizer, out_dir)
-    return {"history": result.history, "best_epoch": result.best_epoch,
-            "trainable_parameters": trainable, "seconds": round(result.seconds, 1)}  # fmt: skip
+    return {
+        "history": result.history,
+        "best_epoch": result.best_epoch,
+        "trainable_parameters": trainable,
+        "seconds": round(result.seconds, 1),
+    }
 
 
 def answer_tokens(batch: dict) -> float:

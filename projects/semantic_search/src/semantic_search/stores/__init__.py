@@ -1,4 +1,5 @@
-"""`VectorStore` and its backends: LanceDB (embedded default) and Milvus (Lite file or a cluster)."""
+"""`VectorStore` and its backends: LanceDB (embedded default) and Milvus (Lite file or a
+cluster)."""
 
 from semantic_search.stores.base import VectorStore, open_store
 

@@ -49,7 +49,7 @@ class VectorStore(Protocol):
 
 
 def is_milvus_uri(uri: str) -> bool:
-    """`milvus://host:port`, `http(s)://...` or a `*.db` (Milvus Lite) file; else a LanceDB folder."""
+    """`milvus://host:port`, `http(s)://...` or a `*.db` (Milvus Lite) file; else LanceDB."""
     return uri.startswith(("milvus://", "http://", "https://")) or uri.endswith(".db")
 
 

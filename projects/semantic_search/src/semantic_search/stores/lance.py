@@ -30,7 +30,7 @@ def _quote(value: str) -> str:
 
 
 def where_clause(filters: Filters | None) -> str | None:
-    """Filters as a LanceDB (DataFusion SQL) predicate; values are quoted, never interpolated raw."""
+    """Filters as a LanceDB (DataFusion SQL) predicate; values are quoted, never raw."""
     if filters is None or filters.is_empty():
         return None
 

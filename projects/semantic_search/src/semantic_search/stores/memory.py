@@ -191,8 +191,9 @@ def bm25_tokens(texts: list[str], *, ids: bool = True):
     """Lower-cased words, English stop words removed, Snowball-stemmed (as LanceDB's FTS does)."""
     import bm25s
 
-    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer().stemWords, return_ids=ids,
-                          show_progress=False)  # fmt: skip
+    return bm25s.tokenize(
+        texts, stopwords="en", stemmer=_stemmer().stemWords, return_ids=ids, show_progress=False
+    )
 
 
 def bm25_text(
@@ -211,8 +212,13 @@ def bm25_text(
     k = min(k, len(snapshot.ids) if keep is None else int(keep.sum()))
     if not terms or k == 0:
         return []
-    rows, scores = index.retrieve([terms], k=k, show_progress=False, n_threads=1,
-                                  weight_mask=None if keep is None else keep.astype(np.float32))  # fmt: skip
+    rows, scores = index.retrieve(
+        [terms],
+        k=k,
+        show_progress=False,
+        n_threads=1,
+        weight_mask=None if keep is None else keep.astype(np.float32),
+    )
     return [
         Hit(
             snapshot.document(int(row)),
