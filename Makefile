@@ -24,9 +24,11 @@ $(VENV)/.installed: requirements.lock scripts/install.sh libs/mlstack/pyproject.
 test: install lint  ## lint, format check, the whole test suite
 	pytest
 
-lint: install
+lint: install  ## ruff, and no per-line exemptions from it
 	ruff check .
 	ruff format --check .
+	@! git grep -nE '(#|//) *(noqa|fmt: *(skip|off))' -- '*.py' || \
+		(echo "per-line lint or format exemptions are not allowed"; exit 1)
 
 format: install
 	ruff check --fix .

@@ -183,7 +183,10 @@ def generation_metrics(rows: list[dict]) -> dict[str, float]:
     answerable = [r for r in rows if r["answerable"]]
     unanswerable = [r for r in rows if not r["answerable"]]
     cited = sum(r["citations"] for r in answered)
-    mean = lambda key, rs: float(np.mean([r[key] for r in rs])) if rs else 0.0  # noqa: E731
+
+    def mean(key: str, rs: list[dict]) -> float:
+        return float(np.mean([r[key] for r in rs])) if rs else 0.0
+
     metrics = {
         "faithfulness": mean("faithfulness", answered),
         "citation_correctness": sum(r["correct_citations"] for r in answered) / cited
