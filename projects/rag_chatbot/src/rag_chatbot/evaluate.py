@@ -7,7 +7,9 @@ from the source article); how often the floor leaves nothing (right for unanswer
 Generation (a sample, through the OpenAI-compatible endpoint): faithfulness (share of answer
 sentences supported by the sources, `support.py`), citation correctness (a model-written [n] whose
 source supports its sentence), answer relevance (cosine of question and answer embeddings),
-answer correctness (share of the reference's content words in the answer), no-answer accuracy.
+answer correctness (share of the reference's content words in the answer), no-answer accuracy;
+scored in answer_scores.py, each with its count and 95% interval, None when there is nothing to
+measure (citation correctness of answers that cite nothing).
 
 The relevance floor is swept on the tune split only, with the service's configuration; with
 `min_relevance: tune` (params.yaml) the best balanced accuracy there is the floor every
@@ -23,9 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from rag_chatbot import prompts
-from rag_chatbot.answer import Rag, RagConfig, cite
-from rag_chatbot.support import best_support, support
+from rag_chatbot.answer import Rag, RagConfig
+from rag_chatbot.answer_scores import generation_metrics, score_answer
 
 FUSION_KEYS = ("rrf_k", "dense_weight", "bm25_weight", "candidates")
 
@@ -143,69 +144,6 @@ def relevance_floor(
             f"rag_chatbot.retrieval.min_relevance: `tune` or a cosine, not {setting!r}"
         )
     return {"value": float(setting), "chosen_on": "params.yaml"}
-
-
-def score_answer(q: dict, event: dict, encoder, threshold: float) -> dict[str, Any]:
-    """Metrics of one generated answer (its citations as the model wrote them)."""
-    sources = event["retrieval"].sources
-    row: dict[str, Any] = {
-        "id": q["id"],
-        "answerable": q["answerable"],
-        "no_answer": event["no_answer"],
-        "answer": event["answer"],
-    }
-    if event["no_answer"]:
-        return row
-    texts = [s.text for s in sources]
-    sentences = prompts.split_sentences(event["answer"])
-    supported = [best_support(s, texts)[1] >= threshold for s in sentences]
-    cited = correct = 0
-    for sentence in sentences:
-        for n in prompts.cited_numbers(sentence):
-            cited += 1
-            correct += 1 <= n <= len(sources) and support(sentence, texts[n - 1]) >= threshold
-    _, attributed, _ = cite(event["answer"], sources, attribute=True, threshold=threshold)
-    plain = prompts.strip_citations(event["answer"])
-    q_vec, a_vec = encoder.encode([q["question"], plain])
-    row |= {
-        "faithfulness": float(np.mean(supported)) if supported else 0.0,
-        "citations": cited,
-        "correct_citations": int(correct),
-        "cited_after_attribution": bool(attributed),
-        "answer_relevance": float(q_vec @ a_vec),
-        "answer_correctness": support(q["reference"], plain),
-    }
-    return row
-
-
-def generation_metrics(rows: list[dict]) -> dict[str, float]:
-    answered = [r for r in rows if not r["no_answer"]]
-    answerable = [r for r in rows if r["answerable"]]
-    unanswerable = [r for r in rows if not r["answerable"]]
-    cited = sum(r["citations"] for r in answered)
-
-    def mean(key: str, rs: list[dict]) -> float:
-        return float(np.mean([r[key] for r in rs])) if rs else 0.0
-
-    metrics = {
-        "faithfulness": mean("faithfulness", answered),
-        "citation_correctness": sum(r["correct_citations"] for r in answered) / cited
-        if cited
-        else 0.0,
-        "answers_with_citations": float(np.mean([r["citations"] > 0 for r in answered]))
-        if answered
-        else 0.0,
-        "answers_with_citations_after_attribution": mean("cited_after_attribution", answered),
-        "answer_relevance": mean("answer_relevance", answered),
-        "answer_correctness": mean("answer_correctness", [r for r in answered if r["answerable"]]),
-        "no_answer_accuracy": float(np.mean([r["no_answer"] for r in unanswerable]))
-        if unanswerable
-        else 0.0,
-        "answered_rate": float(np.mean([not r["no_answer"] for r in answerable]))
-        if answerable
-        else 0.0,
-    }
-    return {k: round(v, 4) for k, v in metrics.items()}
 
 
 async def generate_all(rag: Rag, config: RagConfig, questions: list[dict], concurrency: int):
@@ -345,7 +283,13 @@ def _log_to_mlflow(p: dict[str, Any], report: dict[str, Any]) -> None:
             key = name.replace("+", "_").replace("/", "_")
             for part in ("retrieval", "generation"):
                 values = result.get(part, {})
+                # numbers only: a figure with nothing to measure is None (MLflow has no
+                # missing value), and the counts and intervals are nested dicts
                 mlflow.log_metrics(
-                    {f"{key}.{k.replace('@', '_at_')}": v for k, v in values.items()}
+                    {
+                        f"{key}.{k.replace('@', '_at_')}": v
+                        for k, v in values.items()
+                        if isinstance(v, int | float) and not isinstance(v, bool)
+                    }
                 )
         report["mlflow_run_id"] = run.info.run_id
