@@ -10,7 +10,8 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MLFLOW_ENABLE_ASYNC_LOGGING := false
 
-.PHONY: demo install test lint format repro stop drift retrain-if-drift bench llama-cpp lock report clean
+.PHONY: demo install test lint format repro stop drift retrain-if-drift bench llama-cpp lock report clean \
+	plots screenshots
 
 demo: install  ## set up, build every model, start the services
 	scripts/demo.sh
@@ -39,6 +40,15 @@ repro: install  ## rebuild what changed: data, models, reports
 
 report: install  ## rewrite the README's results block from the pipeline's files
 	python scripts/results_table.py --write README.md
+
+plots: install  ## the README's figures (docs/img/*.png) from the pipeline's reports/
+	python scripts/plots.py --out docs/img
+
+# Starts each service on a free port, one at a time (the RAG page's with the LLM chat service, its
+# generator), and drives its demo page in Debian's chromium (`apt-get install chromium`; no
+# Playwright browser download).
+screenshots: install  ## the README's demo-page screenshots (docs/img/demo_*.png)
+	python scripts/screenshots.py --out docs/img
 
 bench: install  ## speed benchmarks (benchmarks/*.py print and save JSON)
 	python benchmarks/bench_image_classifier.py
