@@ -31,9 +31,11 @@ HTTP_LATENCY = Histogram(
 MODEL_REQUESTS = Counter(
     "model_requests_total", "Inference requests by model and outcome.", ["model", "status"]
 )
+# Observed once per request (`MicroBatcher.submit_many`: all of a request's items, from queueing
+# to the last result), not per item: per-item time is QUEUE_WAIT plus the batch's BATCH_LATENCY.
 MODEL_LATENCY = Histogram(
     "model_request_duration_seconds",
-    "End-to-end inference latency per item, queue included.",
+    "End-to-end inference latency per request (all its items together), queue included.",
     ["model"],
     buckets=LATENCY_BUCKETS,
 )
