@@ -6,18 +6,29 @@ the reported split."""
 import json
 from pathlib import Path
 
+from results_stats import rate
+
 RAG = Path("reports/rag_chatbot/natural.json")
 SEARCH = Path("reports/semantic_search/natural.json")
 
 
-def _split(s: dict, keys: tuple[str, ...]) -> str:
-    return " | ".join(str(s.get(k, "")) for k in keys)
+def _count(s: dict, key: str) -> int | None:
+    """What a share is of: refusals of the unanswerable questions, the rest of answerable."""
+    return s.get("unanswerable" if key.startswith("refused") else "answerable")
+
+
+def _split(s: dict, keys: tuple[str, ...], interval: bool) -> str:
+    """Shares of 19 to 121 questions: two decimals; on the reported (test) split with their
+    95% Wilson interval too. Tune only picks settings, so its figures stay bare."""
+    return " | ".join(
+        rate(s[k], _count(s, k) if interval else None) if k in s else "" for k in keys
+    )
 
 
 def _rows(rows: dict[str, dict], keys: tuple[str, ...]) -> list[str]:
     """One table row per variant: its tune figures, its test figures, the test p99."""
     return [
-        f"| {name} | {_split(v['tune'], keys)} | {_split(v['test'], keys)} "
+        f"| {name} | {_split(v['tune'], keys, False)} | {_split(v['test'], keys, True)} "
         f"| {v['test'].get('latency_p99_ms', '')} |"
         for name, v in rows.items()
     ]
@@ -36,7 +47,8 @@ def rag_natural() -> list[str]:
         f"{q['tune']['answerable']} answerable + {q['tune']['unanswerable']} unanswerable, test "
         f"{q['test']['answerable']} + {q['test']['unanswerable']}. Retrieval as the service runs "
         f"it (`/v1/retrieve`), each variant one change from it; each row's relevance floor chosen "
-        f"on tune (served: `min_relevance` {floor['value']}, {floor['rule']}):",
+        f"on tune (served: `min_relevance` {floor['value']}, {floor['rule']}); test shares with "
+        "their 95% Wilson interval:",
         "",
         "| retrieval | tune R@1 | tune R@5 | tune I don't know | tune refused | test R@1 "
         "| test R@5 | test I don't know | test refused | test p99 ms |",
@@ -58,10 +70,10 @@ def rag_natural() -> list[str]:
         ]
         for name in ("tune", "test"):
             s = a[name]
+            shares = ("cites_answer_article", "idk_answerable", "refused_unanswerable")
             lines.append(
                 f"| {name} | {s['answerable']} | {s['unanswerable']} | "
-                f"{s['cites_answer_article']} | {s['idk_answerable']} | "
-                f"{s['refused_unanswerable']} |"
+                f"{_split(s, shares, name == 'test')} |"
             )
     return lines
 
@@ -74,7 +86,8 @@ def search_natural() -> list[str]:
     lines = [
         "",
         "Natural questions (`reports/semantic_search/natural.json`; the RAG chatbot's set, "
-        "answerable ones; each variant one change from the served hybrid search):",
+        "answerable ones; each variant one change from the served hybrid search; test shares with "
+        "their 95% Wilson interval):",
         "",
         "| search | tune R@1 | tune R@5 | tune R@10 | test R@1 | test R@5 | test R@10 "
         "| test p99 ms |",

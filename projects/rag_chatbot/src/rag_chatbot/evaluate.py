@@ -102,7 +102,9 @@ def retrieval_metrics(rag: Rag, config: RagConfig, questions: list[dict]) -> tup
         "answerable_with_context": float(np.mean(answered)),
         "unanswerable_without_context": float(np.mean(refused)) if refused else 0.0,
     }
-    return {k: round(v, 4) for k, v in metrics.items()}, rows
+    # the counts behind the shares, for their intervals (recall and context: answerable ones)
+    counts = {"n": {"answerable": len(answerable), "unanswerable": len(unanswerable)}}
+    return {k: round(v, 4) for k, v in metrics.items()} | counts, rows
 
 
 def threshold_sweep(rows: list, config: RagConfig) -> dict[str, Any]:
