@@ -28,11 +28,11 @@ from functools import partial
 from pathlib import Path
 
 import torch
+from llm_llama_cpp import bench_llama_cpp, gguf_files
 
 MODEL = Path("models/llm_chat/base")
 MODELS = Path("models/llm_chat")  # openvino-int8, openvino-int4: `dvc repro llm_export_openvino`
 ONNX = Path("models/llm_chat/onnx")  # `dvc repro llm_export`
-GGUF = Path("models/llm_chat/gguf")  # `make llama-cpp`
 STREAMS = (8, 16, 32)
 OUT = Path("reports/llm_chat/benchmark.json")
 PROMPTS = [
@@ -53,9 +53,12 @@ def chat_ids(tokenizer, text: str) -> list[int]:
     )
 
 
-def bench_hf(tokenizer, prompts: list[list[int]], tokens: int) -> dict:
+def bench_hf(tokenizer, prompts: list[list[int]], tokens: int, threads: int) -> dict:
     from transformers import AutoModelForCausalLM
 
+    # on this thread (`on_own_thread`): the cap is set where the work runs, and the JSON
+    # records what PyTorch reports here rather than what was asked for
+    torch.set_num_threads(threads)
     model = AutoModelForCausalLM.from_pretrained(MODEL, dtype=torch.float32).eval()
     pad = tokenizer.pad_token_id or 0
 
@@ -90,6 +93,7 @@ def bench_hf(tokenizer, prompts: list[list[int]], tokens: int) -> dict:
     batch8 = generate(prompts, tokens)
     decode_s = total - sum(ttft)
     return {
+        "threads": torch.get_num_threads(),
         "ttft_ms_p50": round(1000 * sorted(ttft)[len(ttft) // 2], 1),
         "decode_tokens_per_s_b1": round(len(prompts) * (tokens - 1) / decode_s, 1),
         "aggregate_tokens_per_s_8_sequential": round(len(prompts) * tokens / total, 1),
@@ -246,47 +250,6 @@ def bench_http(
     }
 
 
-def gguf_files() -> dict[str, Path]:
-    """The GGUF files llama.cpp runs: the base model as `scripts/llama_cpp.sh` converts it (the
-    same weights as every other contender, Q8_0 and F16), and the packaged Q4_1 they came from."""
-    from llm_chat.convert import packaged_gguf
-
-    files = {f"llama.cpp-{f.stem.removeprefix('model-')}": f for f in sorted(GGUF.glob("*.gguf"))}
-    return files | {"llama.cpp-q4_1-packaged": packaged_gguf()}
-
-
-def bench_llama_cpp(gguf: Path, prompts: list[str], tokens: int, threads: int, openings: list[str]):
-    """Batch 1 through llama.cpp's own chat template and sampler (greedy); end of turn is
-    banned, as it is ignored for every other contender, so each writes `tokens` tokens."""
-    from llama_cpp import Llama
-
-    llm = Llama(str(gguf), n_ctx=512, n_threads=threads, n_threads_batch=threads, verbose=False)
-    # the GGUF's end-of-text and the chat template's end of turn
-    ends = {llm.token_eos(), *llm.tokenize(b"<|im_end|>", add_bos=False, special=True)}
-    no_eos = dict.fromkeys(ends, -1e9)
-    rates, ttft, texts = [], [], []
-    for text in prompts:
-        messages = [{"role": "user", "content": text}]
-        t0, first, count, out = time.perf_counter(), None, 0, ""
-        chunks = llm.create_chat_completion(
-            messages, max_tokens=tokens, temperature=0, stream=True, logit_bias=no_eos
-        )
-        for chunk in chunks:
-            first = first or time.perf_counter()
-            count += 1
-            out += chunk["choices"][0]["delta"].get("content") or ""
-        ttft.append(first - t0)
-        rates.append((count - 1) / (time.perf_counter() - first))
-        texts.append(out)
-    same = [t.strip()[:24] == o.strip()[:24] for t, o in zip(texts, openings, strict=True)]
-    return {
-        "gguf": str(gguf),
-        "ttft_ms_p50": round(1000 * sorted(ttft)[len(ttft) // 2], 1),
-        "opening_matches_hf": round(sum(same) / len(same), 2),
-        "decode_tokens_per_s_b1": round(sum(rates) / len(rates), 1),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -299,6 +262,7 @@ def main() -> None:
         default=["openvino-int8", "openvino-int4", "native", "native-int8", "onnx-int8"],
         help="also: transformers, onnx",
     )
+    parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument(
         "--http", default="openvino-int8", help="the backend served for the HTTP run; '' skips it"
     )
@@ -316,7 +280,7 @@ def main() -> None:
         "threads": args.threads,
         "tokens": args.tokens,
         "prompts": len(prompts),
-        "hf_generate": on_own_thread(bench_hf, tokenizer, prompts, args.tokens),
+        "hf_generate": on_own_thread(bench_hf, tokenizer, prompts, args.tokens, args.threads),
     }
     base = results["hf_generate"]
     for kind in args.backends:
@@ -325,6 +289,7 @@ def main() -> None:
             print(f"{kind}: skipped, {needs} missing (dvc repro)", flush=True)
             continue
         r = bench_engine(kind, tokenizer, prompts, args.tokens, base["openings"], args.threads)
+        r["threads"] = args.threads  # torch/ORT intra-op or OpenVINO INFERENCE_NUM_THREADS
         r["b1_x"] = round(r["decode_tokens_per_s_b1"] / base["decode_tokens_per_s_b1"], 2)
         r["aggregate_x_vs_sequential"] = round(
             r["aggregate_tokens_per_s_8_streams"] / base["aggregate_tokens_per_s_8_sequential"], 2
@@ -358,10 +323,10 @@ def main() -> None:
             args.http, tokenizer, PROMPTS, args.tokens, args.threads
         )
         print("http", results["http"], flush=True)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
-    print(f"wrote {OUT}")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
