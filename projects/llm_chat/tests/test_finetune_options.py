@@ -130,7 +130,8 @@ def test_sft_and_dpo_train_in_two_torchrun_processes(tiny_llama, tmp_path):
         timeout=400,
     )
     assert launched.returncode == 0, launched.stderr[-3000:]
-    reports = [json.loads(line) for line in launched.stdout.splitlines() if line.startswith("{")]
+    # One file per rank: two ranks printing to one pipe could interleave their lines.
+    reports = [json.loads(f.read_text()) for f in sorted(tmp_path.glob("rank-*.json"))]
     assert sorted(r["rank"] for r in reports) == [0, 1]
     # the same global steps on both ranks: the ranks' mean training loss is all-reduced
     assert reports[0]["losses"] == reports[1]["losses"] and len(reports[0]["losses"]) == 2
@@ -148,4 +149,5 @@ if __name__ == "__main__":  # one rank of the torchrun test above
     losses = [sft.train_sft(base, rows, rows[:2], out / "sft", params)["history"][0]["train_loss"]]
     report = dpo.train_dpo(base, pairs, pairs[:2], out / "dpo", params)
     losses.append(report["history"][0]["train_loss"])
-    print(json.dumps({"rank": int(os.environ["RANK"]), "losses": losses}))
+    rank = int(os.environ["RANK"])
+    (out / f"rank-{rank}.json").write_text(json.dumps({"rank": rank, "losses": losses}))

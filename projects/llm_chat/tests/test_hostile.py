@@ -158,6 +158,28 @@ CASES = {
         "response_format.json_schema.schema",
         None,
     ),
+    # Keywords the grammar compiler accepts and ignores: the output would break them.
+    **{
+        f"a schema with {name}": (
+            chat(response_format=schema_format(schema)),
+            422,
+            "response_format.json_schema.schema",
+            None,
+        )
+        for name, schema in [
+            ("not", {"not": {"type": "string"}}),
+            ("a nested if/then", {"properties": {"a": {"if": {}, "then": {"maxLength": 2}}}}),
+            ("a remote $ref", {"$ref": "http://evil/x"}),
+            ("two allOf", {"allOf": [{"type": "integer"}, {"maximum": 3}]}),
+            ("an unknown format", {"type": "string", "format": "iri"}),
+        ]
+    },
+    "a tool schema with contains": (
+        chat(tools=[tool(parameters={"type": "array", "contains": {"const": 3}})]),
+        422,
+        "tools.0.function.parameters",
+        None,
+    ),
     "tool_choice without tools": (chat(tool_choice="required"), 400, "tool_choice", None),
     "tool_choice naming no tool": (
         chat(tools=[TOOL], tool_choice={"type": "function", "function": {"name": "other"}}),
@@ -237,6 +259,25 @@ def test_unparsable_bodies_are_400(http, raw):
         "/v1/chat/completions", content=raw, headers={"Content-Type": "application/json"}
     )
     check(response, started, 400, "body", None)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "raw", "status", "param"),
+    [
+        ("text/plain", b'{"messages": []}', 415, "content-type"),
+        ("application/xml", b"<messages/>", 415, "content-type"),
+        ("application/json", b"", 400, "body"),
+    ],
+    ids=["text", "xml", "empty"],
+)
+def test_a_body_of_another_media_type_or_none_names_what_is_wrong(
+    http, content_type, raw, status, param
+):
+    started = time.perf_counter()
+    response = http.post(
+        "/v1/chat/completions", content=raw, headers={"Content-Type": content_type}
+    )
+    check(response, started, status, param, None)
 
 
 def test_a_body_over_two_megabytes_is_413_unread(http):

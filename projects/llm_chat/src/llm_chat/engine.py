@@ -13,13 +13,20 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from llm_chat.backends import Backend
 from llm_chat.detokenize import TextStream
-from llm_chat.engine_api import Delta, Observer, QueueFullError, Request, deliver
+from llm_chat.engine_api import (
+    Delta,
+    Observer,
+    QueueFullError,
+    Request,
+    RequestStream,
+    deliver,
+)
 from llm_chat.prefill import prefill_chunk
 from llm_chat.prefix_cache import SlotPrefixes
 from llm_chat.sampling import Sampler, SamplingParams, TokenLogprob
@@ -102,6 +109,9 @@ class Engine:
             self._go.set()
 
     # --- called from the event loop -------------------------------------------------------
+    def check(self, params: SamplingParams) -> None:
+        """Raises an APIError (400) for what this engine cannot honour; called before queueing."""
+
     def submit(
         self,
         prompt: list[int],
@@ -111,28 +121,35 @@ class Engine:
         queue: asyncio.Queue | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> Request:
+        return self._enqueue([Request(prompt, params, emit, queue, loop)])[0]
+
+    def streams(self, prompt: list[int], choices: list[SamplingParams]) -> list[RequestStream]:
+        """One stream of deltas per choice (`n`), admitted together or refused together with
+        QueueFullError: a refusal never leaves some of a request's choices running."""
+        loop = asyncio.get_running_loop()
+        requests = [Request(prompt, params, None, asyncio.Queue(), loop) for params in choices]
+        return [RequestStream(request, request.queue) for request in self._enqueue(requests)]
+
+    def stream(self, prompt: list[int], params: SamplingParams) -> RequestStream:
+        """Deltas until the finishing one; closing the stream early cancels the request."""
+        return self.streams(prompt, [params])[0]
+
+    def _enqueue(self, requests: list[Request]) -> list[Request]:
+        for request in requests:
+            self.check(request.params)
         with self._wake:
             free = self._slots.count(None) - self._prefilling
-            if len(self._waiting) - free >= self.max_queue:
-                raise QueueFullError(f"{len(self._waiting)} requests are already waiting")
-            request = Request(prompt, params, emit, queue, loop, id=next(self._ids))
-            self._waiting.append(request)
+            if len(self._waiting) + len(requests) - free > self.max_queue:
+                raise QueueFullError(
+                    f"{len(self._waiting)} requests are already waiting"
+                    + (f", no room for {len(requests)} choices" if len(requests) > 1 else "")
+                )
+            for request in requests:
+                request.id = next(self._ids)
+                self._waiting.append(request)
             self._report()
             self._wake.notify()
-        return request
-
-    async def stream(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[Delta]:
-        """Deltas until the finishing one; leaving early (client gone) cancels the request."""
-        queue: asyncio.Queue[Delta] = asyncio.Queue()
-        request = self.submit(prompt, params, queue=queue, loop=asyncio.get_running_loop())
-        try:
-            while True:
-                delta = await queue.get()
-                yield delta
-                if delta.finish_reason:
-                    return
-        finally:
-            request.cancelled = True
+        return requests
 
     def load(self) -> tuple[int, int]:
         """(waiting, running) requests."""

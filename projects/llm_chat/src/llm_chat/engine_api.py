@@ -41,6 +41,35 @@ class Request:
     cancelled: bool = False
 
 
+class RequestStream:
+    """A request's deltas as an async iterator. Closing it (the client left, a sibling choice
+    failed) cancels the request, also before its first delta was read: a generator that never
+    started would skip its `finally`, and the request would run to its last token unread."""
+
+    def __init__(self, request: Request, queue: asyncio.Queue) -> None:
+        self.request, self._queue, self._done = request, queue, False
+
+    def __aiter__(self) -> "RequestStream":
+        return self
+
+    async def __anext__(self) -> Delta:
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            delta = await self._queue.get()
+        except BaseException:  # cancelled while waiting
+            self.request.cancelled = True
+            raise
+        self._done = bool(delta.finish_reason)
+        return delta
+
+    async def aclose(self) -> None:
+        self.request.cancelled = True  # the engine ends it at its next step, if still running
+
+    def __del__(self) -> None:  # dropped unread (e.g. `async for` left by `break`)
+        self.request.cancelled = True
+
+
 def deliver(items: list[tuple[asyncio.Queue, Delta]]) -> None:
     for queue, delta in items:
         queue.put_nowait(delta)

@@ -195,9 +195,7 @@ class OVEngine(Engine):
         m = self.model
         self.worker, self._conn = spawn(m.ov_dir, m.scheduler, m.properties)
 
-    def submit(
-        self, prompt: list[int], params: SamplingParams, emit=None, *, queue=None, loop=None
-    ) -> Request:
+    def check(self, params: SamplingParams) -> None:
         # Refusals (400) happen here, on the caller's side, before the request is queued.
         generation_options(params, 1, self.eos)
         if params.grammar is not None and "Regex(" in json.dumps(params.grammar):
@@ -220,7 +218,6 @@ class OVEngine(Engine):
                 "llm_chat.ov_export DIR --tokenizer-only`",
                 param="response_format",
             )
-        return super().submit(prompt, params, emit, queue=queue, loop=loop)
 
     def stop(self) -> None:
         super().stop()

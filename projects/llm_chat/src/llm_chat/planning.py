@@ -3,7 +3,9 @@ each choice's sampling parameters; and a 400 naming the field for what cannot ru
 over the context, a schema the grammar compiler refuses, a token id outside the vocabulary,
 combinations OpenAI also refuses). CPU work: the route runs it off the event loop."""
 
+import functools
 import json
+import re
 from dataclasses import dataclass
 
 from llm_chat import grammar
@@ -72,8 +74,33 @@ def _chat_grammar(body: ChatRequest) -> tuple[grammar.Format | None, bool]:
     return None, False
 
 
+@functools.cache
+def _control_tokens(tokenizer) -> re.Pattern | None:
+    names = {t.content for t in tokenizer.added_tokens_decoder.values() if t.special}
+    names |= set(tokenizer.all_special_tokens)
+    return re.compile("|".join(map(re.escape, sorted(names)))) if names else None
+
+
+def _refuse_forged_roles(tokenizer, messages, tools) -> None:
+    """Text that spells a control token (`<|im_end|>`, `<|im_start|>`) would become that token
+    in the prompt: a user could close their turn and open a system one. Refused, not escaped:
+    the template has no escape, and dropping it would change what was asked."""
+    if (pattern := _control_tokens(tokenizer)) is None:
+        return
+    fields = [(f"messages[{i}]", m.model_dump_json()) for i, m in enumerate(messages)]
+    fields += [(f"tools[{i}]", t.model_dump_json()) for i, t in enumerate(tools or [])]
+    for param, text in fields:
+        if found := pattern.search(text):
+            raise _bad(
+                param,
+                f"{param} contains the control token {found.group()!r}, which the chat "
+                "template reserves for its own structure",
+            )
+
+
 def chat_prompt(model, messages, tools, add_generation_prompt: bool = True) -> list[int]:
     """The token ids of a chat (and the tools it may call) through the model's template."""
+    _refuse_forged_roles(model.tokenizer, messages, tools)
     rendered, native = chat_messages(messages, tools, model.tokenizer)
     return model.tokenizer.apply_chat_template(
         rendered, tools=native, add_generation_prompt=add_generation_prompt

@@ -206,15 +206,24 @@ async def _cpu(size: int, fn, *args):
     return fn(*args) if size <= INLINE_CHARS else await offload(fn, *args)
 
 
-async def _start(request: Request, streams: list) -> list[Delta] | None:
-    """Each choice's first delta (None: the client left). A refusal (full queue, a parameter
-    the backend refuses) surfaces here, before any byte is sent, and closes every stream."""
+async def _start(request: Request, streams: list, admitted: list) -> list[Delta] | None:
+    """Each choice's first delta (None: the client left). A failure of one choice (a stall, a
+    backend error) cancels its siblings before any byte is sent. Either way, the engine's
+    requests are closed (`admitted`: a wrapper cancelled before it started never closes them)."""
+    firsts = [asyncio.ensure_future(anext(stream)) for stream in streams]
     try:
-        return await until_disconnected(request, asyncio.gather(*(anext(s) for s in streams)))
+        started = await until_disconnected(request, asyncio.gather(*firsts))
     except BaseException:
-        for stream in streams:
-            await stream.aclose()
+        started = None
         raise
+    finally:
+        if started is None:
+            for first in firsts:  # gather leaves them running; closing a running stream fails
+                first.cancel()
+            await asyncio.gather(*firsts, return_exceptions=True)
+            for stream in [*streams, *admitted]:
+                await stream.aclose()
+    return started
 
 
 async def _generate(request: Request, hub: Hub, safety: SafetyFilter, body, kind: str):
@@ -224,12 +233,17 @@ async def _generate(request: Request, hub: Hub, safety: SafetyFilter, body, kind
     body = await _cpu(size, safety.screen_input, body)  # refuses (400) or masks PII
     # Small schemas compile in about a millisecond; large ones go to the pool with the text.
     work = await _cpu(size, plan, model, body, settings.default_max_tokens)
-    streams = [
-        within(model.engine.stream(work.prompt, params), settings.stall_timeout_s)
-        for params in work.choices
-    ]
-    try:
-        firsts = await _start(request, streams)
+    most = model.engine.backend.slots + model.engine.max_queue
+    if len(work.choices) > most:  # a 503 would have the client retry forever
+        raise APIError(
+            400,
+            "invalid_value",
+            f"n={len(work.choices)} choices can never run at once on this server: at most {most}",
+            param="n",
+            limit=most,
+        )
+    try:  # all `n` choices are admitted together, or none is
+        admitted = model.engine.streams(work.prompt, work.choices)
     except QueueFullError as exc:
         raise APIError(
             503,
@@ -238,6 +252,8 @@ async def _generate(request: Request, hub: Hub, safety: SafetyFilter, body, kind
             limit=settings.max_queue,
             headers={"Retry-After": "1"},
         ) from None
+    streams = [within(deltas, settings.stall_timeout_s) for deltas in admitted]
+    firsts = await _start(request, streams, admitted)
     if firsts is None:
         return client_gone()
     answer = Answer(

@@ -40,9 +40,67 @@ def _bounded(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+# Keywords xgrammar 0.2 accepts and then ignores (measured: a grammar from a schema with them
+# accepted instances that break them). The output would not follow the schema the client sent,
+# so they are refused, as is any other field the server would not honour.
+IGNORED_KEYWORDS = {
+    "not": "negation",
+    "if": "conditionals",
+    "then": "conditionals",
+    "else": "conditionals",
+    "contains": "contains",
+    "minContains": "contains",
+    "maxContains": "contains",
+    "contentEncoding": "content encodings",
+    "contentMediaType": "content encodings",
+    "contentSchema": "content encodings",
+    "$dynamicRef": "dynamic references",
+    "$recursiveRef": "dynamic references",
+}
+FORMATS = {  # the string formats its grammars enforce
+    *("date", "time", "date-time", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"),
+    *("uri", "uri-reference", "uri-template", "json-pointer", "relative-json-pointer"),
+}
+_SUBSCHEMA = ("items", "additionalProperties", "propertyNames", "additionalItems")
+_SUBSCHEMA += ("unevaluatedProperties", "unevaluatedItems")
+_SUBSCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+
+
+def _honoured(schema: Any, where: str = "") -> None:
+    """Raises ValueError for the first keyword the grammar would ignore, with its location."""
+    if not isinstance(schema, dict):
+        return
+    at = where or "the top level"
+    for key, what in IGNORED_KEYWORDS.items():
+        if key in schema:
+            raise ValueError(f"`{key}` at {at}: {what} are not enforced by the grammar decoder")
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and not ref.startswith("#"):
+        raise ValueError(f"`$ref` at {at}: only local references (#/...) are resolved")
+    if isinstance(schema.get("allOf"), list) and len(schema["allOf"]) > 1:
+        raise ValueError(f"`allOf` at {at}: only its first schema is enforced; merge them")
+    if isinstance(fmt := schema.get("format"), str) and fmt not in FORMATS:
+        raise ValueError(f"`format: {fmt}` at {at}: enforced formats are {sorted(FORMATS)}")
+    for key in _SUBSCHEMA:
+        _honoured(schema.get(key), f"{where}/{key}")
+    for key in ("prefixItems", "anyOf", "oneOf", "allOf", "items"):
+        if isinstance(schema.get(key), list):
+            for i, sub in enumerate(schema[key]):
+                _honoured(sub, f"{where}/{key}/{i}")
+    for key in _SUBSCHEMA_MAPS:
+        if isinstance(schema.get(key), dict):
+            for name, sub in schema[key].items():
+                _honoured(sub, f"{where}/{key}/{name}")
+
+
+def _checked_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    _honoured(_bounded(schema))  # bounded first: the walk recurses as deep as the schema
+    return schema
+
+
 Schema = Annotated[
     dict[str, Any],
-    AfterValidator(_bounded),
+    AfterValidator(_checked_schema),
     Field(
         description=f"A JSON schema (object): at most {MAX_SCHEMA_CHARS} characters "
         f"serialised, {MAX_SCHEMA_DEPTH} levels deep."

@@ -69,6 +69,7 @@ def install_validation_handler(app: FastAPI) -> None:
                     param=param,
                 ),
             )
-        return error_response(request, validation_error(errors))
+        content_type = request.headers.get("content-type")
+        return error_response(request, validation_error(errors, content_type))
 
     app.add_exception_handler(RequestValidationError, handler)
