@@ -1,5 +1,6 @@
 """The app factory over real HTTP: health, readiness, models, ids, auth, limits, the envelope."""
 
+import gzip
 import time
 
 import httpx
@@ -121,6 +122,18 @@ def test_bad_input_gets_4xx_envelopes_never_500(make_app):
         r = httpx.post(f"{base}/v1/double", json={"values": list(range(65))})
         error = assert_envelope(r, 422, "invalid_too_long", "values")
         assert error["limit"] == 64
+        plain = httpx.post(
+            f"{base}/v1/double", content=b"1,2", headers={"content-type": "text/plain"}
+        )
+        assert_envelope(plain, 415, "unsupported_media_type", "content-type")
+        empty = httpx.post(f"{base}/v1/double", headers={"content-type": "application/json"})
+        assert_envelope(empty, 422, "invalid_missing", "values")  # read as {}: names the field
+        gzipped = httpx.post(
+            f"{base}/v1/double",
+            content=gzip.compress(b'{"values": [1]}'),
+            headers={"content-type": "application/json", "content-encoding": "gzip"},
+        )
+        assert_envelope(gzipped, 415, "unsupported_content_encoding", "content-encoding")
         assert_envelope(httpx.get(f"{base}/nope"), 404, "not_found")
         assert_envelope(httpx.delete(f"{base}/v1/models"), 405, "method_not_allowed")
         # a model failure on valid input is a 500, in the same envelope

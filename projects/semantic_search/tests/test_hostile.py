@@ -125,12 +125,17 @@ def test_malformed_and_huge_bodies(http, content, status):
     assert r.status_code == status and "error" in r.json()
 
 
-def test_nul_bytes_are_plain_characters(http):
-    """JSON allows \\u0000 in strings; the index stores and finds it like any other character."""
-    r = timed(http, "POST", "/v1/documents", json=doc(id="nul\x00id", text="a\x00b zebra"))
+def test_nul_bytes_are_plain_characters_in_text_but_never_in_an_id(http):
+    """JSON allows \u0000 in strings; the index stores and finds it in text like any other
+    character. An id is a key in every store (Milvus, the RAG service's PostgreSQL registry,
+    which refuses NUL): refused at the edge (422 naming it), as the RAG service does."""
+    r = timed(http, "POST", "/v1/documents", json=doc(id="nul-text", text="a\x00b zebra"))
     assert r.status_code == 200
-    assert http.get("/v1/documents/nul%00id").json()["text"] == "a\x00b zebra"
+    assert http.get("/v1/documents/nul-text").json()["text"] == "a\x00b zebra"
     assert timed(http, "POST", "/v1/search", json={"query": "zebra\x00"}).status_code == 200
+    r = timed(http, "POST", "/v1/documents", json=doc(id="nul\x00id", text="zebra"))
+    assert r.status_code == 422 and r.json()["error"]["param"] == "documents.0.id", r.text
+    assert timed(http, "GET", "/v1/documents/nul%00id").status_code == 422
 
 
 def test_over_the_token_budget_is_a_400_before_encoding(http):

@@ -4,7 +4,7 @@
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 
 def integral(value: Any) -> Any:
@@ -22,6 +22,17 @@ def json_int(**bounds: Any) -> Any:
 # "Not empty or whitespace-only", as a pattern so the schema says it. The class is whitespace in
 # every engine that reads it: Python's (\x1c-\x1f, \x85), ECMA's (\ufeff) and pydantic's Rust.
 NOT_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
+
+
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters (\\x00)")
+    return text
+
+
+# NUL is in no real text, and PostgreSQL refuses it in a text column (a 500 where sqlite stored
+# it): refused at the edge for ids and names. A validator, not a pattern: a field has one pattern.
+NO_NUL = AfterValidator(_no_nul)
 
 
 def is_blank(text: str) -> bool:

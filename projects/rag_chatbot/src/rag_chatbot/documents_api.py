@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 from starlette.concurrency import run_in_threadpool
 
-from mlstack.fields import NOT_BLANK, is_blank
+from mlstack.fields import NO_NUL, NOT_BLANK, is_blank
 from mlstack.serve import APIError, error_responses, offload, requires
 from rag_chatbot import metrics
 from rag_chatbot.docstore import DocumentExistsError, DocumentStore
@@ -24,8 +24,12 @@ from rag_chatbot.settings import Settings
 documents = APIRouter(prefix="/v1", tags=["documents"])
 
 Docs = Annotated[DocumentStore, Depends(requires("documents"))]
-DocIdValue = Annotated[str, Field(min_length=1, max_length=MAX_DOC_ID_CHARS, pattern=NOT_BLANK)]
-DocId = Annotated[str, PathParam(min_length=1, max_length=MAX_DOC_ID_CHARS, pattern=NOT_BLANK)]
+DocIdValue = Annotated[
+    str, Field(min_length=1, max_length=MAX_DOC_ID_CHARS, pattern=NOT_BLANK), NO_NUL
+]
+DocId = Annotated[
+    str, PathParam(min_length=1, max_length=MAX_DOC_ID_CHARS, pattern=NOT_BLANK), NO_NUL
+]
 
 
 def _settings(request: Request) -> Settings:
@@ -58,8 +62,8 @@ class UploadForm(BaseModel):
     )
     # No `null` in the schema: a form has no null, an absent field is how a client leaves it out.
     id: DocIdValue | SkipJsonSchema[None] = Field(None, description="Default: the file name.")
-    title: str | SkipJsonSchema[None] = Field(None, max_length=500)
-    topic: str = Field("", max_length=100)
+    title: Annotated[str, NO_NUL] | SkipJsonSchema[None] = Field(None, max_length=500)
+    topic: Annotated[str, NO_NUL] = Field("", max_length=100)
     replace: bool = Field(False, description="Replace a document with this id; else 409.")
 
 
@@ -71,21 +75,26 @@ class UploadForm(BaseModel):
     openapi_extra=UPLOAD_ENCODING,
 )
 async def upload(
+    request: Request,
     docs: Docs,
     settings: Annotated[Settings, Depends(_settings)],
     form: Annotated[UploadForm, Form(media_type="multipart/form-data")],
 ) -> UploadResponse:
     """Add a document. Its id (`id`, else the file name) must be new unless `replace` is true: a
     taken id is a 409, never a silent replacement. The same bytes again are `unchanged`."""
+    if len((await request.form()).getlist("file")) > 1:  # the form model keeps only the last
+        raise APIError(
+            422, "ambiguous_input", "send one 'file' part per upload", param="file", limit=1
+        )
     file, id, title, topic, replace = form.file, form.id, form.title, form.topic, form.replace
     name = file.filename or "upload.txt"
     doc_id = id if id is not None else name
-    if is_blank(doc_id) or len(doc_id) > MAX_DOC_ID_CHARS:
+    if is_blank(doc_id) or len(doc_id) > MAX_DOC_ID_CHARS or "\x00" in doc_id:
         raise APIError(
             422,
             "bad_id",
             f"the document id (the file name when `id` is not given) "
-            f"must be 1 to {MAX_DOC_ID_CHARS} characters, not blank",
+            f"must be 1 to {MAX_DOC_ID_CHARS} characters, not blank, without NUL",
             param="id",
             limit=MAX_DOC_ID_CHARS,
         )

@@ -16,7 +16,7 @@ from mlstack.monitor.inference_log import InferenceLog
 from mlstack.serve import APIError, Hub, error_responses, offload, requires
 from mlstack.serve.errors import error_response, validation_error
 from semantic_search import metrics
-from semantic_search.documents import MAX_ID_CHARS, NOT_BLANK, Document
+from semantic_search.documents import MAX_ID_CHARS, NO_NUL, NOT_BLANK, Document
 from semantic_search.encoder import Encoder, Tokenized
 from semantic_search.highlight import highlight, query_terms
 from semantic_search.indexing import document_texts
@@ -38,7 +38,9 @@ from semantic_search.stores import VectorStore
 
 RetrieverDep = Annotated[Retriever, Depends(requires("retriever"))]
 WriteLock = Annotated[asyncio.Lock, Depends(requires("write_lock"))]
-DocIdParam = Annotated[str, PathParam(min_length=1, max_length=MAX_ID_CHARS, pattern=NOT_BLANK)]
+DocIdParam = Annotated[
+    str, PathParam(min_length=1, max_length=MAX_ID_CHARS, pattern=NOT_BLANK), NO_NUL
+]
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
@@ -54,7 +56,8 @@ def install_validation_handler(app: FastAPI) -> None:
             return error_response(
                 request, APIError(400, TOKEN_IDS, token_ids["msg"], param="input")
             )
-        return error_response(request, validation_error(errors))
+        content_type = request.headers.get("content-type")
+        return error_response(request, validation_error(errors, content_type))
 
     app.add_exception_handler(RequestValidationError, handler)
 

@@ -82,11 +82,26 @@ def error_response(request: Request, err: APIError) -> JSONResponse:
     return JSONResponse(body, status_code=err.status, headers=err.headers)
 
 
-def validation_error(errors: list[dict]) -> APIError:
+# Bodies a route may read: JSON, or a form (uploads); anything else never parses as either.
+_BODY_TYPES = ("application/json", "multipart/form-data", "application/x-www-form-urlencoded")
+
+
+def validation_error(errors: list[dict], content_type: str | None = None) -> APIError:
     """Pydantic's errors as our envelope: the first error's field (dotted path), message and limit;
-    400 for a body that is not JSON. Routes that validate by hand raise this too."""
+    400 for a body that is not JSON or missing, 415 for a body sent as another media type
+    (`content_type`, the request's header). Routes that validate by hand raise this too."""
     first = errors[0] if errors else {}
     loc = [str(p) for p in first.get("loc", ())]
+    media = (content_type or "").split(";")[0].strip().lower()
+    if loc[:1] == ["body"] and media not in ("", *_BODY_TYPES) and not media.endswith("+json"):
+        return APIError(
+            415,
+            "unsupported_media_type",
+            f"send the body as application/json, not {media[:60]}",
+            param="content-type",
+        )
+    if loc == ["body"] and first.get("type") == "missing":  # no body at all
+        return APIError(400, "missing_body", "a JSON request body is required", param="body")
     if loc and loc[0] in ("body", "query", "path", "header"):  # where it came from, not a field
         loc = loc[1:]
     param = ".".join(loc) or None
@@ -107,7 +122,8 @@ def validation_error(errors: list[dict]) -> APIError:
 
 
 def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    return error_response(request, validation_error(list(exc.errors())))
+    errors = list(exc.errors())
+    return error_response(request, validation_error(errors, request.headers.get("content-type")))
 
 
 def allowed_methods(request: Request) -> list[str]:

@@ -73,7 +73,8 @@ class RequestContextMiddleware:
 
 
 class GuardMiddleware:
-    """Rejects requests before they reach a route: missing API key (401), body too big (413)."""
+    """Rejects requests before they reach a route: missing API key (401), a compressed body
+    (415), body too big (413)."""
 
     def __init__(
         self,
@@ -118,6 +119,17 @@ class GuardMiddleware:
                 )
                 await _send_error(scope, receive, send, err)
                 return
+        encoding = (_header(scope, b"content-encoding") or "identity").strip().lower()
+        if encoding != "identity":  # never decoded: parsing gzip as JSON would be a vague 400
+            err = APIError(
+                415,
+                "unsupported_content_encoding",
+                f"request bodies are read as sent; Content-Encoding {encoding[:40]!r} "
+                "is not supported: send the body uncompressed",
+                param="content-encoding",
+            )
+            await _send_error(scope, receive, send, err)
+            return
         declared = _header(scope, b"content-length")
         limit = self.max_body_bytes
         if declared and declared.isdigit() and int(declared) > limit:
