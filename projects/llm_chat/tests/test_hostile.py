@@ -193,6 +193,12 @@ CASES = {
         "response_format",
         None,
     ),
+    "stream_options without stream": (
+        chat(stream_options={"include_usage": True}),
+        422,
+        "stream_options",
+        None,
+    ),
     "huge seed": (chat(seed=2**70), 422, "seed", None),
     "string number": (chat(temperature="0.5"), 422, "temperature", None),
     "five stops": (chat(stop=["a", "b", "c", "d", "e"]), 422, "stop", 4),

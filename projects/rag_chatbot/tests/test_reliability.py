@@ -167,6 +167,13 @@ MB = 1_000_000
             422,
             "filters.source",
         ),
+        (  # the list branch's limit, not the string branch's type mismatch
+            "POST",
+            "/v1/retrieve",
+            {"json": {"query": "x", "filters": {"topic": ["t"] * 100_000}}},
+            422,
+            "filters.topic",
+        ),
         (
             "POST",
             "/v1/retrieve",

@@ -131,8 +131,8 @@ def test_token_id_arrays_are_a_400_answered_at_once(http, tokens):
 @pytest.mark.parametrize(
     ("body", "param"),
     [
-        ({"input": ["x", 1]}, "input.list.1"),
-        ({"input": [True]}, "input.list.0"),
+        ({"input": ["x", 1]}, "input.1"),
+        ({"input": [True]}, "input.0"),
         ({"input": "x", "extra": 1}, "extra"),
     ],
 )

@@ -1,27 +1,13 @@
-"""Validation errors that name the field a client sent, not pydantic's union branches.
-
-For `content: str | list[TextPart]`, pydantic reports one error per branch, located at
-`messages.0.content.constrained-str` and `messages.0.content.list[TextPart]`, the type mismatch
-of the branch the client did not mean first. We pick the error of the branch whose type
-matches the input and drop the branch names from its location, then answer with mlstack's
-envelope as usual. (A candidate for mlstack.serve.errors.validation_error.)"""
+"""Validation errors that name the field a client sent: mlstack drops pydantic's union branch
+labels (`messages.0.content.constrained-str`); here a message's role and a response format's
+type, which pick their schemas, come out of locations too, and an unknown field is a 400."""
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 
 from llm_chat.schemas import NOT_BLANK
 from mlstack.serve.errors import APIError, error_response, validation_error
-
-# Errors that only say "this union branch is another type": the least useful to report.
-_MISMATCH = ("_type", "literal_error", "none_required", "is_instance_of")
-
-
-def _is_branch(part) -> bool:
-    """A union branch label such as 'constrained-str', 'list[TextPart]', 'str' or 'none'."""
-    return isinstance(part, str) and (
-        "[" in part or "-" in part or part in {"str", "int", "float", "bool", "none", "list"}
-    )
-
+from mlstack.serve.errors import tidy as mlstack_tidy
 
 ROLES = {"system", "user", "developer", "assistant", "tool"}
 FORMATS = {"text", "json_object", "json_schema"}  # response_format's tags, which pydantic adds
@@ -33,8 +19,7 @@ def _say(error: dict) -> dict:
     loc = tuple(
         p
         for i, p in enumerate(parts)
-        if not _is_branch(p)
-        and not (p in ROLES and i and isinstance(parts[i - 1], int))
+        if not (p in ROLES and i and isinstance(parts[i - 1], int))
         and not (p in FORMATS and i and parts[i - 1] == "response_format")
     )
     if (
@@ -46,10 +31,7 @@ def _say(error: dict) -> dict:
 
 
 def tidy(errors: list[dict]) -> list[dict]:
-    def rank(error: dict) -> int:
-        return 1 if error.get("type", "").endswith(_MISMATCH) else 0
-
-    return [_say(e) for e in sorted(errors, key=rank)]  # stable: constraint errors first
+    return [_say(e) for e in mlstack_tidy(errors)]
 
 
 def install_validation_handler(app: FastAPI) -> None:

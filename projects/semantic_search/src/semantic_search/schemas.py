@@ -147,7 +147,6 @@ class EmbeddingsRequest(BaseModel):
         "truncating and renormalising (Matryoshka) only keeps quality for models trained for "
         "it, and this MiniLM encoder is not.",
     )
-    user: str | None = Field(None, max_length=MAX_MODEL_CHARS)
     truncate: StrictBool = Field(
         False, description="Embed the start of a text over the token window instead of a 400."
     )

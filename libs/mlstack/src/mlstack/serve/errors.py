@@ -82,6 +82,32 @@ def error_response(request: Request, err: APIError) -> JSONResponse:
     return JSONResponse(body, status_code=err.status, headers=err.headers)
 
 
+# Errors that only say "this union branch is another type": the least useful to report.
+_MISMATCH = ("_type", "literal_error", "none_required", "is_instance_of")
+
+
+def is_union_branch(part: Any) -> bool:
+    """A union branch label pydantic puts in a location: 'constrained-str', 'list[TextPart]',
+    'str', 'none'. For `x: str | list[str]` it reports one error per branch, at `x.str` and
+    `x.list`, the type mismatch of the branch the client did not mean first."""
+    return isinstance(part, str) and (
+        "[" in part or "-" in part or part in {"str", "int", "float", "bool", "none", "list"}
+    )
+
+
+def tidy(errors: list[dict]) -> list[dict]:
+    """Constraint errors before type mismatches (stable), branch labels out of locations: the
+    first error is then the one of the branch the client meant, at the field they sent."""
+
+    def rank(error: dict) -> int:
+        return 1 if error.get("type", "").endswith(_MISMATCH) else 0
+
+    return [
+        {**e, "loc": tuple(p for p in e.get("loc", ()) if not is_union_branch(p))}
+        for e in sorted(errors, key=rank)
+    ]
+
+
 # Bodies a route may read: JSON, or a form (uploads); anything else never parses as either.
 _BODY_TYPES = ("application/json", "multipart/form-data", "application/x-www-form-urlencoded")
 
@@ -90,6 +116,7 @@ def validation_error(errors: list[dict], content_type: str | None = None) -> API
     """Pydantic's errors as our envelope: the first error's field (dotted path), message and limit;
     400 for a body that is not JSON or missing, 415 for a body sent as another media type
     (`content_type`, the request's header). Routes that validate by hand raise this too."""
+    errors = tidy(errors)
     first = errors[0] if errors else {}
     loc = [str(p) for p in first.get("loc", ())]
     media = (content_type or "").split(";")[0].strip().lower()
