@@ -29,12 +29,14 @@ def params(**evaluate) -> dict:
 
 
 @pytest.fixture()
-def repo(tiny_llama, tmp_path, monkeypatch):
+def repo(tiny_llama, tiny_ov, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.chdir(tmp_path)
     build(tmp_path / "data/llm_chat", **params()["data"])
     for name in ("base", "sft", "dpo"):  # the stages' folders; training is not under test here
         shutil.copytree(tiny_llama, tmp_path / "models/llm_chat" / name)
+    for name in ("sft", "dpo"):  # and their exports (llm_export_openvino_tuned)
+        shutil.copytree(tiny_ov, tmp_path / f"models/llm_chat/openvino-{name}-int8")
     evaluate_stage(params())
     return tmp_path
 
@@ -81,3 +83,36 @@ def test_champion_scored_under_another_protocol_is_rescored(repo):
     assert second["champion_scored"] == "re-evaluated"
     # the same weights, greedy decoding: llm_evaluate's number, reproduced from the registry
     assert second["champion_score"] == second["score"] and not second["promoted"]
+
+
+def test_the_service_serves_the_champion_the_gate_installed(repo):
+    """Before any promotion the service serves the base model; llm_register installs the champion
+    (the merged model and its OpenVINO export) and the service then serves it by default, on
+    the default backend, saying which registered version it is; a deleted champion folder is
+    restored from the registry on a refused run."""
+    import httpx
+
+    from llm_chat.backends import resolve_kind
+    from llm_chat.service import Settings, build_app
+    from mlstack.testing import live_server
+
+    assert Settings().model_dir == Path("models/llm_chat/base")
+    decision = register(params())["decision"]
+    champion = Path("models/llm_chat/champion")
+    assert json.loads((champion / "registered.json").read_text()) == {
+        "registered_model": REGISTERED_NAME,
+        "version": decision["version"],
+    }
+    assert (champion / "openvino-int8" / "openvino_model.xml").exists()
+    settings = Settings(context_tokens=256, ov_precision="f32", monitor_dir=repo / "monitor")
+    assert settings.model_dir == champion and resolve_kind("auto", champion) == "openvino"
+    with live_server(build_app(settings)) as url:
+        (model,) = httpx.get(url + "/v1/models").json()["data"]
+        body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
+        chat = httpx.post(url + "/v1/chat/completions", json=body, timeout=60)
+    assert model["version"] == decision["version"] and model["backend"].startswith("openvino")
+    assert model["registered_model"] == REGISTERED_NAME and chat.status_code == 200
+
+    shutil.rmtree(champion)
+    assert not register(params())["decision"]["promoted"]
+    assert json.loads((champion / "registered.json").read_text())["version"] == decision["version"]

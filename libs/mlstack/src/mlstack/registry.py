@@ -190,6 +190,12 @@ def install_champion(files: dict[str, Path], target: Path) -> Path:
 MARKER = "registered.json"  # in a champion folder: the registered model and version it holds
 
 
+def installed_version(folder: Path) -> dict[str, str] | None:
+    """{"registered_model", "version"} of the champion `folder` holds; None: not a champion."""
+    marker = Path(folder) / MARKER
+    return json.loads(marker.read_text()) if marker.exists() else None
+
+
 def sync_champion(name: str, target: Path) -> str | None:
     """Makes `target` hold the files of the registry's `champion` of `name`, downloaded from the
     registry: after a promotion, and wherever the folder is missing or holds another version (a

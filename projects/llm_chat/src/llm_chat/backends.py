@@ -247,9 +247,13 @@ BACKENDS = (
 
 
 def default_ov_dir(model_dir: str | Path) -> Path:
-    """Where the DVC stages put a model's int8 OpenVINO export: models/llm_chat/base ->
-    models/llm_chat/openvino-int8, any other <dir>/<name> -> <dir>/openvino-<name>-int8."""
+    """Where a model's int8 OpenVINO export is: inside the folder as `openvino-int8/` (a
+    registered version, e.g. models/llm_chat/champion), else where the DVC stages put it:
+    models/llm_chat/base -> models/llm_chat/openvino-int8, any other <dir>/<name> ->
+    <dir>/openvino-<name>-int8."""
     model_dir = Path(model_dir)
+    if (model_dir / "openvino-int8" / "openvino_model.xml").exists():
+        return model_dir / "openvino-int8"
     name = "openvino-int8" if model_dir.name == "base" else f"openvino-{model_dir.name}-int8"
     return model_dir.parent / name
 

@@ -9,6 +9,15 @@ from typing import Any
 DATA = Path("data/llm_chat")
 MODELS = Path("models/llm_chat")
 REPORTS = Path("reports/llm_chat")
+CHAMPION = MODELS / "champion"  # llm_register keeps the registry's champion here
+
+
+def default_model_dir() -> Path:
+    """What the chat service serves unless told: the fine-tuned champion once llm_register has
+    installed one (its registered.json names the version), else the base model."""
+    from mlstack.registry import installed_version
+
+    return CHAMPION if installed_version(CHAMPION) else MODELS / "base"
 
 
 def _write(name: str, report: dict[str, Any]) -> dict[str, Any]:

@@ -6,14 +6,18 @@ through the promotion gate (`mlstack.registry`) against the registry's champion.
 The held-out set is the evaluation's questions and preference pairs together with how they are
 scored (answer and token limits): a champion scored otherwise is re-scored from its registered
 files by llm_evaluate's own `evaluate_model`. The decision goes to the versions' tags and
-models/llm_chat/promotion.json; what the services load is unchanged by this stage.
+models/llm_chat/promotion.json.
+
+A version holds the merged model folder and, in `openvino-int8/`, its export for the default
+backend (llm_export_openvino_tuned). models/llm_chat/champion follows the registry's champion
+(`sync_champion`): the chat service serves it by default once it exists.
 """
 
 import json
 from pathlib import Path
 from typing import Any
 
-from llm_chat.pipeline import DATA, MODELS, REPORTS
+from llm_chat.pipeline import CHAMPION, DATA, MODELS, REPORTS
 
 REGISTERED_NAME = "llm-chat-finetuned"
 PROMOTION_JSON = MODELS / "promotion.json"
@@ -58,8 +62,9 @@ def register(
     models: Path = MODELS,
     report: Path = REPORTS / "finetune.json",
     out: Path = PROMOTION_JSON,
+    champion: Path = CHAMPION,
 ) -> dict[str, Any]:
-    from mlstack.registry import Candidate, register_and_gate
+    from mlstack.registry import Candidate, register_and_gate, sync_champion
     from mlstack.train.promotion import tree_hash
 
     g, e = p["promotion"], p["evaluate"]
@@ -74,7 +79,7 @@ def register(
         candidates.append(
             Candidate(
                 name=REGISTERED_NAME,
-                files={"": models / name},
+                files={"": models / name, "openvino-int8": models / f"openvino-{name}-int8"},
                 params={"model": p["model"], "data": p["data"], **recipe},
                 data_hash=data_hash,
                 heldout_hash=heldout,
@@ -85,10 +90,12 @@ def register(
                 evaluate_run_id=evaluation.get("mlflow_run_id"),
             )
         )
-    return register_and_gate(
+    result = register_and_gate(
         candidates,
         experiment="llm-chat",
         rule=g,
         promotion_json=out,
         evaluate_champion=_champion_scorer(data, e, g["metric"]),
     )
+    sync_champion(REGISTERED_NAME, champion)  # installed after a promotion, restored if missing
+    return result

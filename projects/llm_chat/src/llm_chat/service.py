@@ -19,12 +19,14 @@ from llm_chat import metrics
 from llm_chat.choices import merge
 from llm_chat.engine import Delta, QueueFullError
 from llm_chat.logprobs import TokenText
+from llm_chat.pipeline import default_model_dir
 from llm_chat.planning import plan
 from llm_chat.responses import Answer, client_gone, collect, sse, until_disconnected, within
 from llm_chat.safety import SafetyFilter
 from llm_chat.schemas import ChatRequest, CompletionRequest
 from llm_chat.tokenize_api import router as tokenize_router
 from llm_chat.validation import install_validation_handler
+from mlstack.registry import installed_version
 from mlstack.serve import (
     APIError,
     Hub,
@@ -47,7 +49,11 @@ class Settings(ServeSettings):
     # 1 MB; FastAPI parses the body on the event loop, so a bigger one is refused unread.
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
     workers: int = Field(1, ge=1, le=1, description="One process holds the model and its cache.")
-    model_dir: Path = Field(Path("models/llm_chat/base"), description="A Hugging Face folder.")
+    model_dir: Path = Field(
+        default_factory=default_model_dir,
+        description="A Hugging Face folder; default: the fine-tuned champion llm_register "
+        "installed (models/llm_chat/champion), else models/llm_chat/base.",
+    )
     model_name: str = Field("smollm2-135m-instruct", description="The id clients pass as `model`.")
     backend: str = Field(
         "auto",
@@ -57,9 +63,9 @@ class Settings(ServeSettings):
     )
     ov_dir: Path | None = Field(
         None,
-        description="the openvino backend's export; default: "
-        "openvino-int8 beside models/llm_chat/base, openvino-<name>-int8 "
-        "beside any other model folder (the DVC stages' names)",
+        description="the openvino backend's export; default: openvino-int8 inside the model "
+        "folder (a registered version), else openvino-int8 beside models/llm_chat/base, "
+        "openvino-<name>-int8 beside any other model folder (the DVC stages' names)",
     )
     ov_precision: Literal["bf16", "f32"] | None = Field(
         None,
@@ -142,15 +148,17 @@ class ChatModel:
         backend = self.engine.backend
         self.context, self.vocab_size = backend.max_len, backend.vocab_size
         self.token_text = TokenText(self.tokenizer)  # logprobs' token strings and bytes
+        registered = installed_version(settings.model_dir) or {}  # a champion folder's
         self.card = ModelCard(
             settings.model_name,
-            "1",
+            registered.get("version", "1"),
             path=str(settings.model_dir),
             load_seconds=time.perf_counter() - started,
             extra={
                 "backend": backend.name,
                 "context_tokens": backend.max_len,
                 "slots": backend.slots,
+                "registered_model": registered.get("registered_model"),
             },
         )
 
