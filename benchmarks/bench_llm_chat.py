@@ -107,7 +107,8 @@ def make_engine(kind: str, tokenizer, slots: int, threads: int, eos: set[int]):
     from llm_chat.engine import Engine
 
     if kind.startswith("openvino"):
-        from llm_chat.ov_engine import OVEngine, load_pipeline
+        from llm_chat.ov_config import load_pipeline
+        from llm_chat.ov_engine import OVEngine
 
         model = load_pipeline(MODELS / kind, slots=slots, max_len=512, threads=threads)
         return OVEngine(model, tokenizer, eos=eos, max_queue=slots)

@@ -63,7 +63,7 @@ def ms(values: list[float]) -> dict:
 
 
 def bench_prefix(s: Setup, reps: int, answer_tokens: int) -> dict:
-    from llm_chat.ov_engine import BLOCK_TOKENS
+    from llm_chat.ov_config import BLOCK_TOKENS
     from llm_chat.prefix_cache import shared_prefix
 
     def template(messages: list[dict]) -> list[int]:

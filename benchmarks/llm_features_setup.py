@@ -50,7 +50,8 @@ def ov_engine(
     prefix_caching: bool = True,
     split_fuse: bool = True,
 ):
-    from llm_chat.ov_engine import OVEngine, load_pipeline
+    from llm_chat.ov_config import load_pipeline
+    from llm_chat.ov_engine import OVEngine
 
     model = load_pipeline(
         OV_DIR, slots=slots, max_len=max_len, threads=s.threads, prefix_caching=prefix_caching

@@ -24,7 +24,8 @@ pytest.importorskip("optimum.intel")
 
 @pytest.fixture
 def make_engine(tiny_llama, tiny_ov):
-    from llm_chat.ov_engine import OVEngine, load_pipeline
+    from llm_chat.ov_config import load_pipeline
+    from llm_chat.ov_engine import OVEngine
 
     engines = []
 

@@ -1,6 +1,9 @@
 """What the engine needs from a model: prefill a prompt into a cache slot, then decode one token
 for every slot in one call. `NativeBackend` batches the decode (model.py); `TransformersBackend`
-runs any Hugging Face causal LM, one slot at a time, for architectures model.py does not cover."""
+runs any Hugging Face causal LM, one slot at a time, for architectures model.py does not cover.
+
+This module names the backends (`BACKENDS`), resolves `auto` to one (`resolve_kind`) and loads
+it (`load_backend`); each backend lives in its own backend_*.py module."""
 
 import logging
 from collections.abc import Callable
@@ -8,8 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-import numpy as np
 import torch
+
+from llm_chat.backend_llama_cpp import LlamaCppBackend
+from llm_chat.backend_native import NativeBackend
+from llm_chat.backend_onnx import OnnxBackend
+from llm_chat.backend_transformers import TransformersBackend
 
 log = logging.getLogger("llm_chat.backends")
 T = TypeVar("T")
@@ -34,204 +41,6 @@ def on_own_thread(fn: Callable[..., T], *args) -> T:
     baseline, say) then leaves no OpenMP pool behind to slow the engine's (see `Engine`)."""
     with ThreadPoolExecutor(1, thread_name_prefix="torch-once") as pool:
         return pool.submit(fn, *args).result()
-
-
-class NativeBackend:
-    """`int8=True` quantizes every linear layer's weights to INT8 per output channel (dynamic
-    activations, fbgemm): decoding one token reads all weights, so it is bound by memory
-    bandwidth, and a quarter of the bytes is most of the speed-up. The cost: activations are
-    scaled per batch, so a request's tokens can change with what shares its batch, and
-    perplexity rises (see reports/llm_chat). fp32 is batch-invariant, hence the default."""
-
-    def __init__(
-        self,
-        model_dir: str | Path,
-        *,
-        slots: int,
-        max_len: int,
-        threads: int = 0,
-        int8: bool = False,
-    ):
-        from llm_chat.model import Llama
-
-        if threads:
-            torch.set_num_threads(threads)
-        self.name = "native-int8" if int8 else "native"
-        self.model = Llama.from_folder(model_dir)
-        if int8:
-            from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-            self.model = quantize_dynamic(
-                self.model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
-            )
-        config = self.model.config
-        self.max_len = min(max_len, config.max_position_embeddings)
-        self.slots, self.vocab_size = slots, config.vocab_size
-        self.cache = self.model.new_cache(slots, self.max_len)
-
-    reuses_prefix = True  # prefill can continue a slot from any position (prefix caching)
-
-    def prefill(self, slot: int, tokens: list[int], start: int = 0) -> torch.Tensor:
-        """`start` > 0 keeps the slot's first `start` positions (a cached prefix)."""
-        return self.model(torch.tensor([tokens]), self.cache, slot, torch.tensor([start]))[0]
-
-    def decode(self, tokens: list[int], positions: list[int]) -> torch.Tensor:
-        step = torch.tensor(tokens)[:, None]
-        return self.model(step, self.cache, 0, torch.tensor(positions))
-
-
-class TransformersBackend:
-    """`AutoModelForCausalLM` with one `DynamicCache` per slot: correct for any architecture,
-    batched only in the sense that the engine interleaves requests token by token."""
-
-    name = "transformers"
-
-    def __init__(self, model_dir: str | Path, *, slots: int, max_len: int, threads: int = 0):
-        from transformers import AutoConfig, AutoModelForCausalLM
-
-        if threads:
-            torch.set_num_threads(threads)
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-        self.model.eval()
-        config = AutoConfig.from_pretrained(model_dir)
-        limit = getattr(config, "max_position_embeddings", max_len)
-        self.max_len = min(max_len, limit)
-        self.slots, self.vocab_size = slots, config.vocab_size
-        self._caches: list = [None] * slots
-
-    @torch.inference_mode()
-    def prefill(self, slot: int, tokens: list[int]) -> torch.Tensor:
-        from transformers import DynamicCache
-
-        self._caches[slot] = DynamicCache()
-        out = self.model(torch.tensor([tokens]), past_key_values=self._caches[slot], use_cache=True)
-        return out.logits[0, -1]
-
-    @torch.inference_mode()
-    def decode(self, tokens: list[int], positions: list[int]) -> torch.Tensor:
-        rows = []
-        for slot, (token, position) in enumerate(zip(tokens, positions, strict=True)):
-            cache = self._caches[slot]
-            if cache is None or position == 0:  # an idle slot
-                rows.append(torch.zeros(self.vocab_size))
-                continue
-            out = self.model(
-                torch.tensor([[token]]),
-                past_key_values=cache,
-                use_cache=True,
-                cache_position=torch.tensor([position]),
-            )
-            rows.append(out.logits[0, -1])
-        return torch.stack(rows)
-
-
-class OnnxBackend:
-    """ONNX Runtime on an export with past key values (onnx_export.py), one cache per slot:
-    correct for any architecture optimum exports; decodes slot by slot."""
-
-    def __init__(
-        self,
-        onnx_dir: str | Path,
-        *,
-        slots: int,
-        max_len: int,
-        threads: int = 0,
-        int8: bool = False,
-    ) -> None:
-        import json
-
-        import onnxruntime as ort
-
-        from llm_chat.onnx_export import FP32, INT8
-
-        self.name = "onnx-int8" if int8 else "onnx"
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(
-            str(Path(onnx_dir) / (INT8 if int8 else FP32)),
-            options,
-            providers=["CPUExecutionProvider"],
-        )
-        config = json.loads((Path(onnx_dir) / "config.json").read_text())
-        self.max_len = min(max_len, config.get("max_position_embeddings", max_len))
-        self.slots, self.vocab_size = slots, config["vocab_size"]
-        self._cache_inputs = [i for i in self.session.get_inputs() if i.name.startswith("past_")]
-        self._outputs = [o.name for o in self.session.get_outputs()]
-        self._past: list[list | None] = [None] * slots
-
-    def _run(self, slot: int, tokens: list[int], start: int) -> torch.Tensor:
-        past = self._past[slot]
-        if past is None:  # an empty cache: (1, kv_heads, 0, head_dim) per input
-            past = [
-                np.zeros((1, i.shape[1], 0, i.shape[3]), np.float32) for i in self._cache_inputs
-            ]
-        feed = {
-            "input_ids": np.array([tokens], np.int64),
-            "attention_mask": np.ones((1, start + len(tokens)), np.int64),
-            "position_ids": np.arange(start, start + len(tokens), dtype=np.int64)[None],
-        }
-        feed |= {i.name: value for i, value in zip(self._cache_inputs, past, strict=True)}
-        logits, *present = self.session.run(self._outputs, feed)
-        self._past[slot] = present
-        return torch.from_numpy(logits[0, -1].copy())
-
-    def prefill(self, slot: int, tokens: list[int]) -> torch.Tensor:
-        self._past[slot] = None
-        return self._run(slot, tokens, 0)
-
-    def decode(self, tokens: list[int], positions: list[int]) -> torch.Tensor:
-        rows = []
-        for slot, (token, position) in enumerate(zip(tokens, positions, strict=True)):
-            if position == 0 or self._past[slot] is None:  # an idle slot
-                rows.append(torch.zeros(self.vocab_size))
-                continue
-            rows.append(self._run(slot, [token], position))
-        return torch.stack(rows)
-
-
-class LlamaCppBackend:
-    """llama.cpp (the optional `llama-cpp-python` extra) on a GGUF file, one context per slot
-    (the weights are memory-mapped once). Decodes slot by slot: its speed is per stream."""
-
-    name = "llama.cpp"
-
-    def __init__(self, gguf: str | Path, *, slots: int, max_len: int, threads: int = 0):
-        from llama_cpp import Llama, llama_get_logits_ith
-
-        self._logits_ith = llama_get_logits_ith
-        self._contexts = [
-            Llama(
-                str(gguf),
-                n_ctx=max_len,
-                n_threads=threads or None,
-                n_batch=min(512, max_len),
-                verbose=False,
-            )
-            for _ in range(slots)
-        ]
-        self.slots, self.max_len = slots, max_len
-        self.vocab_size = self._contexts[0].n_vocab()
-
-    def _last_logits(self, slot: int) -> torch.Tensor:
-        # `Llama.scores` only keeps logits with logits_all=True (a vocab-wide row per context
-        # position); the C API gives the last evaluated token's row, which is all we need.
-        row = self._logits_ith(self._contexts[slot].ctx, -1)
-        return torch.from_numpy(np.ctypeslib.as_array(row, shape=(self.vocab_size,)).copy())
-
-    def prefill(self, slot: int, tokens: list[int]) -> torch.Tensor:
-        self._contexts[slot].reset()
-        self._contexts[slot].eval(tokens)
-        return self._last_logits(slot)
-
-    def decode(self, tokens: list[int], positions: list[int]) -> torch.Tensor:
-        rows = []
-        for slot, (token, position) in enumerate(zip(tokens, positions, strict=True)):
-            if position == 0:  # an idle slot
-                rows.append(torch.zeros(self.vocab_size))
-                continue
-            self._contexts[slot].eval([token])
-            rows.append(self._last_logits(slot))
-        return torch.stack(rows)
 
 
 BACKENDS = (
@@ -310,7 +119,7 @@ def load_backend(
     ov_dir = Path(ov_dir) if ov_dir else default_ov_dir(model_dir)
     options = {"slots": slots, "max_len": max_len, "threads": threads}
     if kind == "openvino":
-        from llm_chat.ov_engine import load_pipeline
+        from llm_chat.ov_config import load_pipeline
 
         return load_pipeline(ov_dir, precision=ov_precision, **options)
     if kind == "llama.cpp":

@@ -4,152 +4,28 @@ the service needs no special case.
 
 OpenVINO schedules the batch itself: paged KV cache, chunked prefill (`dynamic_split_fuse`: a
 long prompt is prefilled `max_num_batched_tokens` at a time between decode steps instead of
-stalling every stream) and prefix caching (a shared system prompt is prefilled once). The
-pipeline runs in a worker process (ov_worker.py: its `step()` holds the GIL); our thread sends it
-new requests and cancellations, one `step()` per tick, and gets each request's new token ids.
-Text comes from the same Python detokenizer as the native engine (the export has no OpenVINO
-tokenizer), which also finds stop strings; the request is then cancelled in the worker.
-
-Sampling runs inside OpenVINO, structured output too (xgrammar, from the format in grammar.py;
-it needs the export's OpenVINO detokenizer, whose vocabulary it reads). Refused with a 400, not
-silently changed: presence and frequency penalties (OpenVINO moves a negative logit *up* by the
-penalty, OpenAI always subtracts it), `logit_bias` (not offered) and top logprobs (OpenVINO
-reports the sampled token's log-probability only): the native backend serves them.
+stalling every stream) and prefix caching (a shared system prompt is prefilled once), as
+ov_config.py sets its scheduler up. The pipeline runs in a worker process (ov_worker.py: its
+`step()` holds the GIL); our thread sends it new requests and cancellations, one `step()` per
+tick, and gets each request's new token ids. Text comes from the same Python detokenizer as the
+native engine (the export has no OpenVINO tokenizer), which also finds stop strings; the request
+is then cancelled in the worker. Sampling runs inside OpenVINO (ov_config.py: what it refuses).
 """
 
 import functools
 import json
 import logging
-import math
-import random
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from llm_chat.detokenize import TextStream
-from llm_chat.engine import Delta, Engine, Observer, Request, TokenLogprob
-from llm_chat.sampling import SamplingParams
+from llm_chat.engine import Engine
+from llm_chat.engine_api import Delta, Observer, Request
+from llm_chat.ov_config import OVModel, generation_options
+from llm_chat.sampling import SamplingParams, TokenLogprob
 from mlstack.serve import APIError
 
 log = logging.getLogger("llm_chat.ov_engine")
-BLOCK_TOKENS = 32  # the CPU plugin's KV cache block
-MIN_TEMPERATURE = 1e-4  # as sampling.py: below it, greedy
-TINY = 1e-30  # the smallest penalty and top_p passed on: float32 keeps it, and it acts as 0+
-
-
-@dataclass
-class OVModel:
-    """An exported folder and how to run it (`OVEngine` starts it in a worker process);
-    `name`, `slots`, `max_len` and `vocab_size` as on a backend."""
-
-    name: str
-    slots: int
-    max_len: int
-    vocab_size: int
-    ov_dir: str
-    scheduler: dict
-    properties: dict
-    structured: bool = False  # the export has OpenVINO's detokenizer: structured output works
-
-
-def load_pipeline(
-    ov_dir: str | Path,
-    *,
-    slots: int,
-    max_len: int,
-    threads: int = 0,
-    precision: str | None = None,
-    chunk_tokens: int = 256,
-    prefix_caching: bool = True,
-) -> OVModel:
-    """The KV cache holds `slots` full contexts, so an admitted request never waits for blocks
-    (a request that can never fit would wait forever: OpenVINO does not refuse it).
-    `precision`: the CPU plugin's inference precision; None = its default (bf16 where the CPU
-    has AMX/AVX512-BF16, else f32)."""
-    import json
-
-    config = json.loads((Path(ov_dir) / "config.json").read_text())
-    max_len = min(max_len, config.get("max_position_embeddings", max_len))
-    scheduler = {
-        "cache_size": 0,  # sized by blocks instead
-        "num_kv_blocks": slots * math.ceil(max_len / BLOCK_TOKENS),
-        "max_num_seqs": slots,
-        "max_num_batched_tokens": max(chunk_tokens, slots),
-        "dynamic_split_fuse": True,
-        "enable_prefix_caching": prefix_caching,
-    }
-    properties: dict = {"INFERENCE_NUM_THREADS": threads} if threads else {}
-    if precision:
-        properties["INFERENCE_PRECISION_HINT"] = precision
-    exported = Path(ov_dir) / "export.json"  # written by ov_export.py: its weight format
-    weights = json.loads(exported.read_text())["weights"] if exported.exists() else "unknown"
-    structured = (Path(ov_dir) / "openvino_detokenizer.xml").exists()
-    return OVModel(
-        f"openvino-{weights}",
-        slots,
-        max_len,
-        config["vocab_size"],
-        str(ov_dir),
-        scheduler,
-        properties,
-        structured,
-    )
-
-
-def _unsupported(name: str, why: str) -> APIError:
-    return APIError(
-        400,
-        "unsupported_parameter",
-        f"{name} is not supported by the openvino "
-        f"backend ({why}); serve with backend native for it",
-        param=name,
-    )
-
-
-def generation_options(params: SamplingParams, max_new_tokens: int, eos: set[int]) -> dict:
-    """OpenVINO's GenerationConfig fields for `params` (a dict: it crosses to the worker), or
-    an APIError (400) naming what OpenVINO cannot honour."""
-    import openvino_genai as og
-
-    for name in ("presence_penalty", "frequency_penalty"):
-        if getattr(params, name):
-            raise _unsupported(name, "its penalty moves negative logits up; leave it 0")
-    if params.logit_bias:
-        raise _unsupported("logit_bias", "it has no logit bias")
-    if params.logprobs:
-        raise _unsupported("top_logprobs", "it reports the sampled token's log-probability only")
-    options: dict = {"max_new_tokens": max_new_tokens}
-    if params.logprobs is not None:
-        options["logprobs"] = 1
-    if params.grammar is not None:
-        options["grammar"] = params.grammar
-    options |= {"stop_token_ids": set(eos)} if eos else {"ignore_eos": True}
-    # OpenVINO holds these as float32: a valid 1e-300 would become 0 and be refused.
-    options["repetition_penalty"] = max(params.repetition_penalty, TINY)
-    if params.temperature >= MIN_TEMPERATURE:  # below it greedy, as in sampling.py
-        options |= {
-            "do_sample": True,
-            "temperature": params.temperature,
-            "top_p": max(params.top_p, TINY),
-        }
-        if params.top_k:
-            options["top_k"] = params.top_k
-        if params.min_p:
-            options["min_p"] = params.min_p
-        # OpenVINO's seed defaults to 0: unseeded requests would all draw the same tokens.
-        seed = params.seed if params.seed is not None else random.getrandbits(63)
-        options["rng_seed"] = seed % 2**63  # the kwargs constructor takes a signed 64-bit int
-    else:
-        options["do_sample"] = False
-    try:
-        og.GenerationConfig(**{k: v for k, v in options.items() if k != "grammar"}).validate()
-    except RuntimeError as exc:  # the schema should have refused it; still the client's 400
-        raise APIError(
-            400,
-            "unsupported_parameter",
-            f"the openvino backend refused the sampling parameters: {str(exc).splitlines()[-1]}",
-        ) from None
-    return options
 
 
 @dataclass
@@ -181,7 +57,7 @@ class OVEngine(Engine):
         chunk_tokens: int = 256,
     ) -> None:
         """`chunk_tokens` is `Engine`'s, ignored here: the pipeline chunks its prefills itself,
-        as its scheduler was configured at load (`load_pipeline`)."""
+        as its scheduler was configured at load (`load_pipeline`, ov_config.py)."""
         self.model = model
         self._commands: list[tuple] = []  # for the worker's next tick
         self._slot_of: dict[int, int] = {}  # request id -> slot

@@ -129,7 +129,8 @@ def evaluate(
     from llm_chat.backends import load_backend
     from llm_chat.engine import Engine
     from llm_chat.finetune.data import QUESTIONS
-    from llm_chat.ov_engine import OVEngine, load_pipeline
+    from llm_chat.ov_config import load_pipeline
+    from llm_chat.ov_engine import OVEngine
 
     torch.set_num_threads(p["threads"])
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
