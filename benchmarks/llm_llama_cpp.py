@@ -19,9 +19,9 @@ def gguf_files() -> dict[str, Path]:
 def bench_llama_cpp(gguf: Path, prompts: list[str], tokens: int, threads: int, openings: list[str]):
     """Batch 1 through llama.cpp's own chat template and sampler (greedy); end of turn is
     banned, as it is ignored for every other contender, so each writes `tokens` tokens."""
-    from llama_cpp import Llama
+    from llm_chat.backend_llama_cpp import load_llama
 
-    llm = Llama(str(gguf), n_ctx=512, n_threads=threads, n_threads_batch=threads, verbose=False)
+    llm = load_llama(gguf, n_ctx=512, n_threads=threads, n_threads_batch=threads, verbose=False)
     # the GGUF's end-of-text and the chat template's end of turn
     ends = {llm.token_eos(), *llm.tokenize(b"<|im_end|>", add_bos=False, special=True)}
     no_eos = dict.fromkeys(ends, -1e9)

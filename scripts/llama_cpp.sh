@@ -43,9 +43,14 @@ if [[ ! -d $src ]]; then
       "*/vendor/llama.cpp/convert_hf_to_gguf.py" "*/vendor/llama.cpp/gguf-py"
 fi
 mkdir -p "$out"
+# The converter reads SentencePiece steps in the base's tokenizer.json as a SentencePiece vocab
+# (whose tokenizer aborts on the first byte): convert from a copy without them (byte_level.py).
+clean=$(mktemp -d)
+trap 'rm -rf "$clean"' EXIT
+"$python" -m llm_chat.byte_level "$base" "$clean/base" >/dev/null
 for type in q8_0 f16; do
   file="$out/model-$type.gguf"
-  [[ -f $file ]] || PYTHONPATH="$src/gguf-py" "$python" "$src/convert_hf_to_gguf.py" "$base" \
+  [[ -f $file ]] || PYTHONPATH="$src/gguf-py" "$python" "$src/convert_hf_to_gguf.py" "$clean/base" \
     --outtype "$type" --outfile "$file" >"$cache/convert-$type.log" 2>&1 \
     || { tail -20 "$cache/convert-$type.log"; exit 1; }
 done

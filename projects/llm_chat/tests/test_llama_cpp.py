@@ -20,11 +20,11 @@ from llm_chat.sampling import SamplingParams
 from .test_model import greedy
 
 # A build that crashes in native code would take the test process down with it: a short prompt
-# is decoded in a child first (llama-cpp-python 0.3.36 built on an AVX-512/AMX Xeon segfaulted
-# there on prompts of a few tokens, not on a one-token one).
+# is decoded in a child first, loaded as the backend loads it (llama-cpp-python 0.3.36 on an
+# AVX-512/AMX Xeon segfaulted in its repacked int8 kernels, which `load_llama` turns off).
 _PROBE = (
-    "import sys; from llama_cpp import Llama; "
-    "Llama(sys.argv[1], verbose=False)('Tell me about the sea.', max_tokens=8)"
+    "import sys; from llm_chat.backend_llama_cpp import load_llama; "
+    "load_llama(sys.argv[1], verbose=False)('Tell me about the sea.', max_tokens=8)"
 )
 _probe = subprocess.run([sys.executable, "-c", _PROBE, str(packaged_gguf())], capture_output=True)
 if _probe.returncode != 0:
@@ -50,16 +50,16 @@ def test_interleaved_slots_decode_as_alone(backend):
 
 def test_engine_output_equals_llama_cpp_own_generation(backend):
     """Our engine on this backend writes what llama.cpp's own greedy completion writes."""
-    from llama_cpp import Llama
     from transformers import AutoTokenizer
 
+    from llm_chat.backend_llama_cpp import load_llama
     from llm_chat.convert import GGUF_FILE
 
     tokenizer = AutoTokenizer.from_pretrained(packaged_gguf().parent, gguf_file=GGUF_FILE)
     ids = tokenizer.apply_chat_template(
         [{"role": "user", "content": "Name a large ocean."}], add_generation_prompt=True
     )
-    reference = Llama(str(packaged_gguf()), n_ctx=128, n_threads=2, verbose=False)
+    reference = load_llama(packaged_gguf(), n_ctx=128, n_threads=2, verbose=False)
     expected = reference.create_completion(ids, max_tokens=12, temperature=0)["choices"][0]["text"]
     engine = Engine(backend, tokenizer, eos={tokenizer.convert_tokens_to_ids("<|im_end|>")})
 

@@ -58,57 +58,25 @@ def export(
     return report
 
 
-# Decoder steps that change nothing on a byte-level BPE vocabulary (no "▁" in its tokens, no
-# <0xNN> byte tokens) but that openvino_tokenizers cannot convert (transformers writes them into
-# SmolLM2's tokenizer.json): dropped for the conversion once decoding proves unchanged.
-NO_OPS = {"ByteFallback", "Fuse", "Replace"}
-
-
 def export_tokenizer(folder: str | Path) -> None:
-    """openvino_tokenizer.xml + openvino_detokenizer.xml from `folder`'s tokenizer.json."""
+    """openvino_tokenizer.xml + openvino_detokenizer.xml from `folder`'s tokenizer.json (its
+    SentencePiece no-op steps dropped first, see byte_level.py)."""
     import tempfile
 
     import openvino as ov
     from openvino_tokenizers import convert_tokenizer
-    from tokenizers import Tokenizer
     from transformers import AutoTokenizer
 
+    from llm_chat.byte_level import byte_level_copy
+
     folder = Path(folder)
-    spec = json.loads((folder / "tokenizer.json").read_text())
     with tempfile.TemporaryDirectory() as scratch:
-        source = folder
-        decoder = spec.get("decoder") or {}
-        steps = decoder.get("decoders", []) if decoder.get("type") == "Sequence" else []
-        kept = [d for d in steps if d["type"] not in NO_OPS]
-        if steps and len(kept) == 1 and kept[0]["type"] == "ByteLevel":
-            source = Path(scratch)
-            for f in folder.glob("*.json"):
-                if f.name.startswith(("tokenizer", "special_tokens")):
-                    shutil.copy(f, source / f.name)
-            (source / "tokenizer.json").write_text(json.dumps({**spec, "decoder": kept[0]}))
-            _same_decoding(
-                Tokenizer.from_file(str(folder / "tokenizer.json")),
-                Tokenizer.from_file(str(source / "tokenizer.json")),
-            )
+        source = byte_level_copy(folder, scratch)
         tokenizer, detokenizer = convert_tokenizer(
             AutoTokenizer.from_pretrained(source), with_detokenizer=True
         )
     ov.save_model(tokenizer, folder / "openvino_tokenizer.xml")
     ov.save_model(detokenizer, folder / "openvino_detokenizer.xml")
-
-
-def _same_decoding(original, simplified) -> None:
-    """Every token alone, and random sequences of them, decode the same: else refuse."""
-    import random
-
-    n = original.get_vocab_size()
-    rng = random.Random(0)
-    cases = [[i] for i in range(n)] + [[rng.randrange(n) for _ in range(32)] for _ in range(500)]
-    for ids in cases:
-        if original.decode(ids, skip_special_tokens=False) != simplified.decode(
-            ids, skip_special_tokens=False
-        ):
-            raise ValueError(f"dropping the decoder's no-op steps changes how {ids} decode")
 
 
 def main() -> None:
