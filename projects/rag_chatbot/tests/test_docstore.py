@@ -8,9 +8,11 @@ import shutil
 
 import pytest
 
-from rag_chatbot.docstore import DocumentExistsError, DocumentStore, open_registry
+from rag_chatbot.docstore import DocumentExistsError, DocumentStore
+from rag_chatbot.docstore_setup import open_registry
+from rag_chatbot.document_chunks import chunk_id
 from rag_chatbot.extract import ExtractError
-from rag_chatbot.library import Library, chunk_id
+from rag_chatbot.library import Library
 from rag_chatbot.registry import Registry
 from semantic_search.encoder import Encoder
 from semantic_search.stores import open_store

@@ -3,8 +3,9 @@ nothing."""
 
 import pytest
 
+from rag_chatbot.document_chunks import chunk_id
 from rag_chatbot.extract import ExtractError
-from rag_chatbot.library import Library, chunk_id
+from rag_chatbot.library import Library
 from semantic_search.encoder import Encoder
 from semantic_search.stores import open_store
 

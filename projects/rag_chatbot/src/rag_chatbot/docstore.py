@@ -16,21 +16,20 @@ and the token makes a write finished twice (by its own process and a starting re
 
 The service index is the corpus index built by `dvc repro`, copied (`seed_index`), plus every
 upload. `dvc repro` never touches it; delete it to pick up a rebuilt corpus and it is seeded
-again and every kept upload written back.
+again and every kept upload written back. Where the files are kept: kept_files.py; seeding the
+index and filling a new registry at start: docstore_setup.py.
 """
 
 import asyncio
-import json
 import logging
-import os
-import shutil
-import uuid
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
+from rag_chatbot.document_chunks import DocumentInfo, Prepared, chunk_id
 from rag_chatbot.extract import ExtractError
-from rag_chatbot.library import DocumentInfo, Library, Prepared, chunk_id
+from rag_chatbot.kept_files import KeptFiles
+from rag_chatbot.library import Library
 from rag_chatbot.parsing import extract_isolated
 from rag_chatbot.registry import Registry
 
@@ -52,7 +51,7 @@ class Limits:
     parse_memory_mb: int | None = 1024
 
 
-class DocumentStore:
+class DocumentStore(KeptFiles):
     def __init__(
         self, library: Library, registry: Registry, uploads_dir: Path, limits: Limits = Limits()
     ) -> None:
@@ -227,85 +226,3 @@ class DocumentStore:
             if row.upload:
                 self._forget(tx, row.upload["sha256"], doc_id)
         return True
-
-    # -- kept files -------------------------------------------------------------------------------
-
-    def kept(self, sha256: str) -> bytes:
-        """A kept upload's bytes. Raises `OSError` when it is not there."""
-        if self.registry.keeps_files:
-            return self.registry.read_file(sha256)
-        return (self.uploads_dir / sha256).read_bytes()
-
-    def _keep(self, tx, data: bytes, sha256: str) -> None:
-        """Inside the write transaction, so a concurrent delete cannot remove it in between."""
-        if self.registry.keeps_files:
-            self.registry.keep_file(tx, sha256, data)
-            return
-        blob = self.uploads_dir / sha256
-        if blob.exists():
-            return
-        self.uploads_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.uploads_dir / f".{sha256}.{uuid.uuid4().hex}.part"
-        with tmp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(blob)
-        _fsync_dir(self.uploads_dir)
-
-    def _forget(self, tx, sha256: str, doc_id: str) -> None:
-        if self.registry.blob_in_use(tx, sha256, besides=doc_id):
-            return
-        if self.registry.keeps_files:
-            self.registry.drop_file(tx, sha256)
-        else:
-            (self.uploads_dir / sha256).unlink(missing_ok=True)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def open_registry(
-    registry: Registry, index_dir: Path | None, uploads_dir: Path, *, seeded: bool
-) -> None:
-    """Fills a new registry from the JSON files of earlier versions (the index's `manifest.json`,
-    the uploads' `uploads.json`), once; `seeded`: the index was just copied from the corpus, so
-    its corpus rows are replaced and every upload is queued to be written again."""
-    if not seeded and registry.imported():
-        return
-    manifest_path = index_dir / "manifest.json" if index_dir else None
-    manifest = (
-        json.loads(manifest_path.read_text(encoding="utf-8"))
-        if manifest_path and manifest_path.exists()
-        else {}
-    )
-    legacy = uploads_dir / "uploads.json"
-    uploads = json.loads(legacy.read_text()) if legacy.exists() else {}
-    files = {}
-    if registry.keeps_files:  # the legacy files move into the database with their rows
-        for up in uploads.values():
-            if (uploads_dir / up["sha256"]).exists():
-                files[up["sha256"]] = (uploads_dir / up["sha256"]).read_bytes()
-    registry.import_manifest(manifest, uploads, replace_corpus=seeded, files=files)
-    if legacy.exists():
-        legacy.replace(legacy.with_suffix(".json.migrated"))
-
-
-def seed_index(index_dir: Path, corpus_index: Path | None) -> bool:
-    """Copies the corpus index to `index_dir` if that does not exist yet; True if it did."""
-    if index_dir.exists() or corpus_index is None or not corpus_index.exists():
-        return False
-    tmp = index_dir.with_name(f"{index_dir.name}.seeding-{os.getpid()}")
-    shutil.copytree(corpus_index, tmp)
-    try:
-        tmp.rename(index_dir)  # a half-copied index is never seen under the real name
-    except OSError:  # another worker seeded it first
-        shutil.rmtree(tmp, ignore_errors=True)
-        return False
-    log.info("seeded %s from %s", index_dir, corpus_index)
-    return True

@@ -16,8 +16,8 @@ from mlstack.fields import NO_NUL, NOT_BLANK, is_blank
 from mlstack.serve import APIError, error_responses, offload, requires
 from rag_chatbot import metrics
 from rag_chatbot.docstore import DocumentExistsError, DocumentStore
+from rag_chatbot.document_chunks import MAX_DOC_ID_CHARS, DocumentInfo
 from rag_chatbot.extract import ExtractError, detect_format
-from rag_chatbot.library import MAX_DOC_ID_CHARS, DocumentInfo
 from rag_chatbot.schemas import DocumentList, UploadResponse
 from rag_chatbot.settings import Settings
 

@@ -1,76 +1,36 @@
 """The document library: files in, chunks in the semantic-search index.
 
 Each document's chunks are index documents with ids `<doc id>#<n>` and `source` = the doc id (so
-the search's `source` filter selects documents). `prepare` parses, chunks and embeds a file and
-writes nothing: the service writes through `docstore.py`, whose registry (sqlite or Postgres)
-every worker shares. The corpus build (`dvc repro`, one process) and the tests write here
-directly, recording documents in a JSON manifest beside the index (the service imports it when
-it seeds its index).
+the search's `source` filter selects documents; see `document_chunks.py`). `prepare` parses,
+chunks and embeds a file and writes nothing: the service writes through `docstore.py`, whose
+registry (sqlite or Postgres) every worker shares. The corpus build (`dvc repro`, one process)
+and the tests write here directly, recording documents in a JSON manifest beside the index
+(`manifest.py`; the service imports it when it seeds its index).
 
 Writes keep the index whole: a document is parsed, chunked and embedded before anything is
 written; its new chunks then land in one atomic upsert, and only then are left-over chunks of an
 older version deleted and the manifest replaced (write to a temporary file, then rename)."""
 
-import datetime as dt
 import hashlib
-import json
-import os
-import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 from tokenizers import Tokenizer
 
-from rag_chatbot.chunking import Chunk, chunk_sections
+from rag_chatbot.document_chunks import DocumentInfo, Prepared, chunk_document, chunk_id
 from rag_chatbot.extract import ExtractError, Section, detect_format, extract
-from semantic_search.documents import MAX_ID_CHARS, Document
+from rag_chatbot.manifest import Manifest
+from semantic_search.documents import Document
 from semantic_search.encoder import Encoder
 from semantic_search.stores import VectorStore
-
-MAX_DOC_ID_CHARS = MAX_ID_CHARS - 16  # room for "#<chunk number>"
-
-
-@dataclass
-class DocumentInfo:
-    id: str
-    title: str
-    file: str
-    format: str
-    sha256: str
-    chunks: int
-    pages: int | None
-    characters: int
-    duplicates_dropped: int
-    topic: str
-    ingested_at: str
-
-
-@dataclass
-class Prepared:
-    """A parsed, chunked and embedded document, not yet written."""
-
-    info: DocumentInfo
-    docs: list[Document]
-    vectors: np.ndarray
 
 
 @dataclass
 class IngestResult:
     document: DocumentInfo
     status: str  # created | replaced | unchanged
-
-
-def chunk_id(doc_id: str, n: int) -> str:
-    return f"{doc_id}#{n}"
-
-
-def embedding_text(title: str, chunk: Chunk) -> str:
-    """What the encoder sees: the title and heading path give a chunk its subject."""
-    heading = f" > {chunk.heading}" if chunk.heading else ""
-    return f"{title}{heading}. {chunk.text}" if title else chunk.text
 
 
 class Library:
@@ -89,36 +49,16 @@ class Library:
         self.tokenizer: Tokenizer = encoder.tokenizer
         self.chunk_tokens = min(chunk_tokens, encoder.max_tokens - 2)  # [CLS] and [SEP]
         self.overlap_tokens = overlap_tokens
-        self._cache: tuple[tuple[int, int], dict[str, dict]] | None = None
+        self._manifest = Manifest(self.manifest_path)
         self._lock = threading.Lock()
 
-    # -- the manifest ---------------------------------------------------------------------------
-
-    def _read(self) -> dict[str, dict]:
-        if self.manifest_path is None:
-            return {}
-        try:
-            stat = self.manifest_path.stat()
-        except FileNotFoundError:
-            return {}
-        key = (stat.st_mtime_ns, stat.st_size)
-        if self._cache is None or self._cache[0] != key:
-            self._cache = (key, json.loads(self.manifest_path.read_text(encoding="utf-8")))
-        return self._cache[1]
-
-    def _write(self, manifest: dict[str, dict]) -> None:
-        if self.manifest_path is None:
-            raise RuntimeError("this library has no manifest: write through docstore")
-        self.manifest_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.manifest_path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
-        tmp.replace(self.manifest_path)  # atomic: readers see the old or the new file
+    # -- reads (the manifest) ---------------------------------------------------------------------
 
     def documents(self) -> list[DocumentInfo]:
-        return [DocumentInfo(**d) for d in self._read().values()]
+        return [DocumentInfo(**d) for d in self._manifest.read().values()]
 
     def get(self, doc_id: str) -> DocumentInfo | None:
-        d = self._read().get(doc_id)
+        d = self._manifest.read().get(doc_id)
         return DocumentInfo(**d) if d else None
 
     # -- writes -----------------------------------------------------------------------------------
@@ -198,7 +138,7 @@ class Library:
             self.store.upsert(docs, new.vectors)
             if old and old.chunks > info.chunks:
                 self.store.delete([chunk_id(doc_id, n) for n in range(info.chunks, old.chunks)])
-            self._write({**self._read(), doc_id: asdict(info)})
+            self._manifest.write({**self._manifest.read(), doc_id: asdict(info)})
         return IngestResult(info, "replaced" if old else "created")
 
     def add_many(
@@ -213,7 +153,7 @@ class Library:
         """Bulk load (the corpus build): `items` are (doc id, title, sections, topic[, metadata
         every chunk gets, such as an article's description]); chunks are embedded and written in
         batches. Returns the number of chunks written."""
-        manifest = dict(self._read())
+        manifest = dict(self._manifest.read())
         written = 0
         pending: list[tuple[Document, str]] = []
 
@@ -245,7 +185,7 @@ class Library:
         if pending:
             flush()
         self.store.optimize()
-        self._write(manifest)
+        self._manifest.write(manifest)
         return written
 
     def delete(self, doc_id: str) -> bool:
@@ -254,9 +194,9 @@ class Library:
             if info is None:
                 return False
             self.store.delete([chunk_id(doc_id, n) for n in range(info.chunks)])
-            manifest = dict(self._read())
+            manifest = dict(self._manifest.read())
             manifest.pop(doc_id, None)
-            self._write(manifest)
+            self._manifest.write(manifest)
         return True
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -272,42 +212,15 @@ class Library:
         sha: str,
         topic: str,
     ) -> tuple[DocumentInfo, list[Document], list[str]]:
-        if not re.search(r"\S", doc_id) or len(doc_id) > MAX_DOC_ID_CHARS:
-            raise ValueError(f"document id must be 1 to {MAX_DOC_ID_CHARS} characters")
-        chunks, dropped = chunk_sections(
-            sections,
-            self.tokenizer,
-            chunk_tokens=self.chunk_tokens,
-            overlap_tokens=self.overlap_tokens,
-        )
-        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        pages = [s.page for s in sections if s.page is not None]
-        info = DocumentInfo(
+        return chunk_document(
             doc_id,
             title,
-            file,
-            kind,
-            sha,
-            len(chunks),
-            max(pages) if pages else None,
-            sum(len(s.text) for s in sections),
-            dropped,
-            topic,
-            now,
+            sections,
+            tokenizer=self.tokenizer,
+            chunk_tokens=self.chunk_tokens,
+            overlap_tokens=self.overlap_tokens,
+            file=file,
+            kind=kind,
+            sha=sha,
+            topic=topic,
         )
-        docs = []
-        for n, c in enumerate(chunks):
-            meta: dict = {"doc_id": doc_id, "chunk": n, "section": c.heading, "file": file}
-            if c.page is not None:
-                meta["page"] = c.page
-            docs.append(
-                Document(
-                    id=chunk_id(doc_id, n),
-                    text=c.text,
-                    title=title,
-                    topic=topic,
-                    source=doc_id,
-                    metadata=meta,
-                )
-            )
-        return info, docs, [embedding_text(title, c) for c in chunks]

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rag_chatbot.library import DocumentInfo
+from rag_chatbot.document_chunks import DocumentInfo
 from rag_chatbot.sqldb import open_database
 
 SCHEMA = """

@@ -16,7 +16,7 @@ from pydantic import (
 
 from mlstack.fields import json_int
 from rag_chatbot.answer import Source
-from rag_chatbot.library import DocumentInfo
+from rag_chatbot.document_chunks import DocumentInfo
 from semantic_search.documents import MAX_ID_CHARS, Filters
 
 MAX_MESSAGE_CHARS = 4000
