@@ -25,6 +25,9 @@ class Plan:
     echo: str = ""
 
 
+_SOURCE_PREFIX = re.compile(r"^\[[\d:]+\] \S+\.(?:cc|cpp|h):\d+: ")
+
+
 def _bad(param: str, message: str, code: str = "invalid_parameter") -> APIError:
     return APIError(400, code, message, param=param)
 
@@ -42,9 +45,9 @@ def _checked(fmt: grammar.Format, param: str) -> grammar.Format:
         lowered = grammar.lower(fmt)
         xgr.Grammar.from_structural_tag(grammar.structural_tag(lowered))
     except Exception as exc:  # xgrammar raises several types; all mean "not a schema it takes"
-        raise _bad(
-            param, f"the schema cannot be compiled to a grammar: {str(exc).strip()[:300]}"
-        ) from None
+        # its messages start with "[time] /path/of/its/source.cc:line: ": the client gets the why
+        why = _SOURCE_PREFIX.sub("", str(exc).strip())[:300]
+        raise _bad(param, f"the schema cannot be compiled to a grammar: {why}") from None
     return lowered
 
 
