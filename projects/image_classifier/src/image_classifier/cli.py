@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from mlstack.serve_command import add_serve_command
+
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 
 DATA = Path("data/image_classifier")
@@ -210,18 +212,12 @@ def tune(
     _show(run_search(model, trials, DATA, REPORTS / model / "tune.json"))
 
 
-@app.command()
-def serve(
-    host: Annotated[str | None, typer.Option(help="Overrides IMAGE_CLASSIFIER_HOST.")] = None,
-    port: Annotated[int | None, typer.Option(help="Overrides IMAGE_CLASSIFIER_PORT.")] = None,
-    workers: Annotated[int | None, typer.Option(min=1)] = None,
-) -> None:
-    """Serve the champion (and the ImageNet model) over HTTP."""
-    from image_classifier.service import Settings
-    from mlstack.serve.runner import run
-
-    overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v}
-    run("image_classifier.service:app_factory", Settings(**overrides))
+add_serve_command(
+    app,
+    "image_classifier.service",
+    doc="Serve the champion (and the ImageNet model) over HTTP (settings from "
+    "IMAGE_CLASSIFIER_* environment variables).",
+)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from mlstack.serve_command import add_serve_command
+
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 BASE = Path("models/llm_chat/base")
 
@@ -231,17 +233,11 @@ def agent(
         raise typer.Exit(2)
 
 
-@app.command()
-def serve(
-    host: Annotated[str | None, typer.Option(help="default: LLM_CHAT_HOST or 127.0.0.1")] = None,
-    port: Annotated[int | None, typer.Option(help="default: LLM_CHAT_PORT or 8003")] = None,
-) -> None:
-    """The OpenAI-compatible server (one process; settings from LLM_CHAT_* variables)."""
-    from llm_chat.service import Settings
-    from mlstack.serve.runner import run
-
-    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v}
-    run("llm_chat.service:app_factory", Settings(**overrides))
+add_serve_command(
+    app,
+    "llm_chat.service",
+    doc="The OpenAI-compatible server (one process; settings from LLM_CHAT_* variables).",
+)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from mlstack.serve_command import add_serve_command
+
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 
 
@@ -122,18 +124,12 @@ def ask(
     asyncio.run(go())
 
 
-@app.command()
-def serve(
-    host: Annotated[str | None, typer.Option()] = None,
-    port: Annotated[int | None, typer.Option()] = None,
-    workers: Annotated[int | None, typer.Option(min=1)] = None,
-) -> None:
-    """Run the HTTP service (settings from RAG_CHATBOT_* environment variables)."""
-    from mlstack.serve.runner import run
-    from rag_chatbot.service import Settings
-
-    overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v}
-    run("rag_chatbot.service:app_factory", Settings(**overrides), blas_threads=1)
+add_serve_command(
+    app,
+    "rag_chatbot.service",
+    doc="Run the HTTP service (settings from RAG_CHATBOT_* environment variables).",
+    blas_threads=1,
+)
 
 
 if __name__ == "__main__":

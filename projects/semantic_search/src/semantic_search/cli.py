@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from mlstack.serve_command import add_serve_command
+
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 # What the service serves (and `ingest` adds to), seeded from the champion's index with the
 # champion's encoder (ss_register installs both; the service's defaults).
@@ -217,18 +219,12 @@ def search(
     )
 
 
-@app.command()
-def serve(
-    host: Annotated[str | None, typer.Option()] = None,
-    port: Annotated[int | None, typer.Option()] = None,
-    workers: Annotated[int | None, typer.Option(min=1)] = None,
-) -> None:
-    """Run the HTTP service (settings from SEMANTIC_SEARCH_* environment variables)."""
-    from mlstack.serve.runner import run
-    from semantic_search.service import Settings
-
-    overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v}
-    run("semantic_search.service:app_factory", Settings(**overrides), blas_threads=1)
+add_serve_command(
+    app,
+    "semantic_search.service",
+    doc="Run the HTTP service (settings from SEMANTIC_SEARCH_* environment variables).",
+    blas_threads=1,
+)
 
 
 if __name__ == "__main__":
