@@ -26,9 +26,17 @@ ROWS = [
 
 
 @pytest.fixture
-def no_env(monkeypatch):
-    for name in ("MLSTACK_DEVICE", "MLSTACK_PRECISION", "RANK", "LOCAL_RANK", "WORLD_SIZE"):
-        monkeypatch.delenv(name, raising=False)
+def no_env():
+    """None of the variables, and afterwards none of what the CLI set: its flags write them
+    into this process's environment, and a leaked MLSTACK_PRECISION=bf16 made later training
+    tests in the same worker train in bf16 (monkeypatch.delenv of an absent variable restores
+    nothing)."""
+    names = ("MLSTACK_DEVICE", "MLSTACK_PRECISION", "RANK", "LOCAL_RANK", "WORLD_SIZE")
+    saved = {name: os.environ.pop(name) for name in names if name in os.environ}
+    yield
+    for name in names:
+        os.environ.pop(name, None)
+    os.environ.update(saved)
 
 
 def test_sft_passes_device_and_precision_to_fit_and_trains_in_bf16(

@@ -11,6 +11,8 @@ import pytest
 from llm_chat.service import Settings, build_app
 from mlstack.testing import live_server
 
+from .test_faults import Faults
+
 KEY = "test-key"
 MODEL = "tiny-llama"
 HELLO = [{"role": "user", "content": "Tell me about Paris."}]
@@ -292,20 +294,23 @@ def test_n_choices_are_admitted_together_or_refused_together(tiny_llama, tmp_pat
     app = build_app(settings)
 
     async def scenario(url: str):
-        body = {"model": MODEL, "messages": HELLO, "temperature": 0}
+        body = {"model": MODEL, "messages": HELLO, "temperature": 0, "max_tokens": 4}
+        engine = app.state.hub.get(MODEL).model.engine
+        engine.backend = slow = Faults(engine.backend)
+        slow.decode_delay = 0.05  # 400 tokens: 20 s, so it surely holds the slot meanwhile
         async with httpx.AsyncClient(base_url=url, timeout=60) as http:
             long = {**body, "max_tokens": 400, "stream": True}
             async with http.stream("POST", "/v1/chat/completions", json=long) as running:
                 await anext(running.aiter_lines())  # it holds the slot now
                 two = await http.post("/v1/chat/completions", json={**body, "n": 2})
                 three = await http.post("/v1/chat/completions", json={**body, "n": 3})
-                engine = app.state.hub.get(MODEL).model.engine
                 waiting = engine.load()[0]
+            slow.decode_delay = 0
             for _ in range(300):  # the server cancels the left stream at its next write
                 if engine.load() == (0, 0):
                     break
                 await asyncio.sleep(0.1)
-            after = await http.post("/v1/chat/completions", json={**body, "n": 2, "max_tokens": 4})
+            after = await http.post("/v1/chat/completions", json={**body, "n": 2})
         return two, three, waiting, after
 
     with live_server(app) as url:

@@ -11,7 +11,12 @@ from dataclasses import dataclass
 from llm_chat import grammar
 from llm_chat.sampling import SamplingParams
 from llm_chat.schemas import ChatRequest, CompletionRequest
-from llm_chat.tool_schemas import MAX_SCHEMA_CHARS, JSONObjectFormat, JSONSchemaFormat
+from llm_chat.tool_schemas import (
+    MAX_SCHEMA_CHARS,
+    JSONObjectFormat,
+    JSONSchemaFormat,
+    check_enforced,
+)
 from llm_chat.tools import chat_messages, tool_format
 from mlstack.serve import APIError
 
@@ -51,6 +56,13 @@ def _checked(fmt: grammar.Format, param: str) -> grammar.Format:
     return lowered
 
 
+def _enforced(schema: dict | None, param: str) -> None:
+    try:
+        check_enforced(schema)  # the bounded depth (tool_schemas.Schema) bounds the walk
+    except ValueError as exc:
+        raise _bad(param, f"{exc}; the output would not follow it") from None
+
+
 def _chat_grammar(body: ChatRequest) -> tuple[grammar.Format | None, bool]:
     """(the grammar, whether tool calls are split out of the output)."""
     fmt = body.response_format
@@ -68,11 +80,14 @@ def _chat_grammar(body: ChatRequest) -> tuple[grammar.Format | None, bool]:
             raise _bad("tools", "two tools share a name")
         if not isinstance(choice, str) and choice.function.name not in names:
             raise _bad("tool_choice", f"no tool is named {choice.function.name!r}")
+        for i, tool in enumerate(body.tools):
+            _enforced(tool.function.parameters, f"tools[{i}].function.parameters")
         return _checked(tool_format(body.tools, choice, body.parallel_tool_calls), "tools"), True
     if isinstance(fmt, JSONObjectFormat):
         return _checked(grammar.JSON_OBJECT, "response_format"), False
     if isinstance(fmt, JSONSchemaFormat):
         schema = fmt.json_schema.schema_ or {"type": "object"}
+        _enforced(schema, "response_format")
         return _checked(grammar.json_schema(schema), "response_format"), False
     return None, False
 
@@ -134,6 +149,8 @@ def _output_limit(model, default: int, body, prompt: list[int]) -> int:
 
 
 def plan(model, body: ChatRequest | CompletionRequest, default_max_tokens: int) -> Plan:
+    if body.stream_options is not None and not body.stream:  # OpenAI refuses it too
+        raise _bad("stream_options", "stream_options is only allowed when stream is true")
     if isinstance(body, ChatRequest):
         if body.top_logprobs and not body.logprobs:
             raise _bad("top_logprobs", "top_logprobs needs logprobs: true")

@@ -153,13 +153,6 @@ class _Sampling(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
 
-    @field_validator("stream_options")
-    @classmethod
-    def _only_when_streaming(cls, value: StreamOptions | None, info) -> StreamOptions | None:
-        if value is not None and not info.data.get("stream"):  # as OpenAI: a 4xx, not ignored
-            raise ValueError("only allowed when stream is true")
-        return value
-
     @field_validator("stop")
     @classmethod
     def _stops(cls, value: str | list[str] | None) -> list[str]:

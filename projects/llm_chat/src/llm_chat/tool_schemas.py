@@ -66,8 +66,9 @@ _SUBSCHEMA += ("unevaluatedProperties", "unevaluatedItems")
 _SUBSCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
 
 
-def _honoured(schema: Any, where: str = "") -> None:
-    """Raises ValueError for the first keyword the grammar would ignore, with its location."""
+def check_enforced(schema: Any, where: str = "") -> None:
+    """Raises ValueError for the first keyword the grammar would ignore, with its location (a
+    400 from planning.py: the schema is valid, this server cannot hold output to it)."""
     if not isinstance(schema, dict):
         return
     at = where or "the top level"
@@ -82,25 +83,20 @@ def _honoured(schema: Any, where: str = "") -> None:
     if isinstance(fmt := schema.get("format"), str) and fmt not in FORMATS:
         raise ValueError(f"`format: {fmt}` at {at}: enforced formats are {sorted(FORMATS)}")
     for key in _SUBSCHEMA:
-        _honoured(schema.get(key), f"{where}/{key}")
+        check_enforced(schema.get(key), f"{where}/{key}")
     for key in ("prefixItems", "anyOf", "oneOf", "allOf", "items"):
         if isinstance(schema.get(key), list):
             for i, sub in enumerate(schema[key]):
-                _honoured(sub, f"{where}/{key}/{i}")
+                check_enforced(sub, f"{where}/{key}/{i}")
     for key in _SUBSCHEMA_MAPS:
         if isinstance(schema.get(key), dict):
             for name, sub in schema[key].items():
-                _honoured(sub, f"{where}/{key}/{name}")
-
-
-def _checked_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    _honoured(_bounded(schema))  # bounded first: the walk recurses as deep as the schema
-    return schema
+                check_enforced(sub, f"{where}/{key}/{name}")
 
 
 Schema = Annotated[
     dict[str, Any],
-    AfterValidator(_checked_schema),
+    AfterValidator(_bounded),
     Field(
         description=f"A JSON schema (object): at most {MAX_SCHEMA_CHARS} characters "
         f"serialised, {MAX_SCHEMA_DEPTH} levels deep."

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 from starlette.concurrency import run_in_threadpool
 
-from mlstack.fields import NO_NUL, NOT_BLANK, is_blank
+from mlstack.fields import ID, NO_NUL, is_blank
 from mlstack.serve import APIError, error_responses, offload, requires
 from rag_chatbot import metrics
 from rag_chatbot.docstore import DocumentExistsError, DocumentStore
@@ -24,12 +24,8 @@ from rag_chatbot.settings import Settings
 documents = APIRouter(prefix="/v1", tags=["documents"])
 
 Docs = Annotated[DocumentStore, Depends(requires("documents"))]
-DocIdValue = Annotated[
-    str, Field(min_length=1, max_length=MAX_DOC_ID_CHARS, pattern=NOT_BLANK), NO_NUL
-]
-DocId = Annotated[
-    str, PathParam(min_length=1, max_length=MAX_DOC_ID_CHARS, pattern=NOT_BLANK), NO_NUL
-]
+DocIdValue = Annotated[str, Field(min_length=1, max_length=MAX_DOC_ID_CHARS, pattern=ID)]
+DocId = Annotated[str, PathParam(min_length=1, max_length=MAX_DOC_ID_CHARS, pattern=ID)]
 
 
 def _settings(request: Request) -> Settings:
@@ -62,8 +58,8 @@ class UploadForm(BaseModel):
     )
     # No `null` in the schema: a form has no null, an absent field is how a client leaves it out.
     id: DocIdValue | SkipJsonSchema[None] = Field(None, description="Default: the file name.")
-    title: Annotated[str, NO_NUL] | SkipJsonSchema[None] = Field(None, max_length=500)
-    topic: Annotated[str, NO_NUL] = Field("", max_length=100)
+    title: str | SkipJsonSchema[None] = Field(None, max_length=500, pattern=NO_NUL)
+    topic: str = Field("", max_length=100, pattern=NO_NUL)
     replace: bool = Field(False, description="Replace a document with this id; else 409.")
 
 

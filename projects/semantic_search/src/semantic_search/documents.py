@@ -19,7 +19,7 @@ from pydantic import (
     field_validator,
 )
 
-from mlstack.fields import NO_NUL, NOT_BLANK
+from mlstack.fields import ID, NOT_BLANK
 
 # Limits of what the index takes, in the API schema too (every one is a 422 naming the field).
 MAX_ID_CHARS = 256
@@ -32,9 +32,7 @@ MAX_METADATA_VALUE_CHARS = 4000
 MAX_FILTER_VALUES = 64
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
-DocId = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=NOT_BLANK), NO_NUL
-]
+DocId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=ID)]
 Label = Annotated[str, StringConstraints(max_length=MAX_LABEL_CHARS)]
 FilterValue = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LABEL_CHARS)]
 

@@ -7,18 +7,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi import Path as PathParam
 
+from mlstack.fields import ID
 from mlstack.serve import APIError, error_responses, offload, requires
 from semantic_search import metrics
 from semantic_search.api_common import RetrieverDep
-from semantic_search.documents import MAX_ID_CHARS, NO_NUL, NOT_BLANK, Document
+from semantic_search.documents import MAX_ID_CHARS, Document
 from semantic_search.indexing import document_texts
 from semantic_search.schemas import Stats, UpsertRequest, UpsertResponse
 from semantic_search.stores import VectorStore
 
 WriteLock = Annotated[asyncio.Lock, Depends(requires("write_lock"))]
-DocIdParam = Annotated[
-    str, PathParam(min_length=1, max_length=MAX_ID_CHARS, pattern=NOT_BLANK), NO_NUL
-]
+DocIdParam = Annotated[str, PathParam(min_length=1, max_length=MAX_ID_CHARS, pattern=ID)]
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
