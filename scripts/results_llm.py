@@ -44,6 +44,14 @@ def llm_engine() -> str:
             ttft = f"{r['ttft_ms_p50']:.0f} ms"
             row = [key, r["decode_tokens_per_s_b1"], "", "", "", ttft, "", r["opening_matches_hf"]]
             lines.append("| " + " | ".join(map(str, row)) + " |")
+    if any(key.startswith("llama.cpp") for key in b):
+        lines += [
+            "",
+            "llama.cpp rows: batch 1 only (llama-cpp-python decodes one sequence at a time), its "
+            "own chat template and sampler, loaded by `load_llama` (ggml's repacked weight "
+            "layouts off: with them its int8 kernels crashed here); the packaged Q4_1 is a "
+            "smaller quantisation of the same model, not the same weights as the other rows.",
+        ]
     if h := b.get("http"):
         lines += [
             "",
