@@ -149,7 +149,9 @@ def search_modes(reports: Path, out: Path) -> None:
 def search_index(reports: Path, out: Path) -> None:
     """Vector indexes: recall@10 against p50 latency, per corpus size (`make bench`)."""
     plt = _pyplot()
-    rows = _json(reports / "semantic_search" / "benchmark.json").get("indexes")
+    indexes = _json(reports / "semantic_search" / "benchmark.json").get("indexes")
+    # {"setup", "rows", "command"} since the benchmark records its setup; a bare list before
+    rows = indexes.get("rows") if isinstance(indexes, dict) else indexes
     if not rows:
         raise MissingInputError(
             f"{reports}/semantic_search/benchmark.json has no 'indexes' section"
@@ -159,8 +161,9 @@ def search_index(reports: Path, out: Path) -> None:
     for ax, size in zip(axes[0], sizes, strict=True):
         for row in (x for x in rows if x["vectors"] == size):
             ax.scatter(row["p50_ms"], row["recall@10"], s=18)
+            name, _, rest = row["index"].partition(" (")  # its settings are in the README
             ax.annotate(
-                row["index"],
+                name + (" + refine" if "refine" in rest else ""),
                 (row["p50_ms"], row["recall@10"]),
                 fontsize=6,
                 textcoords="offset points",
@@ -170,8 +173,14 @@ def search_index(reports: Path, out: Path) -> None:
             xscale="log",
             xlabel="query p50 (ms)",
             ylabel="recall@10 vs exact",
-            title=f"{size:,} vectors",
+            title=f"{size:,} vectors"
+            + (
+                " (synthetic)"
+                if any(x.get("synthetic_vectors") for x in rows if x["vectors"] == size)
+                else ""
+            ),
         )
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())  # log-axis minor labels overlapped
     _save(fig, out)
 
 

@@ -18,6 +18,7 @@ from results_natural import rag_natural, search_natural
 from results_rag import rag_chatbot
 
 REPORTS, MODELS = Path("reports/image_classifier"), Path("models/image_classifier")
+SEARCH_BENCH = Path("reports/semantic_search/benchmark.json")
 
 
 def load(path: Path) -> dict:
@@ -166,23 +167,31 @@ def semantic_search() -> str:
     for m in ("dense", "bm25", "hybrid"):
         s, t = lat[m]["search"], lat[m]["total"]
         lines.append(f"| {m} | {s['p50']} | {s['p99']} | {t['p50']} | {t['p99']} |")
-    bench = reports / "benchmark.json"
-    if bench.exists():
-        b = load(bench)
-        if "encoder" in b:
-            lines += _encoder_rows(b["encoder"])
-        if "service" in b:
-            s = b["service"]
-            lines += [
-                "",
-                f"Service load (`semantic-search serve`, {s['workers']} workers, {s['clients']} "
-                f"concurrent clients, mixed modes, {s['seconds']} s): "
-                f"{s['requests_per_s']} requests/s, "
-                f"{s['errors']} errors of {s['requests']}, p50 {s['latency_ms']['p50']} ms, "
-                f"p99 {s['latency_ms']['p99']} ms.",
-            ]
-        if "indexes" in b:
-            lines += _index_rows(b["indexes"])
+    return "\n".join(lines)
+
+
+def search_bench() -> str:
+    """`benchmarks/bench_semantic_search.py`'s figures: a block of their own, as the benchmark
+    runs apart from the pipeline."""
+    b = load(SEARCH_BENCH)
+    lines = [
+        "**Semantic search speed** (`benchmarks/bench_semantic_search.py`, "
+        "`reports/semantic_search/benchmark.json`)"
+    ]
+    if "encoder" in b:
+        lines += _encoder_rows(b["encoder"])
+    if "service" in b:
+        s = b["service"]
+        lines += [
+            "",
+            f"Service load (`semantic-search serve`, {s['workers']} workers, {s['clients']} "
+            f"concurrent clients, mixed modes, {s['seconds']} s): "
+            f"{s['requests_per_s']} requests/s, "
+            f"{s['errors']} errors of {s['requests']}, p50 {s['latency_ms']['p50']} ms, "
+            f"p99 {s['latency_ms']['p99']} ms.",
+        ]
+    if "indexes" in b:
+        lines += _index_rows(b["indexes"])
     return "\n".join(lines)
 
 
@@ -252,6 +261,7 @@ BLOCKS = {
         MODELS / "champion.json",
     ),
     "soak": (soak, SOAK),
+    "search-bench": (search_bench, SEARCH_BENCH),
     "llm-engine": (llm_engine, LLM / "quality.json"),
     "llm-features": (llm_features, FEATURES),
     "images": (lambda: render_images(json.loads(IMAGES.read_text())), IMAGES),

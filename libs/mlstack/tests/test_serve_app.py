@@ -134,6 +134,18 @@ def test_bad_input_gets_4xx_envelopes_never_500(make_app):
             headers={"content-type": "application/json", "content-encoding": "gzip"},
         )
         assert_envelope(gzipped, 415, "unsupported_content_encoding", "content-encoding")
+        both = httpx.post(  # a second header counts too
+            f"{base}/v1/double",
+            content=b'{"values": [1]}',
+            headers=[
+                ("content-type", "application/json"),
+                ("content-encoding", "identity"),
+                ("content-encoding", "gzip"),
+            ],
+        )
+        assert_envelope(both, 415, "unsupported_content_encoding", "content-encoding")
+        untyped = httpx.post(f"{base}/v1/double", content=b'{"values": [1]}')  # no type at all
+        assert_envelope(untyped, 415, "unsupported_media_type", "content-type")
         assert_envelope(httpx.get(f"{base}/nope"), 404, "not_found")
         assert_envelope(httpx.delete(f"{base}/v1/models"), 405, "method_not_allowed")
         # a model failure on valid input is a 500, in the same envelope

@@ -172,6 +172,15 @@ CASES = {
             ("a remote $ref", {"$ref": "http://evil/x"}),
             ("two allOf", {"allOf": [{"type": "integer"}, {"maximum": 3}]}),
             ("an unknown format", {"type": "string", "format": "iri"}),
+            ("unique items", {"type": "array", "uniqueItems": True}),
+            ("dependent required", {"type": "object", "dependentRequired": {"a": ["b"]}}),
+            (
+                "a $ref with siblings",
+                {"$defs": {"s": {"type": "string"}}, "$ref": "#/$defs/s", "maxLength": 2},
+            ),
+            ("a $ref outside $defs", {"$ref": "#/x", "x": {"not": {"const": "a"}}}),
+            ("two oneOf", {"oneOf": [{"type": "integer"}, {"type": "number"}]}),
+            ("required not in properties", {"type": "object", "properties": {}, "required": ["a"]}),
         ]
     },
     "a tool schema with contains": (

@@ -20,11 +20,18 @@ def add_serve_command(
         port: Annotated[int | None, typer.Option(help="Overrides the settings' port.")] = None,
         workers: Annotated[int | None, typer.Option(min=1)] = None,
     ) -> None:
+        from pydantic import ValidationError
+
         from mlstack.serve.runner import run
 
-        settings = importlib.import_module(service).Settings
-        overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v}
-        run(f"{service}:app_factory", settings(**overrides), blas_threads=blas_threads)
+        given = {"host": host, "port": port, "workers": workers}
+        try:  # a value the service's settings refuse (llm_chat: one worker) is a usage error
+            settings = importlib.import_module(service).Settings(
+                **{k: v for k, v in given.items() if v is not None}
+            )
+        except ValidationError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        run(f"{service}:app_factory", settings, blas_threads=blas_threads)
 
     serve.__doc__ = doc
     app.command("serve")(serve)

@@ -92,21 +92,35 @@ def _chat_grammar(body: ChatRequest) -> tuple[grammar.Format | None, bool]:
     return None, False
 
 
-@functools.cache
+@functools.lru_cache(maxsize=4)  # one tokenizer per served model
 def _control_tokens(tokenizer) -> re.Pattern | None:
-    names = {t.content for t in tokenizer.added_tokens_decoder.values() if t.special}
-    names |= set(tokenizer.all_special_tokens)
+    """The special tokens the chat template writes (ChatML's <|im_start|>, <|im_end|>) and the
+    begin/end of text: text spelling them would become them. Other special tokens (SmolLM2's
+    <filename>, <reponame>, ...) give the text no structure and stay allowed."""
+    template = tokenizer.chat_template or ""
+    specials = {t.content for t in tokenizer.added_tokens_decoder.values() if t.special}
+    names = {name for name in specials | set(tokenizer.all_special_tokens) if name in template}
+    names |= {tokenizer.bos_token, tokenizer.eos_token}
+    names = {name for name in names if name}
     return re.compile("|".join(map(re.escape, sorted(names)))) if names else None
 
 
-def _refuse_forged_roles(tokenizer, messages, tools) -> None:
+def _refuse_forged_roles(tokenizer, messages, tools, rendered, native) -> None:
     """Text that spells a control token (`<|im_end|>`, `<|im_start|>`) would become that token
     in the prompt: a user could close their turn and open a system one. Refused, not escaped:
-    the template has no escape, and dropping it would change what was asked."""
+    the template has no escape, and dropping it would change what was asked. Checked as sent
+    (to name the field) and as the template gets it: content parts are joined and tool-call
+    arguments JSON-decoded there, so `<|im_` + `end|>` or `\u003c|im_end|\u003e` spell it too."""
     if (pattern := _control_tokens(tokenizer)) is None:
         return
+    extra = len(rendered) - len(messages)  # a system message the tools prompt was put into
     fields = [(f"messages[{i}]", m.model_dump_json()) for i, m in enumerate(messages)]
     fields += [(f"tools[{i}]", t.model_dump_json()) for i, t in enumerate(tools or [])]
+    fields += [
+        (f"messages[{j - extra}]" if j >= extra else "tools", json.dumps(m, ensure_ascii=False))
+        for j, m in enumerate(rendered)
+    ]
+    fields += [("tools", json.dumps(native, ensure_ascii=False))] if native else []
     for param, text in fields:
         if found := pattern.search(text):
             raise _bad(
@@ -118,8 +132,8 @@ def _refuse_forged_roles(tokenizer, messages, tools) -> None:
 
 def chat_prompt(model, messages, tools, add_generation_prompt: bool = True) -> list[int]:
     """The token ids of a chat (and the tools it may call) through the model's template."""
-    _refuse_forged_roles(model.tokenizer, messages, tools)
     rendered, native = chat_messages(messages, tools, model.tokenizer)
+    _refuse_forged_roles(model.tokenizer, messages, tools, rendered, native)
     return model.tokenizer.apply_chat_template(
         rendered, tools=native, add_generation_prompt=add_generation_prompt
     )

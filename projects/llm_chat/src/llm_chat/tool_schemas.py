@@ -56,14 +56,24 @@ IGNORED_KEYWORDS = {
     "contentSchema": "content encodings",
     "$dynamicRef": "dynamic references",
     "$recursiveRef": "dynamic references",
+    "uniqueItems": "unique items",
+    "dependentRequired": "dependencies",
+    "dependentSchemas": "dependencies",
+    "dependencies": "dependencies",
 }
+_SEVERAL = {  # with more than one schema
+    "allOf": "only its first schema is enforced; merge them",
+    "oneOf": "enforced as anyOf (one or more, not exactly one); use anyOf",
+}
+# Keywords that only annotate: allowed beside a $ref (any other sibling is not enforced).
+_ANNOTATIONS = {"$ref", "title", "description", "examples", "default", "$comment", "deprecated"}
 FORMATS = {  # the string formats its grammars enforce
     *("date", "time", "date-time", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"),
     *("uri", "uri-reference", "uri-template", "json-pointer", "relative-json-pointer"),
 }
 _SUBSCHEMA = ("items", "additionalProperties", "propertyNames", "additionalItems")
 _SUBSCHEMA += ("unevaluatedProperties", "unevaluatedItems")
-_SUBSCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_SUBSCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions")
 
 
 def check_enforced(schema: Any, where: str = "") -> None:
@@ -76,10 +86,19 @@ def check_enforced(schema: Any, where: str = "") -> None:
         if key in schema:
             raise ValueError(f"`{key}` at {at}: {what} are not enforced by the grammar decoder")
     ref = schema.get("$ref")
-    if isinstance(ref, str) and not ref.startswith("#"):
-        raise ValueError(f"`$ref` at {at}: only local references (#/...) are resolved")
-    if isinstance(schema.get("allOf"), list) and len(schema["allOf"]) > 1:
-        raise ValueError(f"`allOf` at {at}: only its first schema is enforced; merge them")
+    if isinstance(ref, str):
+        # the walk checks what $defs hold; a pointer elsewhere could reach an unchecked schema
+        if ref != "#" and not ref.startswith(("#/$defs/", "#/definitions/")):
+            raise ValueError(f"`$ref` at {at}: only #, #/$defs/... and #/definitions/... resolve")
+        if siblings := sorted(set(schema) - _ANNOTATIONS):
+            raise ValueError(f"`$ref` at {at}: keywords beside it ({siblings}) are not enforced")
+    for key, why in _SEVERAL.items():
+        if isinstance(schema.get(key), list) and len(schema[key]) > 1:
+            raise ValueError(f"`{key}` at {at}: {why}")
+    properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    required = schema.get("required") if isinstance(schema.get("required"), list) else []
+    if missing := [name for name in required if name not in properties]:
+        raise ValueError(f"`required` at {at}: {missing} are not in `properties`")
     if isinstance(fmt := schema.get("format"), str) and fmt not in FORMATS:
         raise ValueError(f"`format: {fmt}` at {at}: enforced formats are {sorted(FORMATS)}")
     for key in _SUBSCHEMA:

@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 
 from llm_chat.schemas import NOT_BLANK
-from mlstack.serve.errors import APIError, error_response, validation_error
+from mlstack.serve.errors import APIError, body_of, error_response, validation_error
 from mlstack.serve.errors import tidy as mlstack_tidy
 
 ROLES = {"system", "user", "developer", "assistant", "tool"}
@@ -51,7 +51,6 @@ def install_validation_handler(app: FastAPI) -> None:
                     param=param,
                 ),
             )
-        content_type = request.headers.get("content-type")
-        return error_response(request, validation_error(errors, content_type))
+        return error_response(request, validation_error(errors, **body_of(request)))
 
     app.add_exception_handler(RequestValidationError, handler)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 
 from mlstack.serve import APIError
-from mlstack.serve.errors import error_response, validation_error
+from mlstack.serve.errors import body_of, error_response, validation_error
 from semantic_search import documents_api, embeddings_api, search_api
 from semantic_search.schemas import TOKEN_IDS
 
@@ -29,7 +29,6 @@ def install_validation_handler(app: FastAPI) -> None:
             return error_response(
                 request, APIError(400, TOKEN_IDS, token_ids["msg"], param="input")
             )
-        content_type = request.headers.get("content-type")
-        return error_response(request, validation_error(errors, content_type))
+        return error_response(request, validation_error(errors, **body_of(request)))
 
     app.add_exception_handler(RequestValidationError, handler)

@@ -112,7 +112,16 @@ def tidy(errors: list[dict]) -> list[dict]:
 _BODY_TYPES = ("application/json", "multipart/form-data", "application/x-www-form-urlencoded")
 
 
-def validation_error(errors: list[dict], content_type: str | None = None) -> APIError:
+def body_of(request: Request) -> dict[str, Any]:
+    """What `validation_error` needs to know of a request's body: its type, whether one came."""
+    headers = request.headers
+    sent = headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers
+    return {"content_type": headers.get("content-type"), "body_sent": sent}
+
+
+def validation_error(
+    errors: list[dict], content_type: str | None = None, body_sent: bool = False
+) -> APIError:
     """Pydantic's errors as our envelope: the first error's field (dotted path), message and limit;
     400 for a body that is not JSON or missing, 415 for a body sent as another media type
     (`content_type`, the request's header). Routes that validate by hand raise this too."""
@@ -120,14 +129,19 @@ def validation_error(errors: list[dict], content_type: str | None = None) -> API
     first = errors[0] if errors else {}
     loc = [str(p) for p in first.get("loc", ())]
     media = (content_type or "").split(";")[0].strip().lower()
-    if loc[:1] == ["body"] and media not in ("", *_BODY_TYPES) and not media.endswith("+json"):
+    missing = loc == ["body"] and first.get("type") == "missing"  # no body at all
+    # a body sent without a type (FastAPI does not parse it), or with one no route reads
+    untyped = body_sent and not media and loc[:1] == ["body"]
+    other = loc[:1] == ["body"] and media not in ("", *_BODY_TYPES) and not media.endswith("+json")
+    if untyped or other:
         return APIError(
             415,
             "unsupported_media_type",
-            f"send the body as application/json, not {media[:60]}",
+            f"Content-Type {media[:60] or '(none)'} is not read here: send application/json "
+            "(multipart/form-data for file uploads)",
             param="content-type",
         )
-    if loc == ["body"] and first.get("type") == "missing":  # no body at all
+    if missing:
         return APIError(400, "missing_body", "a JSON request body is required", param="body")
     if loc and loc[0] in ("body", "query", "path", "header"):  # where it came from, not a field
         loc = loc[1:]
@@ -149,8 +163,7 @@ def validation_error(errors: list[dict], content_type: str | None = None) -> API
 
 
 def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    errors = list(exc.errors())
-    return error_response(request, validation_error(errors, request.headers.get("content-type")))
+    return error_response(request, validation_error(list(exc.errors()), **body_of(request)))
 
 
 def allowed_methods(request: Request) -> list[str]:

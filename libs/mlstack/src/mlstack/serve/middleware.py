@@ -119,7 +119,11 @@ class GuardMiddleware:
                 )
                 await _send_error(scope, receive, send, err)
                 return
-        encoding = (_header(scope, b"content-encoding") or "identity").strip().lower()
+        # every Content-Encoding header, as a proxy or the app could read any of them
+        codings = [
+            v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"content-encoding"
+        ]
+        encoding = ", ".join(c.strip().lower() for c in codings if c.strip()) or "identity"
         if encoding != "identity":  # never decoded: parsing gzip as JSON would be a vague 400
             err = APIError(
                 415,
