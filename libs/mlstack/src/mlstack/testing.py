@@ -58,14 +58,19 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def live_server(app, *, wait_ready: bool = True, timeout_s: float = 60) -> Iterator[str]:
+def live_server(
+    app, *, wait_ready: bool = True, timeout_s: float = 60, http: str = "auto"
+) -> Iterator[str]:
     """Serves `app` with uvicorn on 127.0.0.1 in a thread; yields its base URL.
 
     Real HTTP, real lifespan (model loading), so tests see what a client sees. Without
     `wait_ready` it returns as soon as the server answers at all (a failed load answers 503).
     """
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    # http: uvicorn's parser ("h11" accepts any token as a method, httptools does not)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", http=http
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -3,10 +3,8 @@ answering pipeline."""
 
 from typing import Any
 
-from mlstack.serve import ModelCard, file_sha256
-from mlstack.serving_card import warn_if_changed
 from rag_chatbot.answer import Rag
-from semantic_search.encoder import VARIANTS
+from semantic_search.service import encoder_card
 
 
 class RetrievalModel:
@@ -17,18 +15,7 @@ class RetrievalModel:
 
     def __init__(self, rag: Rag, serving: dict[str, Any] | None = None) -> None:
         self.rag = rag
-        encoder = rag.retriever.encoder
-        path = encoder.model_dir / VARIANTS[encoder.variant]
-        sha256 = file_sha256(path)
-        serving = serving or {"card": None}
-        warn_if_changed(serving, "encoder_sha256", sha256)
-        self.card = ModelCard(
-            encoder.name,
-            encoder.variant,
-            str(path),
-            sha256,
-            extra={"dim": encoder.dim, "serving": serving},
-        )
+        self.card = encoder_card(rag.retriever.encoder, serving)
 
     def warmup(self) -> None:
         # One retrieval loads the index's in-memory copy (BM25 included): seconds, not per query.

@@ -79,22 +79,23 @@ class Settings(ServeSettings):
     )
 
 
+def encoder_card(encoder: Encoder, serving: dict[str, Any] | None, **extra: Any) -> ModelCard:
+    """The card of a service that embeds with `encoder` (search's, the RAG chatbot's): the ONNX
+    file it runs and its hash, checked against the serving card's (a warning if they differ)."""
+    path = encoder.model_dir / VARIANTS[encoder.variant]
+    sha256 = file_sha256(path)
+    serving = serving or {"card": None}
+    warn_if_changed(serving, "encoder_sha256", sha256)
+    extra = {"dim": encoder.dim, **extra, "serving": serving}
+    return ModelCard(encoder.name, encoder.variant, str(path), sha256, extra=extra)
+
+
 class EncoderModel:
     """The encoder as a micro-batched model: items are token id lists, already limit-checked."""
 
     def __init__(self, encoder: Encoder, serving: dict[str, Any] | None = None) -> None:
         self.encoder = encoder
-        path = encoder.model_dir / VARIANTS[encoder.variant]
-        sha256 = file_sha256(path)
-        serving = serving or {"card": None}
-        warn_if_changed(serving, "encoder_sha256", sha256)
-        self.card = ModelCard(
-            encoder.name,
-            encoder.variant,
-            str(path),
-            sha256,
-            extra={"dim": encoder.dim, "max_tokens": encoder.max_tokens, "serving": serving},
-        )
+        self.card = encoder_card(encoder, serving, max_tokens=encoder.max_tokens)
 
     def predict_batch(self, items: list[list[int]]) -> list[np.ndarray]:
         counts = np.array([len(i) for i in items])
