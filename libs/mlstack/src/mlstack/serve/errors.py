@@ -9,6 +9,7 @@ it, extended with `limit` and `request_id`:
 """
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -91,8 +92,14 @@ def is_union_branch(part: Any) -> bool:
     'str', 'none'. For `x: str | list[str]` it reports one error per branch, at `x.str` and
     `x.list`, the type mismatch of the branch the client did not mean first."""
     return isinstance(part, str) and (
-        "[" in part or "-" in part or part in {"str", "int", "float", "bool", "none", "list"}
+        "[" in part or part in _SCALAR_BRANCHES or _BRANCH.fullmatch(part) is not None
     )
+
+
+_SCALAR_BRANCHES = {"str", "int", "float", "bool", "none", "list", "dict"}
+# pydantic-core's schema kinds, as in "constrained-str", "function-after"; a client's own
+# hyphenated key ("page-count") is not one of them
+_BRANCH = re.compile(r"(constrained|function|json|lax|tagged|nullable|default|typed)-[a-z-]+")
 
 
 def tidy(errors: list[dict]) -> list[dict]:
