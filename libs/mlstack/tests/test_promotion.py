@@ -100,3 +100,17 @@ def test_lower_is_better_metrics(tmp_path, monkeypatch, score, promoted):
             )
         )
     assert decisions[1].promoted is promoted
+
+
+def test_a_tracking_uri_set_after_the_default_was_used_is_honoured(tmp_path, monkeypatch):
+    """The default store, used once with no MLFLOW_TRACKING_URI, must not stick to the process:
+    a later variable (a test's own registry, a job pointed at a server) decides where runs go.
+    It stuck before: every later test in that worker shared the first one's registry."""
+    from mlstack.train.tracking import _mlflow
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert _mlflow().get_tracking_uri().endswith("mlflow.db")
+    own = f"sqlite:///{tmp_path / 'own.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", own)
+    assert _mlflow().get_tracking_uri() == own

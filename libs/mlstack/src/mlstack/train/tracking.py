@@ -18,8 +18,11 @@ def _mlflow():
     import mlflow
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # The default goes into the environment, not set_tracking_uri: that is process-wide and
+    # wins over the variable, so a later MLFLOW_TRACKING_URI (a test's own registry, a job's
+    # server) was ignored for the rest of the process once the default had been used.
     if not os.environ.get("MLFLOW_TRACKING_URI"):
-        mlflow.set_tracking_uri(DEFAULT_TRACKING_URI)
+        os.environ["MLFLOW_TRACKING_URI"] = DEFAULT_TRACKING_URI
     return mlflow
 
 
