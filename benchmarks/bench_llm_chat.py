@@ -102,6 +102,15 @@ def bench_hf(tokenizer, prompts: list[list[int]], tokens: int, threads: int) -> 
     }
 
 
+def ov_export(kind: str) -> tuple[Path, str]:
+    """The export folder and compute precision of an openvino contender: openvino-int8 runs
+    as served (ov_config.DEFAULT_PRECISION), openvino-int8-bf16 the same export in bf16."""
+    from llm_chat.ov_config import DEFAULT_PRECISION
+
+    bf16 = kind.endswith("-bf16")
+    return MODELS / kind.removesuffix("-bf16"), "bf16" if bf16 else DEFAULT_PRECISION
+
+
 def make_engine(kind: str, tokenizer, slots: int, threads: int, eos: set[int]):
     from llm_chat.backends import load_backend
     from llm_chat.engine import Engine
@@ -110,7 +119,10 @@ def make_engine(kind: str, tokenizer, slots: int, threads: int, eos: set[int]):
         from llm_chat.ov_config import load_pipeline
         from llm_chat.ov_engine import OVEngine
 
-        model = load_pipeline(MODELS / kind, slots=slots, max_len=512, threads=threads)
+        folder, precision = ov_export(kind)
+        model = load_pipeline(
+            folder, slots=slots, max_len=512, threads=threads, precision=precision
+        )
         return OVEngine(model, tokenizer, eos=eos, max_queue=slots)
     # Loaded on the engine's thread: see Engine (and `on_own_thread` for the HF baseline).
     build = partial(
@@ -226,7 +238,12 @@ def bench_http(
     port = free_port()
     served = {"LLM_CHAT_BACKEND": kind}
     if kind.startswith("openvino"):  # the service's openvino backend serves one export folder
-        served = {"LLM_CHAT_BACKEND": "openvino", "LLM_CHAT_OV_DIR": str(MODELS / kind)}
+        folder, precision = ov_export(kind)
+        served = {
+            "LLM_CHAT_BACKEND": "openvino",
+            "LLM_CHAT_OV_DIR": str(folder),
+            "LLM_CHAT_OV_PRECISION": precision,
+        }
     env = served | {
         "LLM_CHAT_SLOTS": str(clients),
         "LLM_CHAT_PORT": str(port),
@@ -260,8 +277,15 @@ def main() -> None:
     parser.add_argument(
         "--backends",
         nargs="*",
-        default=["openvino-int8", "openvino-int4", "native", "native-int8", "onnx-int8"],
-        help="also: transformers, onnx",
+        default=[
+            "openvino-int8",
+            "openvino-int8-bf16",
+            "openvino-int4",
+            "native",
+            "native-int8",
+            "onnx-int8",
+        ],
+        help="also: transformers, onnx, openvino-int4-bf16",
     )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument(
@@ -285,7 +309,9 @@ def main() -> None:
     }
     base = results["hf_generate"]
     for kind in args.backends:
-        needs = MODELS / kind if kind.startswith("openvino") else ONNX if "onnx" in kind else MODEL
+        needs = (
+            ov_export(kind)[0] if kind.startswith("openvino") else ONNX if "onnx" in kind else MODEL
+        )
         if not needs.exists():  # its export stage has not run: say so rather than fail the run
             print(f"{kind}: skipped, {needs} missing (dvc repro)", flush=True)
             continue

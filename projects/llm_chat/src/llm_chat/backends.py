@@ -17,6 +17,7 @@ from llm_chat.backend_llama_cpp import LlamaCppBackend
 from llm_chat.backend_native import NativeBackend
 from llm_chat.backend_onnx import OnnxBackend
 from llm_chat.backend_transformers import TransformersBackend
+from llm_chat.ov_config import DEFAULT_PRECISION
 
 log = logging.getLogger("llm_chat.backends")
 T = TypeVar("T")
@@ -109,7 +110,7 @@ def load_backend(
     gguf: str | Path | None = None,
     onnx_dir: str | Path | None = None,
     ov_dir: str | Path | None = None,
-    ov_precision: str | None = None,
+    ov_precision: str = DEFAULT_PRECISION,
 ):
     """`kind` as `resolve_kind` reads it. openvino returns an `OVModel`, driven by `OVEngine`
     (ov_engine.py; `engine_for` picks the engine and where the backend loads). llama.cpp

@@ -14,13 +14,22 @@ import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from llm_chat.sampling import SamplingParams
 from mlstack.serve import APIError
+
+if TYPE_CHECKING:  # sampling.py imports torch; the settings import this module for its default
+    from llm_chat.sampling import SamplingParams
 
 BLOCK_TOKENS = 32  # the CPU plugin's KV cache block
 MIN_TEMPERATURE = 1e-4  # as sampling.py: below it, greedy
 TINY = 1e-30  # the smallest penalty and top_p passed on: float32 keeps it, and it acts as 0+
+# The CPU plugin computes in bf16 where the CPU has AMX or AVX512-BF16; for a model this small
+# the conversions cost more than they save: on this 2-core Sapphire Rapids, int8 weights decode
+# 84 tokens/s at batch 1 in f32 against 55 in bf16, and 431 against 290 with 8 streams
+# (benchmarks/bench_llm_chat.py, the openvino-int8 and openvino-int8-bf16 rows), at +0.6%
+# perplexity against fp32 (llm_quality). bf16 stays a setting for larger models.
+DEFAULT_PRECISION = "f32"
 
 
 @dataclass
@@ -44,14 +53,13 @@ def load_pipeline(
     slots: int,
     max_len: int,
     threads: int = 0,
-    precision: str | None = None,
+    precision: str = DEFAULT_PRECISION,
     chunk_tokens: int = 256,
     prefix_caching: bool = True,
 ) -> OVModel:
     """The KV cache holds `slots` full contexts, so an admitted request never waits for blocks
     (a request that can never fit would wait forever: OpenVINO does not refuse it).
-    `precision`: the CPU plugin's inference precision; None = its default (bf16 where the CPU
-    has AMX/AVX512-BF16, else f32)."""
+    `precision`: the CPU plugin's inference precision (f32 or bf16; see DEFAULT_PRECISION)."""
     import json
 
     config = json.loads((Path(ov_dir) / "config.json").read_text())
@@ -64,9 +72,9 @@ def load_pipeline(
         "dynamic_split_fuse": True,
         "enable_prefix_caching": prefix_caching,
     }
-    properties: dict = {"INFERENCE_NUM_THREADS": threads} if threads else {}
-    if precision:
-        properties["INFERENCE_PRECISION_HINT"] = precision
+    properties: dict = {"INFERENCE_PRECISION_HINT": precision}
+    if threads:
+        properties["INFERENCE_NUM_THREADS"] = threads
     exported = Path(ov_dir) / "export.json"  # written by ov_export.py: its weight format
     weights = json.loads(exported.read_text())["weights"] if exported.exists() else "unknown"
     structured = (Path(ov_dir) / "openvino_detokenizer.xml").exists()
@@ -92,7 +100,7 @@ def _unsupported(name: str, why: str) -> APIError:
     )
 
 
-def generation_options(params: SamplingParams, max_new_tokens: int, eos: set[int]) -> dict:
+def generation_options(params: "SamplingParams", max_new_tokens: int, eos: set[int]) -> dict:
     """OpenVINO's GenerationConfig fields for `params` (a dict: it crosses to the worker), or
     an APIError (400) naming what OpenVINO cannot honour."""
     import openvino_genai as og

@@ -54,14 +54,12 @@ def hf_logits(model):
     return run
 
 
-def ov_logits(ov_dir: Path, precision: str | None, threads: int):
+def ov_logits(ov_dir: Path, precision: str, threads: int):
     """The exported IR through optimum-intel (the pipeline gives no logits); the same IR and CPU
     plugin precision as the engine, without its u8 KV cache (the greedy check covers that)."""
     from optimum.intel import OVModelForCausalLM
 
-    config = {"INFERENCE_NUM_THREADS": threads} | (
-        {"INFERENCE_PRECISION_HINT": precision} if precision else {}
-    )
+    config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": precision}
     model = OVModelForCausalLM.from_pretrained(ov_dir, ov_config=config, compile=True)
 
     def run(ids: list[int]) -> torch.Tensor:
@@ -129,7 +127,7 @@ def evaluate(
     from llm_chat.backends import load_backend
     from llm_chat.engine import Engine
     from llm_chat.finetune.data import QUESTIONS
-    from llm_chat.ov_config import load_pipeline
+    from llm_chat.ov_config import DEFAULT_PRECISION, load_pipeline
     from llm_chat.ov_engine import OVEngine
 
     torch.set_num_threads(p["threads"])
@@ -175,8 +173,8 @@ def evaluate(
         Engine(partial(load_backend, "native-int8", model_dir, **native), tokenizer, eos=eos),
     )
     for name, folder in variants.items():
-        for precision in p.get("precisions", [None, "f32"]):
-            label = name + (f" ({precision} compute)" if precision else "")
+        for precision in p["precisions"]:  # the row named as the backend is what it serves
+            label = name + ("" if precision == DEFAULT_PRECISION else f" ({precision} compute)")
             model = load_pipeline(
                 folder, slots=slots, max_len=512, threads=p["threads"], precision=precision
             )

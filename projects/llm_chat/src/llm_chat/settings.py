@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from llm_chat.ov_config import DEFAULT_PRECISION
 from llm_chat.pipeline import default_model_dir
 from mlstack.serve import ServeSettings
 
@@ -36,12 +37,10 @@ class Settings(ServeSettings):
         "folder (a registered version), else openvino-int8 beside models/llm_chat/base, "
         "openvino-<name>-int8 beside any other model folder (the DVC stages' names)",
     )
-    ov_precision: Literal["bf16", "f32"] | None = Field(
-        None,
-        description="OpenVINO's compute "
-        "precision; default: the CPU plugin's "
-        "(bf16 where the CPU has AMX or "
-        "AVX512-BF16, else f32)",
+    ov_precision: Literal["f32", "bf16"] = Field(
+        DEFAULT_PRECISION,
+        description="OpenVINO's compute precision (f32: measured faster than bf16 for this "
+        "model on AMX CPUs, see ov_config.DEFAULT_PRECISION)",
     )
     gguf: Path | None = Field(None, description="llama.cpp's model file; default: the packaged one")
     onnx_dir: Path = Field(Path("models/llm_chat/onnx"), description="for the onnx backends")
