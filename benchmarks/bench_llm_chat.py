@@ -20,19 +20,16 @@ import asyncio
 import importlib.util
 import json
 import multiprocessing
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from functools import partial
 from pathlib import Path
 
 import torch
+from llm_engines import MODEL, ONNX, chat_ids, make_engine, ov_export, percentile, streams
+from llm_http import bench_http
 from llm_llama_cpp import bench_llama_cpp, gguf_files
 
-MODEL = Path("models/llm_chat/base")
-MODELS = Path("models/llm_chat")  # openvino-int8, openvino-int4: `dvc repro llm_export_openvino`
-ONNX = Path("models/llm_chat/onnx")  # `dvc repro llm_export`
 STREAMS = (8, 16, 32)
 OUT = Path("reports/llm_chat/benchmark.json")
 PROMPTS = [
@@ -45,12 +42,6 @@ PROMPTS = [
     "Describe the water cycle.",
     "Why is the sky blue?",
 ]
-
-
-def chat_ids(tokenizer, text: str) -> list[int]:
-    return tokenizer.apply_chat_template(
-        [{"role": "user", "content": text}], add_generation_prompt=True
-    )
 
 
 def bench_hf(tokenizer, prompts: list[list[int]], tokens: int, threads: int) -> dict:
@@ -102,66 +93,6 @@ def bench_hf(tokenizer, prompts: list[list[int]], tokens: int, threads: int) -> 
     }
 
 
-def ov_export(kind: str) -> tuple[Path, str]:
-    """The export folder and compute precision of an openvino contender: openvino-int8 runs
-    as served (ov_config.DEFAULT_PRECISION), openvino-int8-bf16 the same export in bf16."""
-    from llm_chat.ov_config import DEFAULT_PRECISION
-
-    bf16 = kind.endswith("-bf16")
-    return MODELS / kind.removesuffix("-bf16"), "bf16" if bf16 else DEFAULT_PRECISION
-
-
-def make_engine(kind: str, tokenizer, slots: int, threads: int, eos: set[int]):
-    from llm_chat.backends import load_backend
-    from llm_chat.engine import Engine
-
-    if kind.startswith("openvino"):
-        from llm_chat.ov_config import load_pipeline
-        from llm_chat.ov_engine import OVEngine
-
-        folder, precision = ov_export(kind)
-        model = load_pipeline(
-            folder, slots=slots, max_len=512, threads=threads, precision=precision
-        )
-        return OVEngine(model, tokenizer, eos=eos, max_queue=slots)
-    # Loaded on the engine's thread: see Engine (and `on_own_thread` for the HF baseline).
-    build = partial(
-        load_backend, kind, MODEL, slots=slots, max_len=512, onnx_dir=ONNX, threads=threads
-    )
-    return Engine(build, tokenizer, eos=eos, max_queue=slots)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-async def streams(engine, batch: list[list[int]], tokens: int) -> dict:
-    """`batch` concurrently: aggregate tokens/s, first-token p50/p99, the texts."""
-    from llm_chat.sampling import SamplingParams
-
-    params = SamplingParams(max_tokens=tokens, temperature=0)
-
-    async def one(prompt: list[int]) -> tuple[float, float, str, int]:
-        t0, first, text, count = time.perf_counter(), None, "", 0
-        async for delta in engine.stream(prompt, params):
-            first = first or time.perf_counter()
-            text, count = text + delta.text, delta.tokens
-        return first - t0, time.perf_counter() - first, text, count
-
-    t0 = time.perf_counter()
-    done = await asyncio.gather(*[one(p) for p in batch])
-    wall = time.perf_counter() - t0
-    ttft = [1000 * f for f, *_ in done]
-    return {
-        "aggregate_tokens_per_s": round(sum(c for *_, c in done) / wall, 1),
-        "ttft_ms_p50": round(percentile(ttft, 0.5), 1),
-        "ttft_ms_p99": round(percentile(ttft, 0.99), 1),
-        "texts": [t for _, _, t, _ in done],
-        "decode_s": [d for _, d, _, _ in done],
-    }
-
-
 def bench_engine(
     kind: str, tokenizer, prompts: list[list[int]], tokens: int, openings: list[str], threads: int
 ) -> dict:
@@ -188,84 +119,6 @@ def bench_engine(
         result[f"ttft_ms_p50_{n}_streams"] = r["ttft_ms_p50"]
         result[f"ttft_ms_p99_{n}_streams"] = r["ttft_ms_p99"]
     return result
-
-
-def bench_http(
-    kind: str, tokenizer, questions: list[str], tokens: int, threads: int, clients: int = 16
-) -> dict:
-    """The served default backend with `clients` streaming clients, and the same streams in
-    process; both stop at end-of-turn, as served answers do."""
-    import httpx
-
-    from mlstack.loadtest import serve_process
-    from mlstack.testing import free_port
-
-    batch = (questions * clients)[:clients]
-    engine = make_engine(kind, tokenizer, clients, threads, eos={tokenizer.eos_token_id})
-    try:
-        asyncio.run(streams(engine, [chat_ids(tokenizer, batch[0])], 4))  # warm-up
-        local = asyncio.run(streams(engine, [chat_ids(tokenizer, q) for q in batch], tokens))
-    finally:
-        engine.stop()
-
-    async def one(client: httpx.AsyncClient, question: str) -> tuple[float, int]:
-        body = {
-            "messages": [{"role": "user", "content": question}],
-            "max_tokens": tokens,
-            "temperature": 0,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        t0, first, used = time.perf_counter(), None, 0
-        async with client.stream("POST", "/v1/chat/completions", json=body) as response:
-            response.raise_for_status()
-            async for line in response.aiter_lines():
-                if line.startswith("data: {"):
-                    first = first or time.perf_counter()
-                    chunk = json.loads(line[6:])
-                    if "error" in chunk:
-                        raise RuntimeError(chunk["error"])
-                    used = (chunk.get("usage") or {}).get("completion_tokens", used)
-        return first - t0, used
-
-    async def run(url: str) -> tuple[float, list]:
-        async with httpx.AsyncClient(base_url=url, timeout=300) as client:
-            await one(client, batch[0])  # warm-up
-            t0 = time.perf_counter()
-            done = await asyncio.gather(*[one(client, q) for q in batch], return_exceptions=True)
-            return time.perf_counter() - t0, done
-
-    port = free_port()
-    served = {"LLM_CHAT_BACKEND": kind}
-    if kind.startswith("openvino"):  # the service's openvino backend serves one export folder
-        folder, precision = ov_export(kind)
-        served = {
-            "LLM_CHAT_BACKEND": "openvino",
-            "LLM_CHAT_OV_DIR": str(folder),
-            "LLM_CHAT_OV_PRECISION": precision,
-        }
-    env = served | {
-        "LLM_CHAT_SLOTS": str(clients),
-        "LLM_CHAT_PORT": str(port),
-        "LLM_CHAT_THREADS": str(threads),
-        "LLM_CHAT_CONTEXT_TOKENS": "512",
-    }
-    url = f"http://127.0.0.1:{port}"
-    # this interpreter's, not whatever `llm-chat` is first on PATH (or none, outside the venv)
-    with serve_process([sys.executable, "-m", "llm_chat.cli", "serve"], env, url):
-        wall, done = asyncio.run(run(url))
-    ok = [d for d in done if not isinstance(d, BaseException)]
-    aggregate = sum(u for _, u in ok) / wall
-    return {
-        "clients": clients,
-        "errors": len(done) - len(ok),
-        "errors_sample": [repr(d)[:200] for d in done if isinstance(d, BaseException)][:3],
-        "aggregate_tokens_per_s": round(aggregate, 1),
-        "ttft_ms_p50": round(percentile([1000 * f for f, _ in ok], 0.5), 1) if ok else None,
-        "ttft_ms_p99": round(percentile([1000 * f for f, _ in ok], 0.99), 1) if ok else None,
-        "in_process_aggregate_tokens_per_s": local["aggregate_tokens_per_s"],
-        "vs_in_process": round(aggregate / local["aggregate_tokens_per_s"], 2),
-    }
 
 
 def main() -> None:
