@@ -41,6 +41,17 @@ DEEP: dict = {"type": "object"}
 for _ in range(200):
     DEEP = {"type": "object", "properties": {"a": DEEP}, "required": ["a"]}
 
+NEVER_ENDS = {
+    "anyOf of itself": {"anyOf": [{"$ref": "#"}]},
+    "a required self": {"type": "object", "properties": {"a": {"$ref": "#"}}, "required": ["a"]},
+    "a non-empty array of itself": {"type": "array", "items": {"$ref": "#"}, "minItems": 1},
+    "an optional $defs loop": {
+        "type": "object",
+        "properties": {"a": {"$ref": "#/$defs/n"}},
+        "$defs": {"n": {"type": "array", "items": {"$ref": "#/$defs/n"}, "minItems": 1}},
+    },
+}
+
 
 CASES = {
     "megabyte content": (
@@ -183,6 +194,23 @@ CASES = {
             ("required not in properties", {"type": "object", "properties": {}, "required": ["a"]}),
         ]
     },
+    # A $ref that only recurses: its grammar rule admits no finite text, so the decoder had no
+    # token to allow (a 500) or wrote `{"a": {"a": ...` until max_tokens.
+    **{
+        f"a $ref that never ends: {name}": (
+            chat(response_format=schema_format(schema)),
+            400,
+            "response_format",
+            None,
+        )
+        for name, schema in NEVER_ENDS.items()
+    },
+    "a tool schema whose $ref never ends": (
+        chat(tools=[tool(parameters=NEVER_ENDS["a required self"])], tool_choice="required"),
+        400,
+        "tools[0].function.parameters",
+        None,
+    ),
     "a tool schema with contains": (
         chat(tools=[tool(parameters={"type": "array", "contains": {"const": 3}})]),
         400,
@@ -246,6 +274,21 @@ def test_hostile_completion_requests_are_clear_4xx_within_a_second(http, name):
     body, status, param, limit = COMPLETIONS[name]
     started = time.perf_counter()
     check(http.post("/v1/completions", json=body), started, status, param, limit)
+
+
+@pytest.mark.parametrize(
+    ("name", "where"),
+    [
+        ("anyOf of itself", "`$ref` at /anyOf/0: `#`"),
+        ("a required self", "`$ref` at /properties/a: `#`"),
+        ("a non-empty array of itself", "`$ref` at /items: `#`"),
+        ("an optional $defs loop", "`$ref` at /properties/a: `#/$defs/n`"),
+    ],
+)
+def test_a_ref_that_never_ends_is_named_where_it_is(http, name, where):
+    body = chat(response_format=schema_format(NEVER_ENDS[name]))
+    error = http.post("/v1/chat/completions", json=body).json()["error"]
+    assert error["message"].startswith(where + " recurses with no way to end"), error
 
 
 def test_an_empty_earlier_answer_can_be_replayed(http):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from llm_chat import grammar
 from llm_chat.sampling import SamplingParams
+from llm_chat.schema_ends import check_ends
 from llm_chat.schemas import ChatRequest, CompletionRequest
 from llm_chat.tool_schemas import (
     MAX_SCHEMA_CHARS,
@@ -59,6 +60,7 @@ def _checked(fmt: grammar.Format, param: str) -> grammar.Format:
 def _enforced(schema: dict | None, param: str) -> None:
     try:
         check_enforced(schema)  # the bounded depth (tool_schemas.Schema) bounds the walk
+        check_ends(schema)
     except ValueError as exc:
         raise _bad(param, f"{exc}; the output would not follow it") from None
 

@@ -65,8 +65,11 @@ _SEVERAL = {  # with more than one schema
     "allOf": "only its first schema is enforced; merge them",
     "oneOf": "enforced as anyOf (one or more, not exactly one); use anyOf",
 }
-# Keywords that only annotate: allowed beside a $ref (any other sibling is not enforced).
+# Keywords that only annotate: allowed beside a $ref (any other sibling is not enforced); and
+# $defs, which only holds schemas for references (the walk checks them): pydantic writes a
+# recursive model as {"$defs": {"Node": ...}, "$ref": "#/$defs/Node"}.
 _ANNOTATIONS = {"$ref", "title", "description", "examples", "default", "$comment", "deprecated"}
+_ANNOTATIONS |= {"$defs", "definitions"}
 FORMATS = {  # the string formats its grammars enforce
     *("date", "time", "date-time", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"),
     *("uri", "uri-reference", "uri-template", "json-pointer", "relative-json-pointer"),
@@ -101,16 +104,23 @@ def check_enforced(schema: Any, where: str = "") -> None:
         raise ValueError(f"`required` at {at}: {missing} are not in `properties`")
     if isinstance(fmt := schema.get("format"), str) and fmt not in FORMATS:
         raise ValueError(f"`format: {fmt}` at {at}: enforced formats are {sorted(FORMATS)}")
+    for sub, there in subschemas(schema, where):
+        check_enforced(sub, there)
+
+
+def subschemas(schema: dict[str, Any], where: str):
+    """(schema, location) of each schema directly inside `schema`, in the keywords' order."""
     for key in _SUBSCHEMA:
-        check_enforced(schema.get(key), f"{where}/{key}")
+        if key in schema:
+            yield schema[key], f"{where}/{key}"
     for key in ("prefixItems", "anyOf", "oneOf", "allOf", "items"):
         if isinstance(schema.get(key), list):
             for i, sub in enumerate(schema[key]):
-                check_enforced(sub, f"{where}/{key}/{i}")
+                yield sub, f"{where}/{key}/{i}"
     for key in _SUBSCHEMA_MAPS:
         if isinstance(schema.get(key), dict):
             for name, sub in schema[key].items():
-                check_enforced(sub, f"{where}/{key}/{name}")
+                yield sub, f"{where}/{key}/{name}"
 
 
 Schema = Annotated[
