@@ -211,6 +211,12 @@ CASES = {
         "tools[0].function.parameters",
         None,
     ),
+    "a required name that is no string": (
+        chat(response_format=schema_format({"type": "object", "required": [["a"]]})),
+        400,
+        "response_format",
+        None,
+    ),
     "a tool schema with contains": (
         chat(tools=[tool(parameters={"type": "array", "contains": {"const": 3}})]),
         400,

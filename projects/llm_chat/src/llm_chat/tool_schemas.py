@@ -100,7 +100,8 @@ def check_enforced(schema: Any, where: str = "") -> None:
             raise ValueError(f"`{key}` at {at}: {why}")
     properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
     required = schema.get("required") if isinstance(schema.get("required"), list) else []
-    if missing := [name for name in required if name not in properties]:
+    # a name that is no string (a list: unhashable) is missing too, not a TypeError and a 500
+    if missing := [n for n in required if not (isinstance(n, str) and n in properties)]:
         raise ValueError(f"`required` at {at}: {missing} are not in `properties`")
     if isinstance(fmt := schema.get("format"), str) and fmt not in FORMATS:
         raise ValueError(f"`format: {fmt}` at {at}: enforced formats are {sorted(FORMATS)}")
