@@ -148,6 +148,28 @@ def test_over_the_token_budget_is_a_400_before_encoding(http):
     assert (err["code"], err["param"], err["limit"]) == ("too_many_tokens", "input", 100)
 
 
+def long_text(seed: int) -> str:
+    """20,000 characters of varied words (the largest text the schema takes): ~11k tokens."""
+    import random
+
+    rng = random.Random(seed)
+    words = ("".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 9))) for _ in range(5000))
+    return " ".join(words)[:20_000]
+
+
+@pytest.mark.parametrize(
+    ("truncate", "param", "limit"), [(False, "input.0", 64), (True, "input", 100)]
+)
+def test_the_largest_embeddings_request_is_refused_at_its_first_fault(http, truncate, param, limit):
+    # 256 texts of 20,000 characters: the whole batch was tokenized (2.9 s of CPU) before the
+    # first text over the window, or the inputs over the budget, were refused.
+    texts = [long_text(i) for i in range(256)]
+    r = timed(http, "POST", "/v1/embeddings", json={"input": texts, "truncate": truncate})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert (err["code"], err["param"], err["limit"]) == ("too_many_tokens", param, limit)
+
+
 def test_highlighting_long_documents_for_a_long_query_stays_fast(http):
     """1000 distinct query words against ten 100 KB documents: 6+ s of regex before the cap."""
     text = "zzq " * 25_000

@@ -44,17 +44,16 @@ async def embeddings(body: EmbeddingsRequest, request: Request, hub: Hub) -> Emb
             param="dimensions",
             limit=encoder.dim,
         )
-    tokens = await offload(tokenize_checked, encoder, texts, "input", body.truncate)
+    tokens = await offload(
+        tokenize_checked,
+        encoder,
+        texts,
+        "input",
+        body.truncate,
+        indexed=isinstance(body.input, list),
+        budget=settings.max_request_tokens,
+    )
     used = int(np.minimum(tokens.token_counts, encoder.max_tokens).sum())
-    if used > settings.max_request_tokens:
-        raise APIError(
-            400,
-            "too_many_tokens",
-            f"the inputs hold {used} tokens, over the budget of "
-            f"{settings.max_request_tokens} per request; split them",
-            param="input",
-            limit=settings.max_request_tokens,
-        )
     vectors = await deployment.predict(tokens.ids)
     data = [
         Embedding(
