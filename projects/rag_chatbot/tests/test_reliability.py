@@ -238,6 +238,21 @@ MB = 1_000_000
             422,
             "file",
         ),
+        *(  # the same for every other field: an id or title was silently the last one
+            (
+                "POST",
+                "/v1/documents",
+                {"files": {"file": ("a.txt", b"Paris.", "text/plain")}, "data": {field: pair}},
+                422,
+                field,
+            )
+            for field, pair in [
+                ("id", ["a1", "a2"]),
+                ("title", ["One", "Two"]),
+                ("topic", ["t", "t"]),
+                ("replace", ["false", "true"]),
+            ]
+        ),
         ("GET", "/v1/documents/" + "x" * 1000, {}, 422, "doc_id"),
         ("GET", "/v1/documents", {"params": {"limit": 10**20}}, 422, "limit"),
     ],

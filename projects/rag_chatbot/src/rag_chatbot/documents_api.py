@@ -78,10 +78,12 @@ async def upload(
 ) -> UploadResponse:
     """Add a document. Its id (`id`, else the file name) must be new unless `replace` is true: a
     taken id is a 409, never a silent replacement. The same bytes again are `unchanged`."""
-    if len((await request.form()).getlist("file")) > 1:  # the form model keeps only the last
-        raise APIError(
-            422, "ambiguous_input", "send one 'file' part per upload", param="file", limit=1
-        )
+    parts = await request.form()  # parsed once: FastAPI read it for the form model
+    for field in parts:  # the form model keeps only the last part of a name
+        if len(parts.getlist(field)) > 1:
+            raise APIError(
+                422, "ambiguous_input", f"send one '{field}' part per upload", param=field, limit=1
+            )
     file, id, title, topic, replace = form.file, form.id, form.title, form.topic, form.replace
     name = file.filename or "upload.txt"
     doc_id = id if id is not None else name
