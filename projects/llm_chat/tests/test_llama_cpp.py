@@ -5,6 +5,8 @@ import asyncio
 import importlib.util
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -72,3 +74,28 @@ def test_engine_output_equals_llama_cpp_own_generation(backend):
         assert got and got == expected
     finally:
         engine.stop()
+
+
+def test_concurrent_loads_each_load_patched_and_leave_the_real_defaults(monkeypatch):
+    # Two loads at once: the second saved the first's patch as the real function and put it
+    # back last, so the module stayed patched (or one loaded with the layouts that crash).
+    import llama_cpp
+    import llama_cpp.llama_cpp as lib
+
+    from llm_chat.backend_llama_cpp import load_llama
+
+    real_defaults, real_llama = lib.llama_model_default_params, llama_cpp.Llama
+    seen = []
+
+    def slow_llama(*args, **kwargs):  # holds the patched window open, as a long load does
+        time.sleep(0.2)
+        seen.append(lib.llama_model_default_params().use_extra_bufts)
+        return real_llama(*args, **kwargs)
+
+    monkeypatch.setattr(llama_cpp, "Llama", slow_llama)
+    with ThreadPoolExecutor(2) as pool:
+        loads = [pool.submit(load_llama, packaged_gguf(), n_ctx=64, verbose=False) for _ in "ab"]
+        models = [load.result() for load in loads]
+    assert seen == [False, False]
+    assert lib.llama_model_default_params is real_defaults
+    assert [m.n_vocab() for m in models] == [49152, 49152]

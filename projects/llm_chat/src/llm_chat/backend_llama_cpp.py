@@ -1,9 +1,15 @@
 """llama.cpp on a GGUF file (the optional `llama-cpp-python` extra)."""
 
+import threading
 from pathlib import Path
 
 import numpy as np
 import torch
+
+# load_llama swaps a function of the llama_cpp module for the length of a load: two loads in two
+# threads would save each other's patch as the "default" and leave it in place, or one would
+# load with the real defaults (and its extra layouts) that the other had just restored.
+_PATCH_AND_LOAD = threading.Lock()
 
 
 def load_llama(gguf: str | Path, **options):
@@ -15,18 +21,19 @@ def load_llama(gguf: str | Path, **options):
     import llama_cpp.llama_cpp as lib
     from llama_cpp import Llama
 
-    defaults = lib.llama_model_default_params
+    with _PATCH_AND_LOAD:  # the function saved as the default must be the real one
+        defaults = lib.llama_model_default_params
 
-    def plain_layouts():
-        params = defaults()
-        params.use_extra_bufts = False
-        return params
+        def plain_layouts():
+            params = defaults()
+            params.use_extra_bufts = False
+            return params
 
-    lib.llama_model_default_params = plain_layouts
-    try:
-        return Llama(str(gguf), **options)
-    finally:
-        lib.llama_model_default_params = defaults
+        lib.llama_model_default_params = plain_layouts
+        try:
+            return Llama(str(gguf), **options)
+        finally:
+            lib.llama_model_default_params = defaults
 
 
 class LlamaCppBackend:
