@@ -161,6 +161,32 @@ def test_hostile_bodies_are_4xx_fast(make_app):
             assert time.perf_counter() - started < 1.0, name
 
 
+PAD = b'{"a": 1},' * 250_000  # 2 MB of small objects: the most work a key check can face
+
+
+@pytest.mark.parametrize(
+    ("raw", "param"),
+    [
+        (b'{"values": [1], "values": [2]}', "values"),
+        (b'{"values": [1], "extra": {"a": 1, "b": [{"k": 1, "k": 2}]}}', "extra.b.0.k"),
+        (b'{"values": [1], "pad": [' + PAD + b'{"a": 1, "a": 2}]}', "a"),  # the key alone
+    ],
+    ids=["top level", "nested", "after 2 MB"],
+)
+def test_a_repeated_json_key_is_a_400_naming_it(make_app, raw, param):
+    # Python's json kept the last value: {"values": [1], "values": [2]} doubled [2] silently.
+    with live_server(make_app()) as base:
+        started = time.perf_counter()
+        r = httpx.post(
+            f"{base}/v1/double", content=raw, headers={"content-type": "application/json"}
+        )
+        assert time.perf_counter() - started < 1.0
+        assert_envelope(r, 400, "duplicate_key")
+        assert r.json()["error"]["param"] == param
+        ok = httpx.post(f"{base}/v1/double", json={"values": [1, 2]})
+        assert ok.json() == {"results": [2.0, 4.0]}
+
+
 def test_offload_runs_the_function_with_its_arguments():
     assert asyncio.run(offload(divmod, 7, 2)) == (3, 1)
 

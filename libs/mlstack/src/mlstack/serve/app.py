@@ -4,8 +4,9 @@
     app.include_router(router)
 
 gives: `/healthz`, `/readyz`, `/metrics`, `/v1/models`, request ids, JSON access logs, the error
-envelope (documented in the OpenAPI), API-key auth, a body limit, CORS, the readiness gate
-(`requires`), a bounded CPU pool (`offload`), a micro-batcher per model and the demo page at `/`.
+envelope (documented in the OpenAPI), API-key auth, a body limit, JSON bodies that repeat a key
+refused (400), CORS, the readiness gate (`requires`), a bounded CPU pool (`offload`), a
+micro-batcher per model and the demo page at `/`.
 """
 
 import asyncio
@@ -28,6 +29,7 @@ from mlstack.serve.auth import ApiKeys
 from mlstack.serve.batching import MicroBatcher
 from mlstack.serve.errors import error_body, install_error_handlers
 from mlstack.serve.gate import Readiness, not_ready, requires
+from mlstack.serve.json_keys import refuse_repeated_keys
 from mlstack.serve.middleware import (
     GuardMiddleware,
     RequestContextMiddleware,
@@ -137,7 +139,9 @@ def create_app(
         for deployment in app.state.hub:
             await deployment.stop()
 
-    app = FastAPI(title=title, version=version, lifespan=lifespan)
+    # every route's JSON body is checked for repeated keys (json_keys.py), however it is read
+    repeats = [Depends(refuse_repeated_keys)]
+    app = FastAPI(title=title, version=version, lifespan=lifespan, dependencies=repeats)
     app.state.settings = settings
     app.state.readiness = Readiness()
     app.state.hub = ModelHub()
