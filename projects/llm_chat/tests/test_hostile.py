@@ -192,6 +192,8 @@ CASES = {
             ("a $ref outside $defs", {"$ref": "#/x", "x": {"not": {"const": "a"}}}),
             ("two oneOf", {"oneOf": [{"type": "integer"}, {"type": "number"}]}),
             ("required not in properties", {"type": "object", "properties": {}, "required": ["a"]}),
+            ("an empty anyOf", {"anyOf": []}),
+            ("a nested empty oneOf", {"type": "array", "items": {"oneOf": []}, "minItems": 1}),
         ]
     },
     # A $ref that only recurses: its grammar rule admits no finite text, so the decoder had no

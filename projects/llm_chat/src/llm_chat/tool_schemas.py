@@ -95,6 +95,10 @@ def check_enforced(schema: Any, where: str = "") -> None:
             raise ValueError(f"`$ref` at {at}: only #, #/$defs/... and #/definitions/... resolve")
         if siblings := sorted(set(schema) - _ANNOTATIONS):
             raise ValueError(f"`$ref` at {at}: keywords beside it ({siblings}) are not enforced")
+    for key in ("anyOf", "oneOf"):  # (an empty allOf allows any value, as it should)
+        # xgrammar makes an empty list the empty string: the output was "" or {"a": }
+        if schema.get(key) == []:
+            raise ValueError(f"`{key}` at {at}: an empty list, which no JSON value matches")
     for key, why in _SEVERAL.items():
         if isinstance(schema.get(key), list) and len(schema[key]) > 1:
             raise ValueError(f"`{key}` at {at}: {why}")
