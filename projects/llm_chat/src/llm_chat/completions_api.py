@@ -109,6 +109,7 @@ async def _generate(request: Request, hub: Hub, safety: SafetyFilter, body, kind
         work.tools,
         work.echo,
         bool(body.stream_options and body.stream_options.include_usage),
+        None if work.tools else work.choices[0].grammar,  # response_format's: a JSON answer
     )
     deltas = merge(firsts, streams)
     if body.stream:

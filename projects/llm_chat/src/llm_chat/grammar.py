@@ -146,6 +146,20 @@ def _compiler(tokenizer, vocab_size: int):
     return xgr.GrammarCompiler(info, cache_enabled=True)
 
 
+def follows(fmt: Format, text: str) -> bool:
+    """Whether `fmt` (lowered) admits the whole of `text`: for an answer the server changed after
+    decoding under it (PII masked in a JSON string, safety_json.py). Compiled over no vocabulary,
+    so a matcher takes strings only; milliseconds, as compiling the request's grammar."""
+    import xgrammar as xgr
+
+    compiler = xgr.GrammarCompiler(xgr.TokenizerInfo([]), cache_enabled=False)
+    grammar = xgr.Grammar.from_structural_tag(structural_tag(fmt))
+    matcher = xgr.GrammarMatcher(
+        compiler.compile_grammar(grammar), terminate_without_stop_token=True
+    )
+    return matcher.accept_string(text) and matcher.is_terminated()
+
+
 def compile_format(fmt: Format, tokenizer, vocab_size: int):
     """xgrammar's compiled grammar for `fmt` over the model's vocabulary (`vocab_size`: the
     logits' width, which may exceed the tokenizer's)."""

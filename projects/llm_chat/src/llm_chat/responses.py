@@ -10,11 +10,13 @@ from typing import Any, TypeVar
 
 from fastapi import Request, Response
 
+from llm_chat import grammar
 from llm_chat.choices import Choice
 from llm_chat.engine_api import Delta
 from llm_chat.logprobs import TokenText
-from llm_chat.safety import SafetyFilter
-from mlstack.serve import APIError
+from llm_chat.safety import REFUSAL, SafetyFilter
+from llm_chat.safety_json import JSONOutputStream, screen_json
+from mlstack.serve import APIError, offload
 
 T = TypeVar("T")
 DISCONNECT_POLL_S = 0.25
@@ -106,6 +108,18 @@ class Answer:
     tools: bool  # split tool calls out of the text
     echo: str = ""  # completions: the prompt, before the completion
     include_usage: bool = False
+    # response_format's grammar: the answer is JSON, screened as JSON (safety_json.py)
+    structured: grammar.Format | None = None
+
+
+async def _finish(answer: Answer, finish: str | None, masked: bool, text: str) -> str | None:
+    """`content_filter` for a JSON answer that masking took off its grammar (a masked string in
+    a `format`, `pattern` or `enum`): the client asked for that schema, so the answer must not
+    look like it holds to it. Checked only where PII was masked, in the pool (a compile)."""
+    if answer.structured is None or not masked or finish != "stop":
+        return finish
+    held = await offload(grammar.follows, answer.structured, text)
+    return finish if held else "content_filter"
 
 
 def _logprobs(answer: Answer, entries: list, offset: int) -> dict | None:
@@ -125,11 +139,18 @@ async def collect(
         choices[index].feed(delta)
     out = []
     for c in choices:
-        text, refused = await cpu(len(c.content), safety.screen_output, c.content)
+        masked = False
+        if answer.structured is None:
+            text, refused = await cpu(len(c.content), safety.screen_output, c.content)
+        else:
+            text, refused, masked = await cpu(len(c.content), screen_json, safety, c.content)
         finish = "content_filter" if refused else c.finish_reason
+        finish = await _finish(answer, finish, masked, text)
         logprobs = _logprobs(answer, c.logprobs, len(answer.echo))
         if answer.kind == "chat":
             message = {"role": "assistant", "content": text}
+            if refused and answer.structured is not None:  # the content only ever holds JSON
+                message = {"role": "assistant", "content": None, "refusal": REFUSAL}
             if c.calls and not refused:
                 message = {
                     "role": "assistant",
@@ -187,7 +208,9 @@ async def sse(
         )
 
     choices = [Choice(i, tools=answer.tools) for i in range(n)]
-    screens = [safety.output_stream() for _ in range(n)]
+    structured = answer.structured is not None
+    screens = [JSONOutputStream(safety) if structured else safety.output_stream() for _ in range(n)]
+    sent: list[list[str]] = [[] for _ in range(n)]  # a JSON answer as sent, to check it
     refused: set[int] = set()
     try:
         for c in choices:
@@ -208,16 +231,26 @@ async def sse(
                     continue
                 c = choices[index]
                 piece = c.feed(delta)
-                text, refusal = screens[index].push(piece.content, final=bool(piece.finish_reason))
+                screen = screens[index]
+                text, refusal = screen.push(piece.content, final=bool(piece.finish_reason))
                 if text or piece.calls or piece.logprobs:
                     yield chunk(c, text, piece.calls, piece.logprobs, None)
+                if structured:
+                    sent[index].append(text)
                 if refusal:
                     refused.add(index)
+                    if structured:  # the content only ever holds JSON (cut short here)
+                        said = {"refusal": REFUSAL}
+                        none = {"finish_reason": None, "logprobs": None}
+                        yield event({"index": index, "delta": said, **none})
                     yield chunk(c, "", [], [], "content_filter")
                     if n == 1:
                         break  # closing the stream cancels the request
                 elif piece.finish_reason:
-                    yield chunk(c, "", [], [], piece.finish_reason)
+                    masked = isinstance(screen, JSONOutputStream) and screen.masked
+                    text = "".join(sent[index])
+                    finish = await _finish(answer, piece.finish_reason, masked, text)
+                    yield chunk(c, "", [], [], finish)
         except APIError as err:
             error = {"message": err.message, "type": "server_error", "code": err.code}
             yield f"data: {json.dumps({'error': error})}\n\n"

@@ -5,6 +5,7 @@ expressions, no model); every refusal is counted in `llm_refusals_total{filter, 
 Input: a blocked topic or an injection attempt in a user message -> 400 `input_refused`; e-mail
 addresses, phone and card numbers are masked before the model sees them.
 Output: the same masking; a blocked topic ends the answer with finish_reason `content_filter`.
+A JSON answer (`response_format`) is screened by safety_json.py instead: inside strings only.
 """
 
 import re
