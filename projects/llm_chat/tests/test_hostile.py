@@ -52,6 +52,19 @@ NEVER_ENDS = {
     },
 }
 
+COMBINED = {
+    "anyOf beside type and required": {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}},
+        "required": ["a"],
+        "anyOf": [{"type": "integer"}],
+    },
+    "a nested oneOf beside maximum": {
+        "type": "object",
+        "properties": {"n": {"oneOf": [{"type": "integer"}], "maximum": 3}},
+    },
+}
+
 
 CASES = {
     "megabyte content": (
@@ -194,8 +207,20 @@ CASES = {
             ("required not in properties", {"type": "object", "properties": {}, "required": ["a"]}),
             ("an empty anyOf", {"anyOf": []}),
             ("a nested empty oneOf", {"type": "array", "items": {"oneOf": []}, "minItems": 1}),
+            # beside anyOf, oneOf or allOf the grammar kept one and dropped the other (200)
+            ("anyOf beside type and required", COMBINED["anyOf beside type and required"]),
+            ("a nested oneOf beside maximum", COMBINED["a nested oneOf beside maximum"]),
+            ("allOf beside type", {"allOf": [{"maximum": 3}], "type": "integer"}),
+            ("anyOf beside const", {"anyOf": [{"type": "string"}], "const": 1}),
+            ("anyOf beside allOf", {"anyOf": [{"type": "integer"}], "allOf": [{"maximum": 3}]}),
         ]
     },
+    "a tool schema with anyOf beside properties": (
+        chat(tools=[tool(parameters=COMBINED["anyOf beside type and required"])]),
+        400,
+        "tools[0].function.parameters",
+        None,
+    ),
     # A $ref that only recurses: its grammar rule admits no finite text, so the decoder had no
     # token to allow (a 500) or wrote `{"a": {"a": ...` until max_tokens.
     **{
@@ -297,6 +322,19 @@ def test_a_ref_that_never_ends_is_named_where_it_is(http, name, where):
     body = chat(response_format=schema_format(NEVER_ENDS[name]))
     error = http.post("/v1/chat/completions", json=body).json()["error"]
     assert error["message"].startswith(where + " recurses with no way to end"), error
+
+
+@pytest.mark.parametrize(
+    ("name", "where"),
+    [
+        ("anyOf beside type and required", "`anyOf` at the top level"),
+        ("a nested oneOf beside maximum", "`oneOf` at /properties/n"),
+    ],
+)
+def test_a_combinator_beside_constraints_is_named_where_it_is(http, name, where):
+    body = chat(response_format=schema_format(COMBINED[name]))
+    error = http.post("/v1/chat/completions", json=body).json()["error"]
+    assert error["message"].startswith(where + ": it and the keywords beside it"), error
 
 
 def test_an_empty_earlier_answer_can_be_replayed(http):

@@ -70,6 +70,19 @@ _SEVERAL = {  # with more than one schema
 # recursive model as {"$defs": {"Node": ...}, "$ref": "#/$defs/Node"}.
 _ANNOTATIONS = {"$ref", "title", "description", "examples", "default", "$comment", "deprecated"}
 _ANNOTATIONS |= {"$defs", "definitions"}
+# Keywords that constrain a value (JSON Schema's validation and applicator keywords, less those
+# refused anywhere). Beside anyOf, oneOf or allOf xgrammar 0.2 follows one of them and drops the
+# rest (measured: {"type": "object", "required": ["a"], "anyOf": [{"type": "integer"}]} took
+# `1`, refused {"a": 1}; a sibling const, enum or $ref wins over the anyOf instead; two of the
+# three keep one). No pair was enforced together, so any constraint beside one is refused;
+# annotations and unknown keywords constrain nothing and stay allowed: pydantic writes
+# {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": null, "title": "A"}.
+_CONSTRAINTS = {"type", "enum", "const", "format", "$ref", "anyOf", "oneOf", "allOf"}
+_CONSTRAINTS |= {"multipleOf", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
+_CONSTRAINTS |= {"minLength", "maxLength", "pattern", "minItems", "maxItems", "prefixItems"}
+_CONSTRAINTS |= {"minProperties", "maxProperties", "required", "properties", "propertyNames"}
+_CONSTRAINTS |= {"items", "additionalItems", "additionalProperties", "patternProperties"}
+_CONSTRAINTS |= {"unevaluatedItems", "unevaluatedProperties"}
 FORMATS = {  # the string formats its grammars enforce
     *("date", "time", "date-time", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"),
     *("uri", "uri-reference", "uri-template", "json-pointer", "relative-json-pointer"),
@@ -102,6 +115,12 @@ def check_enforced(schema: Any, where: str = "") -> None:
     for key, why in _SEVERAL.items():
         if isinstance(schema.get(key), list) and len(schema[key]) > 1:
             raise ValueError(f"`{key}` at {at}: {why}")
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in schema and (beside := sorted(_CONSTRAINTS.intersection(schema) - {key})):
+            raise ValueError(
+                f"`{key}` at {at}: it and the keywords beside it ({beside}) are not enforced "
+                "together (the grammar follows only one); move them into each of its schemas"
+            )
     properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
     required = schema.get("required") if isinstance(schema.get("required"), list) else []
     # a name that is no string (a list: unhashable) is missing too, not a TypeError and a 500
