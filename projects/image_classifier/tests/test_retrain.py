@@ -169,3 +169,15 @@ def test_drift_retrains_promotes_then_refuses_a_worse_model(
     assert third["heldout_hash"] != promoted["heldout_hash"]
     assert third["champion_scored"] == "re-evaluated" and third["champion_version"] == "1"
     assert 0.5 < third["champion_score"] <= 1.0 and not third["promoted"]
+
+    # a model that failed its behaviour checks (ic_behaviour --no-gate) is registered, never the
+    # candidate: with no other model nothing is promoted, and the served files stay
+    failing = {"resnet": {"passed": False, "failed": ["min_class_accuracy"]}}
+    fourth = register(models, ["resnet"], resplit, min_gain=0.005, behaviour=failing)
+    assert fourth["candidate"] is None and not fourth["decision"]["promoted"]
+    assert "no model passed its behaviour checks" in fourth["decision"]["reason"]
+    assert fourth["behaviour_failed"] == {"resnet": ["min_class_accuracy"]}
+    v4 = registry.get_model_version(REGISTERED_NAME, fourth["versions"]["resnet"]).tags
+    assert v4["promotion.reason"] == "failed its behaviour checks (min_class_accuracy)"
+    assert json.loads((models / "champion.json").read_text()) == served
+    assert str(registry.get_model_version_by_alias(REGISTERED_NAME, "champion").version) == "1"

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 from image_classifier.data import read_split
-from image_classifier.transforms import Preprocess
+from image_classifier.transforms import Preprocess, shift
 from mlstack.validate import Checks
 
 Predict = Callable[[np.ndarray], np.ndarray]  # preprocessed batch -> class probabilities
@@ -28,12 +28,6 @@ Predict = Callable[[np.ndarray], np.ndarray]  # preprocessed batch -> class prob
 
 def brighten(image: Image.Image, factor: float) -> Image.Image:
     return ImageEnhance.Brightness(image).enhance(factor)
-
-
-def shift(image: Image.Image, dx: int, dy: int) -> Image.Image:
-    # filled with the background's colour (the darkest corner pixel), not wrapped around
-    background = min(image.getpixel((x, y)) for x in (0, image.width - 1) for y in (0, 1))
-    return image.rotate(0, translate=(dx, dy), fillcolor=background)
 
 
 def add_noise(image: Image.Image, std: float, rng: np.random.Generator) -> Image.Image:

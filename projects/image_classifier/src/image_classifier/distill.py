@@ -141,7 +141,7 @@ class Splits:
         """The teacher's preprocessing for both models: they must see the same pixels."""
         labels, preprocess = card["labels"], Preprocess.from_dict(card["preprocess"])
         aug = cfg.augment
-        augment = aug and Augment(tuple(aug["scale"]), rotation=aug["rotation"], hflip=aug["hflip"])
+        augment = aug and Augment.from_params(aug)
         split = {s: read_split(data_dir, s) for s in ("train", "val", "test")}
         train = ImageDataset(split["train"], labels, preprocess, augment or None, cfg.seed)
         val, test = (ImageDataset(split[s], labels, preprocess).arrays() for s in ("val", "test"))

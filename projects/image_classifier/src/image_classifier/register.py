@@ -91,20 +91,30 @@ def register(
     *,
     min_gain: float,
     track: bool = True,
+    behaviour: dict[str, dict] | None = None,
 ) -> dict:
+    """`behaviour`: ic_behaviour's report per model; one that failed its checks is registered
+    (with why) but never the candidate, and with no model passing nothing is promoted."""
     cards = {n: json.loads((models_root / n / "card.json").read_text()) for n in names}
     hashes = split_hashes(data_dir)
+    failed = {
+        n: r["failed"] for n, r in (behaviour or {}).items() if n in names and not r["passed"]
+    }
+    eligible = [n for n in names if n not in failed]
     # validation, never test, picks the candidate and decides the gate: test stays unbiased
     scores = {n: val_accuracy(models_root / n, data_dir) for n in names}
-    candidate = max(names, key=lambda n: (scores[n], -names.index(n)))
+    candidate = max(eligible, key=lambda n: (scores[n], -names.index(n))) if eligible else None
     result: dict[str, Any] = {
         "registered_model": REGISTERED_NAME,
         "candidate": candidate,
         "val_accuracy": scores,
+        "behaviour_failed": failed,
         "heldout_hash": hashes["val"],
     }
+    no_candidate = {"promoted": False, "reason": f"no model passed its behaviour checks: {failed}"}
     if not track:  # no registry: nothing to compare with, the run's best is served
         decision = {"promoted": True, "reason": "no registry (track=False)"}
+        decision = decision if candidate else no_candidate
     else:
         # the repository of this code, not the working directory: the commit that trained it
         commit = git_commit(Path(__file__).resolve().parent)
@@ -120,22 +130,29 @@ def register(
             )
             versions[name] = register_model(run_id, "model", REGISTERED_NAME, tags=tags)
         for name in names:
-            if name != candidate:
+            if name in failed:
+                why = f"failed its behaviour checks ({', '.join(failed[name])})"
+                record_skipped(REGISTERED_NAME, versions[name], why)
+            elif name != candidate:
                 record_skipped(
                     REGISTERED_NAME,
                     versions[name],
                     f"not the best of its run on validation ({scores[name]:.4f} < "
                     f"{candidate} {scores[candidate]:.4f})",
                 )
-        decision = promote(
-            REGISTERED_NAME,
-            versions[candidate],
-            metric=METRIC,
-            score=scores[candidate],
-            heldout_hash=hashes["val"],
-            min_gain=min_gain,
-            evaluate_champion=_champion_scorer(data_dir),
-        ).to_dict()
+        decision = (
+            promote(
+                REGISTERED_NAME,
+                versions[candidate],
+                metric=METRIC,
+                score=scores[candidate],
+                heldout_hash=hashes["val"],
+                min_gain=min_gain,
+                evaluate_champion=_champion_scorer(data_dir),
+            ).to_dict()
+            if candidate
+            else no_candidate
+        )
         result["versions"] = versions
     result["decision"] = decision
     if decision["promoted"]:

@@ -39,8 +39,7 @@ def predict_logits(model: torch.nn.Module, x: np.ndarray, batch_size: int = 256)
 def build_datasets(name: str, params: dict, data_dir: Path, labels: list[str]):
     mean, std = channel_stats(data_dir, params["image_size"]) if name == "resnet" else (None, None)
     preprocess = preprocess_for(name, params["image_size"], mean, std)
-    aug = params["augment"]
-    augment = Augment(tuple(aug["scale"]), rotation=aug["rotation"], hflip=aug["hflip"])
+    augment = Augment.from_params(params["augment"])
     train = ImageDataset(read_split(data_dir, "train"), labels, preprocess, augment, params["seed"])
     val = ImageDataset(read_split(data_dir, "val"), labels, preprocess)
     return train, val, preprocess

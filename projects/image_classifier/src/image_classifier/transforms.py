@@ -54,14 +54,35 @@ def _short_side(size: tuple[int, int], short: int) -> tuple[int, int]:
     )
 
 
+def shift(image: Image.Image, dx: int, dy: int) -> Image.Image:
+    """`image` moved by (dx, dy) pixels, the uncovered edge filled with the background's colour
+    (the darkest corner pixel), not wrapped around."""
+    background = min(image.getpixel((x, y)) for x in (0, image.width - 1) for y in (0, 1))
+    return image.rotate(0, translate=(dx, dy), fillcolor=background)
+
+
 @dataclass(frozen=True)
 class Augment:
-    """Random resized crop, small rotation, optional horizontal flip (off for digits and text)."""
+    """Random resized crop, small rotation, shift, optional horizontal flip (off for digits and
+    text). The crop zooms as it moves, so alone it leaves a model unsure of a digit written a
+    pixel higher (ic_behaviour's shift checks): `translate` moves the whole image by up to that
+    share of its width and height."""
 
     scale: tuple[float, float] = (0.8, 1.0)
     ratio: tuple[float, float] = (0.9, 1.1)
     rotation: float = 10.0
+    translate: float = 0.0
     hflip: bool = False
+
+    @classmethod
+    def from_params(cls, aug: dict[str, Any]) -> "Augment":
+        """params.yaml's `augment` block."""
+        return cls(
+            tuple(aug["scale"]),
+            rotation=aug["rotation"],
+            translate=aug.get("translate", 0.0),
+            hflip=aug["hflip"],
+        )
 
     def __call__(self, image: Image.Image, rng: np.random.Generator) -> Image.Image:
         w, h = image.size
@@ -75,6 +96,9 @@ class Augment:
         if self.rotation:
             angle = float(rng.uniform(-self.rotation, self.rotation))
             image = image.rotate(angle, resample=Image.Resampling.BILINEAR)
+        if self.translate:
+            dx, dy = (round(self.translate * n) for n in image.size)
+            image = shift(image, int(rng.integers(-dx, dx + 1)), int(rng.integers(-dy, dy + 1)))
         if self.hflip and rng.random() < 0.5:
             image = ImageOps.mirror(image)
         return image
