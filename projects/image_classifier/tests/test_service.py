@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from image_classifier.service import Settings, build_app
+from image_classifier.service import build_app
+from image_classifier.settings import Settings
 from mlstack.testing import live_server
 
 

@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from mlstack.testing import live_server
-from semantic_search.service import Settings, build_app
+from semantic_search.service import build_app
+from semantic_search.settings import Settings
 
 MB = 1_000_000
 JSON = {"Content-Type": "application/json"}

@@ -14,7 +14,8 @@ from langchain_openai import OpenAIEmbeddings
 
 from mlstack.testing import live_server
 from semantic_search.encoder import Encoder
-from semantic_search.service import Settings, build_app
+from semantic_search.service import build_app
+from semantic_search.settings import Settings
 
 KEY = "test-key"
 TEXTS = ["the first sentence", "a second one, about music and painting", "maths"]

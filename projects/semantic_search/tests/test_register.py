@@ -14,7 +14,7 @@ from mlstack.serving_card import apply_card
 from mlstack.train.promotion import git_commit, params_hash
 from semantic_search.pipeline import embed_stage, evaluate_stage, index_stage
 from semantic_search.register import REGISTERED_NAME, register
-from semantic_search.service import Settings
+from semantic_search.settings import Settings
 
 TINY = {
     "data": {},

@@ -11,7 +11,8 @@ from mlstack.testing import live_server
 from semantic_search.encoder import Encoder
 from semantic_search.indexing import index_documents
 from semantic_search.rerank import CrossEncoderReranker
-from semantic_search.service import Settings, build_app
+from semantic_search.service import build_app
+from semantic_search.settings import Settings
 from semantic_search.stores import open_store
 
 MAX_TOKENS = 48

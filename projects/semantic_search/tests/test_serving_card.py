@@ -13,7 +13,8 @@ import yaml
 
 from mlstack.params import load_section
 from mlstack.testing import live_server
-from semantic_search.service import Settings, build_app
+from semantic_search.service import build_app
+from semantic_search.settings import Settings
 
 TINY = {
     "data": {},

@@ -7,13 +7,11 @@ from typing import Annotated
 
 import typer
 
+from image_classifier.pipeline import DATA, DRIFT_REFERENCE, MODELS, REPORTS
 from mlstack.serve_command import add_serve_command
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 
-DATA = Path("data/image_classifier")
-MODELS = Path("models/image_classifier")
-REPORTS = Path("reports/image_classifier")
 ModelName = Annotated[
     str, typer.Option("--model", "-m", help="Model family: resnet | efficientnet.")
 ]
@@ -30,18 +28,9 @@ def prepare(
     ] = None,
 ) -> None:
     """Write stratified train/val/test manifests (and the digits images) under data/."""
-    from image_classifier.data import prepare as run
-    from image_classifier.params import load_params
+    from image_classifier.pipeline import prepare_stage
 
-    p = load_params()["data"]
-    report = run(
-        source or p["source"],
-        DATA,
-        REPORTS / "data_report.json",
-        val_size=p["val_size"],
-        test_size=p["test_size"],
-        seed=p["seed"],
-    )
+    report = prepare_stage(source)
     _show(
         {
             k: report[k]
@@ -145,15 +134,9 @@ def distill(
     """Knowledge distillation: the teacher teaches a small CNN, picked on validation over the
     (alpha, temperature) grid; the same CNN trained alone is the baseline. ONNX exports with
     parity, then size, latency, test accuracy and agreement with the teacher."""
-    from image_classifier.distill import DistillConfig
-    from image_classifier.distill_report import run_stage
-    from image_classifier.params import load_params
+    from image_classifier.pipeline import distill_stage
 
-    params = load_params()
-    cfg = DistillConfig.from_params(params["distill"])
-    if teacher:
-        cfg.teacher = teacher
-    report = run_stage(cfg, DATA, MODELS, REPORTS / "distill.json", params["quantize"])
+    report = distill_stage(teacher)
     _show({"chosen": report["chosen"], **report["summary"]})
 
 
@@ -167,14 +150,9 @@ def register(models: Models = None) -> None:
     """Register every model in MLflow; the best on validation of those that passed their
     behaviour checks (ic_behaviour's reports, where written) goes through the promotion gate.
     Exits 1 when none passed."""
-    from image_classifier.params import load_params
-    from image_classifier.register import register as run
+    from image_classifier.pipeline import register_stage
 
-    names = models or ["resnet"]
-    reports = {n: REPORTS / n / "behaviour.json" for n in names}
-    behaviour = {n: json.loads(p.read_text()) for n, p in reports.items() if p.exists()}
-    min_gain = load_params()["promotion"]["min_gain"]
-    result = run(MODELS, names, DATA, min_gain=min_gain, behaviour=behaviour)
+    result = register_stage(models or ["resnet"])
     _show(result)
     if result["candidate"] is None:
         typer.echo(result["decision"]["reason"], err=True)
@@ -193,22 +171,14 @@ def retrain_if_drift(
 ) -> None:
     """Drift job on the inference log; past the threshold, `dvc repro` the ic stages (retrain,
     evaluate, register through the promotion gate) and print the gate's decision."""
-    import time
+    from image_classifier.pipeline import retrain_if_drift_stage
 
-    from image_classifier.retrain import check_drift, retrain_with_dvc
-    from image_classifier.retrain import retrain_if_drift as run
-
-    reference = DATA / "reference.parquet"
-    if not reference.exists():
-        typer.echo(f"{reference} is missing: `dvc pull` (or `dvc repro ic_prepare`)", err=True)
+    if not DRIFT_REFERENCE.exists():
+        typer.echo(
+            f"{DRIFT_REFERENCE} is missing: `dvc pull` (or `dvc repro ic_prepare`)", err=True
+        )
         raise typer.Exit(2)
-    since = time.time() - since_hours * 3600 if since_hours else None
-    result = run(
-        lambda: check_drift(
-            reference, log_dir, REPORTS / "drift", threshold=threshold, since=since
-        ),
-        lambda: retrain_with_dvc(MODELS),
-    )
+    result = retrain_if_drift_stage(log_dir, threshold, since_hours)
     _show(result)
     if result["drifted"] is None:  # as `mlstack drift`: an empty log is a broken pipe, not calm
         raise typer.Exit(2)

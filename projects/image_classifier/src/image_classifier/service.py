@@ -1,7 +1,8 @@
 """The image classifier service: `POST /v1/classify` on the digits champion and
 `POST /v1/classify/{model}` on any loaded model (the ImageNet EfficientNet-Lite0 among them).
 
-Run: `image-classifier serve` (settings from `IMAGE_CLASSIFIER_*` variables or `.env`).
+Run: `image-classifier serve` (settings from `IMAGE_CLASSIFIER_*` variables or `.env`, see
+settings.py; response bodies in schemas.py).
 """
 
 import json
@@ -11,67 +12,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi import Path as PathParam
-from pydantic import BaseModel, Field
-from pydantic_settings import SettingsConfigDict
 
 from image_classifier.decode import min_side_for, open_all, prepare
 from image_classifier.inputs import Limits, body_doc, read_request
 from image_classifier.predictor import OnnxClassifier
+from image_classifier.schemas import ClassifyResponse, Label, Prediction
+from image_classifier.settings import Settings
 from mlstack.monitor import metrics
 from mlstack.monitor.inference_log import InferenceLog
-from mlstack.serve import Hub, ModelHub, ServeSettings, create_app, error_responses, offload
+from mlstack.serve import Hub, ModelHub, create_app, error_responses, offload
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-
-
-class Settings(ServeSettings):
-    model_config = SettingsConfigDict(
-        **{**ServeSettings.model_config, "env_prefix": "IMAGE_CLASSIFIER_"}
-    )
-
-    port: int = 8001
-    champion: Path = Field(
-        Path("models/image_classifier/champion.json"),
-        description="Written by the register stage: which ONNX file to serve.",
-    )
-    model_path: Path | None = Field(
-        None, description="Serve this ONNX file instead of the champion."
-    )
-    imagenet_model_path: Path | None = Path("models/image_classifier/imagenet/model.onnx")
-    max_images: int = Field(32, ge=1, description="Images per request.")
-    max_pixels: int = Field(
-        25_000_000, ge=1, description="Declared pixels per image (width x height)."
-    )
-    max_request_pixels: int = Field(
-        50_000_000,
-        ge=1,
-        description="Decoded pixels per request, summed over its images and checked from their "
-        "headers before any decoding (JPEGs count at the reduced scale they decode at).",
-    )
-    onnx_threads: int = Field(0, ge=0, description="ONNX Runtime threads; 0 lets it choose.")
-    shadow_model: Path | None = Field(
-        None,
-        description="An ONNX challenger run as a shadow of the digits champion on "
-        "`shadow_share` of its requests (same labels and preprocessing); its answers are only "
-        "logged (`mlstack shadow-report`), never returned.",
-    )
-    shadow_name: str = Field("challenger", description="The shadow's name in logs and metrics.")
-
-
-class Label(BaseModel):
-    label: str
-    probability: float
-
-
-class Prediction(BaseModel):
-    top_k: list[Label]
-
-
-class ClassifyResponse(BaseModel):
-    model: str
-    version: str
-    predictions: list[Prediction]
 
 
 def load_models(settings: Settings) -> list[OnnxClassifier]:

@@ -76,7 +76,7 @@ def tiny_onnx(
 def tiny_settings(folder: Path, **overrides: Any):
     """Service settings on the tiny model, every other setting at its default unless overridden.
     The `.env` file is ignored so a test does not pick up a developer's settings."""
-    from image_classifier.service import Settings
+    from image_classifier.settings import Settings
 
     values = {
         "model_path": tiny_onnx(folder),

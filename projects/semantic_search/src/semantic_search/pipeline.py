@@ -22,7 +22,7 @@ DATA = Path("data/semantic_search")
 ENCODER = Path("models/semantic_search/encoder")
 INDEX = DATA / "index"
 REPORTS = Path("reports/semantic_search")
-# What the service runs (service.Settings.serving_card): beside the encoder, in the models folder
+# What the service runs (settings.Settings.serving_card): beside the encoder, in the models folder
 # deployments mount, and outside `encoder/`, which rag_index depends on as a whole.
 SERVING_CARD = Path("models/semantic_search/serving.json")
 # What ss_register installs when the gate promotes: the service's default encoder, index and card.

@@ -91,7 +91,7 @@ def tiny_corpus_index(folder: Path, encoder_dir: Path, n: int = 30) -> Path:
 def tiny_settings(folder: Path, **overrides):
     """Service settings over a tiny encoder and a small corpus index, both built under `folder`
     once (needs the build extra); the service's own index is `folder/index`, seeded from it."""
-    from semantic_search.service import Settings
+    from semantic_search.settings import Settings
 
     folder = Path(folder).resolve()
     encoder = folder / "tiny-encoder" / "encoder"
