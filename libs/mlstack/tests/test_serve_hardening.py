@@ -4,6 +4,7 @@ an OpenAPI that documents every status, correct 405s, hostile bodies."""
 import asyncio
 import threading
 import time
+import tracemalloc
 from typing import Annotated
 
 import httpx
@@ -12,6 +13,7 @@ from fastapi import Depends
 
 from mlstack.serve import ServeSettings, create_app, offload, requires
 from mlstack.serve.auth import ApiKeys
+from mlstack.serve.json_keys import repeated_key
 from mlstack.testing import live_server
 
 from .conftest import EchoModel
@@ -185,6 +187,31 @@ def test_a_repeated_json_key_is_a_400_naming_it(make_app, raw, param):
         assert r.json()["error"]["param"] == param
         ok = httpx.post(f"{base}/v1/double", json={"values": [1, 2]})
         assert ok.json() == {"results": [2.0, 4.0]}
+
+
+def test_a_repeat_deep_under_long_keys_beside_a_wide_array_is_found_in_linear_memory(make_app):
+    # The walk spelled each child's whole path when pushing it: 100 objects with 2,000-character
+    # keys around 16,000 empty arrays (249 KB) took 3.5 s and 3.1 GB before naming the repeat.
+    keys = [f"{'k' * 2000}{i}" for i in range(100)]
+    wide = "[" + "[]," * 16_000 + '{"x": 1, "x": 2}]'
+    inner = "".join(f'{{"{key}": ' for key in keys) + wide + "}" * len(keys)
+    raw = ('{"values": [1], "extra": ' + inner + "}").encode()
+    where = "extra." + "".join(f"{key}." for key in keys) + "16000.x"
+    with live_server(make_app()) as base:
+        started = time.perf_counter()
+        r = httpx.post(
+            f"{base}/v1/double", content=raw, headers={"content-type": "application/json"}
+        )
+        assert time.perf_counter() - started < 2.0
+        assert_envelope(r, 400, "duplicate_key")
+        assert r.json()["error"]["param"] == where
+    tracemalloc.start()
+    try:
+        assert repeated_key(raw) == where
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 * 1024 * 1024, peak  # a few MB: the parsed body and one path
 
 
 def test_offload_runs_the_function_with_its_arguments():
