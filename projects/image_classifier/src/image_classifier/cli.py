@@ -148,7 +148,7 @@ Models = Annotated[
 @app.command()
 def register(models: Models = None) -> None:
     """Register every model in MLflow; the best on validation of those that passed their
-    behaviour checks (ic_behaviour's reports, where written) goes through the promotion gate.
+    behaviour checks (ic_behaviour's reports; none: not passed) goes through the promotion gate.
     Exits 1 when none passed."""
     from image_classifier.pipeline import register_stage
 

@@ -46,13 +46,16 @@ def distill_stage(teacher: str | None = None) -> dict[str, Any]:
 
 
 def register_stage(names: list[str]) -> dict[str, Any]:
-    """Register the models `names` with the behaviour reports ic_behaviour wrote for them (where
-    written) and params.yaml's promotion gate."""
+    """Register the models `names` with the behaviour reports ic_behaviour wrote for them (a
+    model without one has not passed) and params.yaml's promotion gate."""
     from image_classifier.params import load_params
     from image_classifier.register import register
 
+    missing = {"passed": False, "failed": ["no behaviour report (image-classifier behaviour)"]}
     reports = {n: REPORTS / n / "behaviour.json" for n in names}
-    behaviour = {n: json.loads(p.read_text()) for n, p in reports.items() if p.exists()}
+    behaviour = {
+        n: json.loads(r.read_text()) if r.exists() else missing for n, r in reports.items()
+    }
     min_gain = load_params()["promotion"]["min_gain"]
     return register(MODELS, names, DATA, min_gain=min_gain, behaviour=behaviour)
 
