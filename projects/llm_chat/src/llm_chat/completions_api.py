@@ -73,7 +73,10 @@ async def _generate(request: Request, hub: Hub, safety: SafetyFilter, body, kind
     size = len(body.prompt) if isinstance(body, CompletionRequest) else body.characters()
     body = await _cpu(size, safety.screen_input, body)  # refuses (400) or masks PII
     # Small schemas compile in about a millisecond; large ones go to the pool with the text.
-    work = await _cpu(size, plan, model, body, settings.default_max_tokens)
+    # The body's bytes count the schemas (response_format, tools) the messages' text leaves
+    # out: a 32 KB schema beside a one-word message was checked inline, blocking the loop.
+    planned = max(size, len(await request.body()))
+    work = await _cpu(planned, plan, model, body, settings.default_max_tokens)
     most = model.engine.backend.slots + model.engine.max_queue
     if len(work.choices) > most:  # a 503 would have the client retry forever
         raise APIError(

@@ -6,11 +6,22 @@ use is no safer: the mask allows a prefix that enters the rule, which then canno
 reference must name a schema some finite JSON value matches (as a grammar's productive symbols
 are found: from the leaves up, linear in the schema's size, no recursion along references)."""
 
+import re
 from typing import Any
 
 from llm_chat.tool_schemas import subschemas
 
 _MISSING = object()
+# A JSON pointer's array index (RFC 6901): `0` or ASCII digits without a leading zero. `00`
+# and `²` (which str.isdigit() takes) name the same item as `0` and `2` in other spellings,
+# each of which cost a rebuild of the item; xgrammar refuses them anyway.
+_INDEX = re.compile(r"0|[1-9][0-9]*")
+
+
+class _BadIndexError(ValueError):
+    def __init__(self, ref: str, part: str) -> None:
+        super().__init__(part)
+        self.ref, self.part = ref, part
 
 
 def check_ends(schema: Any) -> None:
@@ -21,17 +32,30 @@ def check_ends(schema: Any) -> None:
         return
     graph = _Graph(schema)
     found = list(_references(schema))
-    for ref, _ in found:
-        graph.ref(ref)
-    graph.build()
+    for ref, where in found:
+        try:
+            graph.ref(ref)  # resolved here, so the first bad pointer is named with its place
+        except _BadIndexError as bad:
+            raise ValueError(
+                f"`$ref` at {where or 'the top level'}: `{ref}` indexes an array with "
+                f"`{bad.part}`; an index is 0 or ASCII digits without a leading zero"
+            ) from None
+    try:
+        graph.build()
+    except _BadIndexError as bad:  # a reference inside a schema reached only through another
+        raise ValueError(
+            f"`$ref` `{bad.ref}` indexes an array with `{bad.part}`; an index is 0 or ASCII "
+            "digits without a leading zero"
+        ) from None
     ends = graph.ends()
     for ref, where in found:
         if not ends[graph.refs[ref]]:
             at = where or "the top level"
-            raise ValueError(
-                f"`$ref` at {at}: `{ref}` recurses with no way to end "
-                "(no finite JSON value matches it)"
-            )
+            if graph.targets[ref] is False:
+                why = "names the schema `false`, which no JSON value matches"
+            else:
+                why = "recurses with no way to end (no finite JSON value matches it)"
+            raise ValueError(f"`$ref` at {at}: `{ref}` {why}")
 
 
 def _references(schema: dict[str, Any]):
@@ -53,7 +77,11 @@ def _resolve(root: dict[str, Any], ref: str) -> Any:
         part = part.replace("~1", "/").replace("~0", "~")
         if isinstance(node, dict) and part in node:
             node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+        elif isinstance(node, list):
+            if not _INDEX.fullmatch(part):
+                raise _BadIndexError(ref, part)
+            if int(part) >= len(node):
+                return _MISSING
             node = node[int(part)]
         else:
             return _MISSING
@@ -73,6 +101,10 @@ class _Graph:
         self.every: list[bool] = []
         self.parts: list[list[int]] = []
         self.refs: dict[str, int] = {}
+        self.targets: dict[str, Any] = {}  # what each reference resolved to
+        # the node of each schema object by id (the root keeps them alive): many references to
+        # one target (or one object reached twice) build its subtree once, keeping this linear
+        self._built: dict[int, int] = {}
         self._queue: list[str] = []
 
     def add(self, every: bool, parts: list[int]) -> int:
@@ -82,6 +114,7 @@ class _Graph:
 
     def ref(self, ref: str) -> int:
         if ref not in self.refs:
+            self.targets[ref] = _resolve(self.root, ref)
             self.refs[ref] = self.add(False, [])
             self._queue.append(ref)
         return self.refs[ref]
@@ -89,7 +122,7 @@ class _Graph:
     def build(self) -> None:
         while self._queue:
             ref = self._queue.pop()
-            target = _resolve(self.root, ref)
+            target = self.targets[ref]
             part = self.add(True, []) if target is _MISSING else self.schema(target)
             self.parts[self.refs[ref]].append(part)
 
@@ -98,6 +131,11 @@ class _Graph:
             return self.add(schema is not False, [])  # the schema `false` matches nothing
         if isinstance(ref := schema.get("$ref"), str):
             return self.ref(ref)  # its siblings only annotate (tool_schemas.check_enforced)
+        if (built := self._built.get(id(schema))) is None:
+            built = self._built[id(schema)] = self._schema(schema)
+        return built
+
+    def _schema(self, schema: dict[str, Any]) -> int:
         parts = []
         for key in ("anyOf", "oneOf"):
             if isinstance(branches := schema.get(key), list) and branches:
