@@ -130,7 +130,7 @@ def test_a_json_answer_streamed_in_any_pieces_is_screened_as_the_whole():
         r'{"n": 4111111111111111, "s": "' + NOTE + r" \"q\" \\ " + long + r' 4111 1111 1111 1111",'
         r' "k": ["\u0031\u0032\u00334567890", "caf\u00e9\n"]}'
     )
-    whole, refused, masked = screen_json(safety, text)
+    whole, refused, masked, _ = screen_json(safety, text)
     assert not refused and masked
     assert whole == (
         r'{"n": 4111111111111111, "s": "' + MASKED + r" \"q\" \\ " + long + r' [card]",'

@@ -112,12 +112,17 @@ class Answer:
     structured: grammar.Format | None = None
 
 
-async def _finish(answer: Answer, finish: str | None, masked: bool, text: str) -> str | None:
+async def _finish(
+    answer: Answer, finish: str | None, masked: bool, text: str, collided: bool = False
+) -> str | None:
     """`content_filter` for a JSON answer that masking took off its grammar (a masked string in
     a `format`, `pattern` or `enum`): the client asked for that schema, so the answer must not
-    look like it holds to it. Checked only where PII was masked, in the pool (a compile)."""
+    look like it holds to it. Checked only where PII was masked, in the pool (a compile). Also
+    where a masked key repeats another of its object (`collided`, safety_json.py)."""
     if answer.structured is None or not masked or finish != "stop":
         return finish
+    if collided:
+        return "content_filter"
     held = await offload(grammar.follows, answer.structured, text)
     return finish if held else "content_filter"
 
@@ -139,13 +144,14 @@ async def collect(
         choices[index].feed(delta)
     out = []
     for c in choices:
-        masked = False
+        masked = collided = False
         if answer.structured is None:
             text, refused = await cpu(len(c.content), safety.screen_output, c.content)
         else:
-            text, refused, masked = await cpu(len(c.content), screen_json, safety, c.content)
+            screened = await cpu(len(c.content), screen_json, safety, c.content)
+            text, refused, masked, collided = screened
         finish = "content_filter" if refused else c.finish_reason
-        finish = await _finish(answer, finish, masked, text)
+        finish = await _finish(answer, finish, masked, text, collided)
         logprobs = _logprobs(answer, c.logprobs, len(answer.echo))
         if answer.kind == "chat":
             message = {"role": "assistant", "content": text}
@@ -247,9 +253,11 @@ async def sse(
                     if n == 1:
                         break  # closing the stream cancels the request
                 elif piece.finish_reason:
-                    masked = isinstance(screen, JSONOutputStream) and screen.masked
+                    json_screen = isinstance(screen, JSONOutputStream)
+                    masked = json_screen and screen.masked
+                    collided = json_screen and screen.collided
                     text = "".join(sent[index])
-                    finish = await _finish(answer, piece.finish_reason, masked, text)
+                    finish = await _finish(answer, piece.finish_reason, masked, text, collided)
                     yield chunk(c, "", [], [], finish)
         except APIError as err:
             error = {"message": err.message, "type": "server_error", "code": err.code}

@@ -12,10 +12,14 @@ no placeholder could stand for it; outside strings the grammar admits nothing el
 
 A masked string can still break the schema (a `format: email`, a `pattern`, a `maxLength`, an
 `enum`): the route then checks the masked answer against the grammar and ends it with
-`finish_reason: content_filter` if it no longer follows it (responses.py). A blocked topic
-refuses as in free text; the caller sends the refusal in OpenAI's `refusal` field, never as
-the content. Tool-call arguments are not screened here (nor anywhere): they go to the client's
-code, as the grammar wrote them.
+`finish_reason: content_filter` if it no longer follows it (responses.py). So does a masked key
+equal to an earlier key of its object (`{"555-123-4567": 1, "555-987-6543": 2}` would be
+`{"[phone]": 1, "[phone]": 2}`, whose second value a client's JSON parser keeps silently):
+`collided`. Unique placeholders (`[phone2]`) were the other way, but a placeholder a client
+cannot recognise, still no answer the schema's names foresaw: the answer says it was filtered.
+A blocked topic refuses as in free text; the caller sends the refusal in OpenAI's `refusal`
+field, never as the content. Tool-call arguments are not screened here (nor anywhere): they go
+to the client's code, as the grammar wrote them.
 
 Streamed as free text is: the last `HOLD` characters of an open string wait for the next piece
 (never cutting through a match), so a split number is caught whole; the rest of the JSON passes
@@ -28,6 +32,7 @@ from llm_chat import metrics
 from llm_chat.safety import PII, OutputStream, SafetyFilter
 
 _SPECIAL = re.compile(r'["\\]')  # what ends a run of string content: its end, an escape
+_STRUCTURE = re.compile(r"[{}\[\],:]")  # outside strings: what says whether a string is a key
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
 
@@ -41,10 +46,10 @@ def _decode(escape: str) -> str:
         return "\ufffd"
 
 
-def _mask(chars: list[str], raws: list[str]) -> tuple[str, bool]:
-    """(the string content as written, with each PII match replaced by its placeholder; whether
-    any was). `chars[i]` is the i-th decoded character, `raws[i]` how it was written. The
-    patterns apply in turn, as `SafetyFilter.mask` applies them to free text."""
+def _mask(chars: list[str], raws: list[str]) -> tuple[str, str, bool]:
+    """(the string content as written, with each PII match replaced by its placeholder; the same
+    decoded; whether any was). `chars[i]` is the i-th decoded character, `raws[i]` how it was
+    written. The patterns apply in turn, as `SafetyFilter.mask` applies them to free text."""
     changed = False
     for kind, pattern in PII:
         text = "".join(chars)
@@ -60,7 +65,16 @@ def _mask(chars: list[str], raws: list[str]) -> tuple[str, bool]:
             new_raws += raws[last : match.start()] + placeholder
             last = match.end()
         chars, raws = new_chars + chars[last:], new_raws + raws[last:]
-    return "".join(raws), changed
+    return "".join(raws), "".join(chars), changed
+
+
+class _Object:
+    """An open JSON object: its keys so far, as generated and as masked."""
+
+    def __init__(self) -> None:
+        self.at_key = True  # the next string is a key (after `{` or `,`)
+        self.generated: set[str] = set()
+        self.masked: set[str] = set()
 
 
 class JSONOutputStream:
@@ -77,6 +91,11 @@ class JSONOutputStream:
         self.chars: list[str] = []  # the open string's held content, decoded
         self.raws: list[str] = []  # the same characters as written
         self.masked = self.refused = False
+        # a masked key equal to an earlier one of its object (see above): the route ends the
+        # answer with content_filter
+        self.collided = False
+        self.open: list[_Object | None] = []  # the open objects and arrays (None), innermost last
+        self.key: tuple[list[str], list[str]] | None = None  # an open key: generated, masked
 
     def push(self, text: str, *, final: bool = False) -> tuple[str, bool]:
         if not self.active:
@@ -95,10 +114,15 @@ class JSONOutputStream:
                 quote = text.find('"', i)
                 end = len(text) if quote < 0 else quote + 1
                 out.append(text[i:end])
+                self._structure(text, i, end)
                 self.in_string, i = quote >= 0, end
+                top = self.open[-1] if self.open else None
+                if self.in_string and top is not None and top.at_key:
+                    self.key = ([], [])
             elif text[i] == '"':
                 out.append(self._release(len(self.chars)) + '"')
                 self.in_string, i = False, i + 1
+                self._end_key()
             elif text[i] == "\\":
                 self.escape, i = "\\", i + 1
             else:
@@ -114,6 +138,30 @@ class JSONOutputStream:
         if final:
             out.append(self.escape)  # an escape cut short by max_tokens, as written
         return ("", True) if self.refused else ("".join(out), False)
+
+    def _structure(self, text: str, start: int, end: int) -> None:
+        """Follows the objects and arrays opened and closed in `text[start:end]` (no string)."""
+        for match in _STRUCTURE.finditer(text, start, end):
+            mark, top = match.group(), self.open[-1] if self.open else None
+            if mark in "{[":
+                self.open.append(_Object() if mark == "{" else None)
+            elif mark in "}]":
+                if self.open:
+                    self.open.pop()
+            elif top is not None:
+                top.at_key = mark == ","
+
+    def _end_key(self) -> None:
+        if self.key is None:
+            return
+        generated, masked = ("".join(parts) for parts in self.key)
+        self.key, top = None, self.open[-1]
+        if top is not None:
+            if masked in top.masked and generated not in top.generated:
+                self.collided = True
+            top.generated.add(generated)
+            top.masked.add(masked)
+            top.at_key = False
 
     def _cut(self) -> int:
         """Where the held string may be cut: `HOLD` characters back, never inside a match."""
@@ -140,13 +188,17 @@ class JSONOutputStream:
             return ""
         if not self.safety.redact_pii:
             return "".join(raws)
-        text, changed = _mask(chars, raws)
+        text, decoded, changed = _mask(chars, raws)
         self.masked |= changed
+        if self.key is not None:
+            self.key[0].append("".join(chars))
+            self.key[1].append(decoded)
         return text
 
 
-def screen_json(safety: SafetyFilter, text: str) -> tuple[str, bool, bool]:
-    """A whole JSON answer screened: (text to send, refused, some PII masked)."""
+def screen_json(safety: SafetyFilter, text: str) -> tuple[str, bool, bool, bool]:
+    """A whole JSON answer screened: (text to send, refused, some PII masked, a masked key equal
+    to another of its object)."""
     screen = JSONOutputStream(safety)
     out, refused = screen.push(text, final=True)
-    return out, refused, screen.masked
+    return out, refused, screen.masked, screen.collided
