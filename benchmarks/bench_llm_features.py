@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 from bench_grammar import PROMPTS, streams
-from bench_llm_chat import MODEL, chat_ids, percentile
+from llm_engines import MODEL, chat_ids, percentile
 from llm_features_setup import (
     BOUNDED,
     CONTEXT,

@@ -7,7 +7,7 @@ import dataclasses
 import time
 
 from bench_grammar import ADDRESS, SCHEMA, SKILL
-from bench_llm_chat import MODEL, MODELS, chat_ids
+from llm_engines import MODEL, MODELS, chat_ids
 
 from llm_chat.engine import Observer
 
