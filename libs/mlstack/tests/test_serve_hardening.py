@@ -182,7 +182,7 @@ def test_a_repeated_json_key_is_a_400_naming_it(make_app, raw, param):
         r = httpx.post(
             f"{base}/v1/double", content=raw, headers={"content-type": "application/json"}
         )
-        assert time.perf_counter() - started < 1.0
+        assert time.perf_counter() - started < 2.0  # slack for a loaded CI worker
         assert_envelope(r, 400, "duplicate_key")
         assert r.json()["error"]["param"] == param
         ok = httpx.post(f"{base}/v1/double", json={"values": [1, 2]})

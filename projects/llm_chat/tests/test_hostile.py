@@ -286,7 +286,9 @@ COMPLETIONS = {
 
 
 def check(response: httpx.Response, started: float, status: int, param, limit) -> None:
-    assert time.perf_counter() - started < 1.0
+    # refused before heavy work: milliseconds alone, 2 s of slack for a loaded CI worker (the
+    # defects this guards against took 13 s and more)
+    assert time.perf_counter() - started < 2.0
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert ".cc:" not in error["message"]  # no path of a library's C++ source
