@@ -18,7 +18,10 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FROM_COMMITTED = ("classifier_per_class", "search_modes", "llm_streams", "rag_natural")
 
 
-def load_plots():
+def load_plots(monkeypatch):
+    # scripts/ first on the path, as `python scripts/plots.py` has it: plots.py imports its
+    # figure modules (plots_common.py, plots_classifier.py, ...) from beside it
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("plots", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -31,8 +34,8 @@ def assert_png(path: Path) -> None:
     assert 10_000 < len(data) < 300_000, (path, len(data))  # drawn, and small enough to commit
 
 
-def test_every_figure_renders_or_says_why_it_is_skipped(tmp_path):
-    results = load_plots().render(ROOT / "reports", tmp_path)
+def test_every_figure_renders_or_says_why_it_is_skipped(tmp_path, monkeypatch):
+    results = load_plots(monkeypatch).render(ROOT / "reports", tmp_path)
     for name in FROM_COMMITTED:
         assert results[name] == "ok", (name, results[name])
     for name, status in results.items():
@@ -42,13 +45,13 @@ def test_every_figure_renders_or_says_why_it_is_skipped(tmp_path):
             assert status.startswith("skipped: ") and "reports/" in status, (name, status)
 
 
-def test_missing_inputs_skip_with_a_reason(tmp_path):
-    results = load_plots().render(tmp_path / "no-reports", tmp_path / "out")
+def test_missing_inputs_skip_with_a_reason(tmp_path, monkeypatch):
+    results = load_plots(monkeypatch).render(tmp_path / "no-reports", tmp_path / "out")
     assert all(status.startswith("skipped: ") for status in results.values()), results
     assert not list((tmp_path / "out").glob("*.png"))
 
 
-def test_index_benchmark_figure(tmp_path):
+def test_index_benchmark_figure(tmp_path, monkeypatch):
     """The vector-index benchmark (`make bench`) may be absent here: render it from a copy of
     the committed reports with a small benchmark file added."""
     reports = tmp_path / "reports"
@@ -59,7 +62,7 @@ def test_index_benchmark_figure(tmp_path):
         for index, recall, p50 in (("exact (numpy)", 1.0, 0.7), ("faiss HNSW", 0.99, 0.2))
     ]
     (reports / "semantic_search" / "benchmark.json").write_text(json.dumps({"indexes": rows}))
-    results = load_plots().render(reports, tmp_path / "out", only=["search_index"])
+    results = load_plots(monkeypatch).render(reports, tmp_path / "out", only=["search_index"])
     assert results == {"search_index": "ok"}
     assert_png(tmp_path / "out" / "search_index.png")
 
@@ -69,6 +72,7 @@ def test_cli_help_imports_no_heavy_module(script):
     """`--help` must stay instant: matplotlib and Playwright load only when there is work."""
     code = (
         "import runpy, sys\n"
+        f"sys.path.insert(0, {str(SCRIPT.parent)!r})\n"  # as `python scripts/<script>` has it
         f"sys.argv = [{script!r}, '--help']\n"
         "try:\n"
         f"    runpy.run_path({str(SCRIPT.parent / script)!r}, run_name='__main__')\n"
