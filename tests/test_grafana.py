@@ -81,8 +81,9 @@ def _panels() -> list[dict]:
     return [p for p in json.loads(DASHBOARD.read_text())["panels"] if p["type"] != "row"]
 
 
-def test_dashboard_is_generated_from_the_script():
+def test_dashboard_is_generated_from_the_script(monkeypatch):
     path = ROOT / "scripts/grafana_dashboard.py"
+    monkeypatch.syspath_prepend(str(path.parent))  # it imports grafana_panels.py from beside it
     spec = importlib.util.spec_from_file_location("grafana_dashboard", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
