@@ -1,15 +1,17 @@
 """What bench_llm_features.py runs and sends: the engines (with an observer that records token
-times), a support chat of several turns (for the prefix cache), a long summarising request (for
-chunked prefill) and a bounded JSON schema (for structured output)."""
+times) and one request's answer from them, a support chat of several turns (for the prefix cache),
+a long summarising request (for chunked prefill) and a bounded JSON schema (for structured
+output)."""
 
 import contextlib
 import dataclasses
 import time
 
-from bench_grammar import ADDRESS, SCHEMA, SKILL
+from grammar_masks import ADDRESS, SCHEMA, SKILL
 from llm_engines import MODEL, MODELS, chat_ids
 
 from llm_chat.engine import Observer
+from llm_chat.sampling import SamplingParams
 
 OV_DIR = MODELS / "openvino-int8"
 CONTEXT = 2048  # room for the 1,500-token prompt and the chat's two turns
@@ -81,6 +83,10 @@ def turn(engine):
         yield made
     finally:
         made.stop()
+
+
+async def answer(engine, ids: list[int], params: SamplingParams) -> str:
+    return "".join([delta.text async for delta in engine.stream(ids, params)])
 
 
 def native_engine(
