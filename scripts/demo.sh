@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make demo`: build every model (`dvc repro`, a no-op when nothing changed), start the services
-# in the background (each in its own process group, PIDs in .run/), wait until ready, print URLs.
+# `make demo`: build every model (`dvc repro`, a no-op when nothing changed; each stage's time is
+# printed and kept in .run/demo_timings.json), start the services in the background (each in its
+# own process group, PIDs in .run/), wait until ready, print URLs.
 # `scripts/demo.sh stop` stops them by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,7 +56,9 @@ wait_ready() {  # wait_ready NAME URL TIMEOUT_S
 [[ "${1:-}" == "stop" ]] && { stop; exit 0; }
 
 echo "== building models (dvc repro)"
-dvc repro
+# Passes dvc's output through with each stage's time and the total, writes them to
+# $RUN/demo_timings.json, and exits with dvc's status (so set -e stops here when it fails).
+python scripts/stage_timings.py --out "$RUN/demo_timings.json" -- dvc repro
 echo "== starting services"
 IMAGE_CLASSIFIER_MONITOR_DIR="$RUN/monitor/image_classifier" \
   start image-classifier 8001 image-classifier serve --host 127.0.0.1 --port 8001
