@@ -37,6 +37,7 @@ from llm_features_setup import (
     conversation,
     native_engine,
     ov_engine,
+    stop_kept,
     turn,
 )
 
@@ -92,9 +93,7 @@ def bench_prefix(s: Setup, reps: int, answer_tokens: int) -> dict:
                     flush=True,
                 )
     finally:
-        for engine in engines.values():
-            if not callable(engine):
-                engine.stop()
+        stop_kept(engines.values())
     result: dict = {
         "repetitions": reps,
         "answer_tokens": answer_tokens,

@@ -15,6 +15,7 @@ from llm_features_setup import (
     long_prompt,
     native_engine,
     ov_engine,
+    stop_kept,
     turn,
 )
 
@@ -81,9 +82,7 @@ def bench_chunked(s: Setup, episodes: int, long_tokens: int, warm: int) -> dict:
                     flush=True,
                 )
     finally:
-        for engine in engines.values():
-            if not callable(engine):
-                engine.stop()
+        stop_kept(engines.values())
     result: dict = {
         "streams": len(prompts),
         "episodes": episodes,

@@ -85,6 +85,14 @@ def turn(engine):
         made.stop()
 
 
+def stop_kept(engines) -> None:
+    """Stops the engines `turn` keeps up between turns; a function that makes one per turn
+    (native) has nothing running."""
+    for engine in engines:
+        if not callable(engine):
+            engine.stop()
+
+
 async def answer(engine, ids: list[int], params: SamplingParams) -> str:
     return "".join([delta.text async for delta in engine.stream(ids, params)])
 
