@@ -13,8 +13,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -91,6 +92,26 @@ def live_server(
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def serve_tiny(
+    description: str,
+    port: int,
+    make_app: Callable[[Path, str | None], Any],
+    argv: list[str] | None = None,
+) -> None:
+    """`python -m <project>.testing FOLDER --port P [--api-key K]`: the command shape that
+    benchmarks/bench_soak.py starts each service with. `make_app(folder, api_key)` builds the
+    service on tiny models written to FOLDER; uvicorn serves it on 127.0.0.1 until stopped."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--port", type=int, default=port)
+    parser.add_argument("--api-key", default=None)
+    args = parser.parse_args(argv)
+    app = make_app(args.folder, args.api_key)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
 
 def schemathesis_run(

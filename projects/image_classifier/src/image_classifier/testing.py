@@ -8,7 +8,6 @@ or from a shell (serves on 127.0.0.1:PORT until interrupted):
     python -m image_classifier.testing /tmp/classifier-tiny --port 8765 [--api-key KEY]
 """
 
-import argparse
 import io
 import json
 from pathlib import Path
@@ -147,15 +146,13 @@ def schemathesis_images() -> None:
 def main() -> None:
     """`python -m image_classifier.testing FOLDER --port P [--api-key K]`: the service on the
     tiny model, written to FOLDER."""
-    import uvicorn
+    from mlstack.testing import serve_tiny
 
-    parser = argparse.ArgumentParser(description="Serve the image classifier on a tiny model.")
-    parser.add_argument("folder", type=Path)
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--api-key", default=None)
-    args = parser.parse_args()
-    app = tiny_app(args.folder, api_key=args.api_key)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+    serve_tiny(
+        "Serve the image classifier on a tiny model.",
+        8765,
+        lambda folder, api_key: tiny_app(folder, api_key=api_key),
+    )
 
 
 if __name__ == "__main__":

@@ -90,23 +90,20 @@ def tiny_app(model_dir: Path | None = None, **overrides):
     return build_app(tiny_settings(model_dir, **overrides))
 
 
+def served_app(folder: Path, api_key: str | None):
+    """The service on the tiny Llama saved in `folder/tiny-llama` (saved there once)."""
+    model_dir = folder / "tiny-llama"
+    if not (model_dir / "config.json").exists():
+        save_tiny_llama(model_dir)
+    return tiny_app(model_dir, api_key=api_key)
+
+
 def main() -> None:
     """`python -m llm_chat.testing FOLDER --port P [--api-key K]`: the service on the tiny Llama,
     saved in FOLDER (the same command shape as the other projects' testing modules)."""
-    import argparse
+    from mlstack.testing import serve_tiny
 
-    import uvicorn
-
-    parser = argparse.ArgumentParser(description="Serve LLM chat on a tiny random Llama.")
-    parser.add_argument("folder", type=Path)
-    parser.add_argument("--port", type=int, default=8003)
-    parser.add_argument("--api-key", default=None)
-    args = parser.parse_args()
-    model_dir = args.folder / "tiny-llama"
-    if not (model_dir / "config.json").exists():
-        save_tiny_llama(model_dir)
-    app = tiny_app(model_dir, api_key=args.api_key)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+    serve_tiny("Serve LLM chat on a tiny random Llama.", 8003, served_app)
 
 
 if __name__ == "__main__":
