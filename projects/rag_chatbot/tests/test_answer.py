@@ -52,6 +52,16 @@ def test_sources_are_numbered_and_fit_the_budget(rag):
     assert rag.retrieve("zebra migration", CONFIG).sources[0].section.endswith("Migration")
 
 
+def test_one_chunk_per_document_leaves_the_other_places_to_other_documents(rag):
+    query = "zebra stripes migration herds cats"
+    config = replace(CONFIG, k=4)
+    anyhow = [s.doc_id for s in rag.retrieve(query, config).sources]
+    assert anyhow.count("zebra.md") >= 2  # the long document fills most places
+    one = [s.doc_id for s in rag.retrieve(query, replace(config, max_per_document=1)).sources]
+    assert sorted(one) == ["cats.txt", "zebra.md"]
+    assert one[0] == anyhow[0]  # the best chunk of each document, in relevance order
+
+
 def test_answer_cites_its_source_with_page_and_section(rag, reset_llm):
     result = ask(rag, "How many zebras migrate across the Serengeti?")
     assert not result["no_answer"]

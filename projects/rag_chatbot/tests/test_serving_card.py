@@ -21,7 +21,13 @@ ARTICLES = 40  # indexed; 8 more are held out (unanswerable questions)
 TEXT = " ".join(f"Fact {i}: zebras graze on the savanna grasses in season {i}." for i in range(30))
 
 
-def params(overlap: int, k: int, min_relevance: float | str, answer_tokens: int) -> dict:
+def params(
+    overlap: int,
+    k: int,
+    min_relevance: float | str,
+    answer_tokens: int,
+    max_per_document: int | None = None,
+) -> dict:
     return {
         "rag_chatbot": {
             "corpus": {"held_out_articles": 8, "seed": 11, "threads": 1},
@@ -31,6 +37,7 @@ def params(overlap: int, k: int, min_relevance: float | str, answer_tokens: int)
                 "k": k,
                 "mode": "hybrid",
                 "diversify": None,
+                "max_per_document": max_per_document,
                 "min_relevance": min_relevance,
                 "context_tokens": 1024,
             },
@@ -114,10 +121,11 @@ def ask(client: httpx.Client) -> dict:
     return r.json()
 
 
-def retrieved(client: httpx.Client) -> int:
+def retrieved(client: httpx.Client) -> list[str]:
+    """The documents of the sources `/v1/retrieve` gives, in order."""
     r = client.post("/v1/retrieve", json={"query": "zebras graze", "min_relevance": -1})
     assert r.status_code == 200, r.text
-    return len(r.json()["sources"])
+    return [s["doc_id"] for s in r.json()["sources"]]
 
 
 def test_a_params_change_after_the_pipeline_changes_the_service(repo, reset_llm):
@@ -129,16 +137,19 @@ def test_a_params_change_after_the_pipeline_changes_the_service(repo, reset_llm)
         answer, sources = ask(c), retrieved(c)
         shown = c.get("/v1/models").json()["data"][0]["serving"]
     assert not answer["no_answer"] and reset_llm.requests[-1]["max_tokens"] == 64
-    assert sources == 4 and shown["config"] == card["config"] and shown["overrides"] == {}
+    assert len(sources) == 4 and shown["config"] == card["config"] and shown["overrides"] == {}
+    assert sources.count("zebra.txt") >= 2  # the upload's chunks fill most places
 
     reset_llm.requests.clear()
-    card = run_pipeline(repo, params(overlap=16, k=2, min_relevance=1.0, answer_tokens=32))
+    p = params(overlap=16, k=3, min_relevance=1.0, answer_tokens=32, max_per_document=1)
+    card = run_pipeline(repo, p)
     with service(repo, "b", reset_llm) as c:
         overlapping = upload_chunks(c)
         answer, sources = ask(c), retrieved(c)
     assert overlapping > plain  # 16 tokens of each chunk repeated in the next
     assert answer["no_answer"] and not reset_llm.requests  # refused under the card's floor
-    assert sources == 2
+    assert card["config"]["max_per_document"] == 1
+    assert len(sources) == 3 and len(set(sources)) == 3 and sources[0] == "zebra.txt"
 
 
 def test_the_floor_is_chosen_on_the_tune_split(repo):

@@ -38,6 +38,7 @@ def configs(p: dict[str, Any], min_relevance: float) -> dict[str, tuple[int, Rag
         k=r["k"],
         mode=r["mode"],
         diversify=r["diversify"],
+        max_per_document=r.get("max_per_document"),
         min_relevance=min_relevance,
         context_tokens=r["context_tokens"],
         answer_tokens=g["answer_tokens"],

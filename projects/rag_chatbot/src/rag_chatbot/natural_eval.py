@@ -18,7 +18,7 @@ from semantic_search.natural import Outcome, choose_floor, load_questions, run, 
 REPORT = "natural.json"
 # What a variant may change: the retrieval config, the fusion, BM25's fields, the chunk index.
 RETRIEVER_KEYS = ("rrf_k", "dense_weight", "bm25_weight", "candidates")
-CONFIG_KEYS = ("k", "mode", "diversify")
+CONFIG_KEYS = ("k", "mode", "diversify", "max_per_document")
 
 
 def service_retrieval(p: dict[str, Any]) -> dict[str, Any]:
@@ -29,6 +29,7 @@ def service_retrieval(p: dict[str, Any]) -> dict[str, Any]:
         "k": r["k"],
         "mode": r["mode"],
         "diversify": r["diversify"],
+        "max_per_document": r.get("max_per_document"),
         "bm25_fields": dict(r.get("bm25_fields") or {}),
         "expand": r.get("expand"),
         **{key: r[key] for key in RETRIEVER_KEYS if key in r},
@@ -82,7 +83,7 @@ def setup_rag(setup: dict[str, Any], libraries: Libraries, tokenizer) -> tuple[R
     retriever = Retriever(
         library.encoder, library.store, **{k: setup[k] for k in RETRIEVER_KEYS if k in setup}
     )
-    keys = {k: setup[k] for k in CONFIG_KEYS}
+    keys = {k: setup.get(k) for k in CONFIG_KEYS}
     config = RagConfig(**keys, rewrite=False, expand=setup.get("expand"))
     return Rag(retriever, None, tokenizer, config), config
 

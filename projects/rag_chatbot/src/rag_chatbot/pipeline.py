@@ -126,6 +126,7 @@ def write_serving_card(p: dict[str, Any], report: dict[str, Any]) -> dict[str, A
         "k": r["k"],
         "mode": r["mode"],
         "diversify": r["diversify"],
+        "max_per_document": r.get("max_per_document"),
         "expand": r.get("expand"),
         "min_relevance": floor["value"],
         "context_tokens": r["context_tokens"],

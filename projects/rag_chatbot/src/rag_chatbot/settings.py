@@ -54,6 +54,9 @@ class Settings(ServeSettings):
     k: int = Field(5, ge=1, le=20)
     mode: str = Field("hybrid", pattern="^(dense|bm25|hybrid)$")
     diversify: float | None = Field(0.7, ge=0, le=1)
+    max_per_document: int | None = Field(
+        None, ge=1, description="Chunks of one document among the k sources at most; null: any."
+    )
     min_relevance: float = Field(
         0.55, ge=-1, le=1, description="The card's is chosen on the tune split (rag_evaluate)."
     )

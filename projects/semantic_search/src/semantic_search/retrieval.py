@@ -1,5 +1,6 @@
 """Dense, BM25 and hybrid (reciprocal rank fusion) search over any `VectorStore`, with filters,
-maximal-marginal-relevance diversification and an optional reranker.
+maximal-marginal-relevance diversification, a cap on hits per source document and an optional
+reranker.
 
     retriever = Retriever(Encoder("models/semantic_search/encoder"), open_store("data/index", 384))
     result = retriever.search("who painted the Mona Lisa", k=5, mode="hybrid")
@@ -69,6 +70,19 @@ def mmr(
     return [hits[i] for i in picked]
 
 
+def at_most_per_source(hits: list[Hit], limit: int) -> list[Hit]:
+    """The hits in order, keeping the first `limit` of each `document.source` (a RAG chunk's
+    source is its document): five chunks of one article would fill five of the k places."""
+    seen: dict[str, int] = {}
+    kept = []
+    for hit in hits:
+        n = seen.get(hit.document.source, 0)
+        if n < limit:
+            kept.append(hit)
+            seen[hit.document.source] = n + 1
+    return kept
+
+
 def unit_scale(hits: list[Hit]) -> np.ndarray:
     """Scores min-max scaled to [0, 1] (all 1 when they are equal)."""
     scores = np.array([h.score for h in hits], dtype=np.float32)
@@ -115,18 +129,19 @@ class Retriever:
         rerank: bool = False,
         query_vector: np.ndarray | None = None,
         with_vectors: bool = False,
+        max_per_source: int | None = None,
     ) -> SearchResult:
         """`diversify` is MMR's lambda (1.0 = pure relevance); `rerank` needs a reranker.
         `query_vector` skips encoding (the service encodes through its micro-batcher).
-        `with_vectors` returns each hit's embedding (MMR asks for them anyway)."""
+        `with_vectors` returns each hit's embedding (MMR asks for them anyway).
+        `max_per_source`: at most this many hits of one `document.source`, the best ones."""
         mode = SearchMode(mode)
         if rerank and self.reranker is None:
             raise ValueError("rerank=True but this retriever has no reranker")
         timings: dict[str, float] = {}
         tokens, truncated = 0, False
-        pool = (
-            max(k, self.candidates) if (diversify is not None or rerank or mode == "hybrid") else k
-        )
+        widen = diversify is not None or rerank or mode == "hybrid" or max_per_source is not None
+        pool = max(k, self.candidates) if widen else k
         need_vectors = with_vectors or diversify is not None
         t0 = time.perf_counter()
         # Hybrid: BM25 needs no embedding, so it runs while the query is encoded (both release
@@ -161,6 +176,8 @@ class Retriever:
             hits = [Hit(h.document, float(s), h.vector) for h, s in zip(hits, scores, strict=True)]
             hits.sort(key=lambda h: h.score, reverse=True)
             timings["rerank"] = (time.perf_counter() - t0) * 1000
+        if max_per_source is not None:
+            hits = at_most_per_source(hits, max_per_source)
         if diversify is not None:
             if query_vector is None:  # BM25 mode: MMR still needs the query's embedding
                 query_vector, tokens, truncated = self.embed_query(query)
