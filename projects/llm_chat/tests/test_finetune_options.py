@@ -99,7 +99,7 @@ def test_cli_flags_set_the_environment_fit_reads(monkeypatch, no_env):
         return {}
 
     monkeypatch.setattr(pipeline, "dpo_stage", stage)
-    monkeypatch.setattr(cli, "_params", dict)
+    monkeypatch.setattr(cli, "load_section", lambda section: {})
     args = ["dpo", "--device", "cpu", "--precision", "bf16", "--processes", "1"]
     result = CliRunner().invoke(cli.app, args)
     assert result.exit_code == 0, result.output

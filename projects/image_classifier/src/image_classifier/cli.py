@@ -1,24 +1,20 @@
 """`image-classifier`: one command per pipeline stage, plus `serve`. Parameters come from
 `params.yaml` (section `image_classifier`); DVC runs these stages (see `dvc.yaml`)."""
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from image_classifier.pipeline import DATA, DRIFT_REFERENCE, MODELS, REPORTS
+from mlstack.project_cli import echo_json, project_app
 from mlstack.serve_command import add_serve_command
 
-app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+app = project_app(__doc__)
 
 ModelName = Annotated[
     str, typer.Option("--model", "-m", help="Model family: resnet | efficientnet.")
 ]
-
-
-def _show(result: dict) -> None:
-    typer.echo(json.dumps(result, indent=2, default=str))
 
 
 @app.command()
@@ -31,7 +27,7 @@ def prepare(
     from image_classifier.pipeline import prepare_stage
 
     report = prepare_stage(source)
-    _show(
+    echo_json(
         {
             k: report[k]
             for k in ("source", "images", "splits", "exact_duplicates", "imbalance_ratio")
@@ -52,7 +48,7 @@ def validate() -> None:
     except ValidationError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
-    _show({k: report[k] for k in ("passed", "images", "splits")})
+    echo_json({k: report[k] for k in ("passed", "images", "splits")})
 
 
 @app.command()
@@ -62,7 +58,7 @@ def train(model: ModelName = "resnet") -> None:
     from image_classifier.train import train_model
 
     card = train_model(model, model_params(model), DATA, MODELS / model)
-    _show({k: card[k] for k in ("name", "val_accuracy", "best_epoch", "train_seconds")})
+    echo_json({k: card[k] for k in ("name", "val_accuracy", "best_epoch", "train_seconds")})
 
 
 @app.command()
@@ -70,7 +66,7 @@ def evaluate(model: ModelName = "resnet") -> None:
     """Test-set metrics, confusion matrix and calibration plots."""
     from image_classifier.evaluate import evaluate_model
 
-    _show(evaluate_model(MODELS / model, DATA, REPORTS / model))
+    echo_json(evaluate_model(MODELS / model, DATA, REPORTS / model))
 
 
 @app.command()
@@ -99,7 +95,7 @@ def behaviour(
         if gate:
             raise typer.Exit(1) from exc
         return
-    _show({k: report[k] for k in ("passed", "images", "accuracy")})
+    echo_json({k: report[k] for k in ("passed", "images", "accuracy")})
 
 
 @app.command()
@@ -107,7 +103,7 @@ def export(model: ModelName = "resnet", version: str = "1") -> None:
     """Export to ONNX and check parity against torch on the test set."""
     from image_classifier.export import export_model
 
-    _show(export_model(MODELS / model, DATA, version=version))
+    echo_json(export_model(MODELS / model, DATA, version=version))
 
 
 @app.command()
@@ -117,7 +113,7 @@ def quantize(model: ModelName = "resnet") -> None:
     from image_classifier.params import load_params
 
     report = quantize_model(MODELS / model, DATA, REPORTS / model, load_params()["quantize"])
-    _show(
+    echo_json(
         {
             name: {k: round(v, 4) for k, v in entry.items()}
             for name, entry in report["variants"].items()
@@ -137,7 +133,7 @@ def distill(
     from image_classifier.pipeline import distill_stage
 
     report = distill_stage(teacher)
-    _show({"chosen": report["chosen"], **report["summary"]})
+    echo_json({"chosen": report["chosen"], **report["summary"]})
 
 
 Models = Annotated[
@@ -153,7 +149,7 @@ def register(models: Models = None) -> None:
     from image_classifier.pipeline import register_stage
 
     result = register_stage(models or ["resnet"])
-    _show(result)
+    echo_json(result)
     if result["candidate"] is None:
         typer.echo(result["decision"]["reason"], err=True)
         raise typer.Exit(1)
@@ -179,7 +175,7 @@ def retrain_if_drift(
         )
         raise typer.Exit(2)
     result = retrain_if_drift_stage(log_dir, threshold, since_hours)
-    _show(result)
+    echo_json(result)
     if result["drifted"] is None:  # as `mlstack drift`: an empty log is a broken pipe, not calm
         raise typer.Exit(2)
 
@@ -189,7 +185,7 @@ def imagenet() -> None:
     """Export the pretrained ImageNet EfficientNet-Lite0 for the `imagenet` route."""
     from image_classifier.imagenet import export_imagenet
 
-    _show(export_imagenet(MODELS / "imagenet"))
+    echo_json(export_imagenet(MODELS / "imagenet"))
 
 
 @app.command()
@@ -200,7 +196,7 @@ def tune(
     """Optuna search over lr, weight decay, dropout and label smoothing (each trial in MLflow)."""
     from image_classifier.tune import run_search
 
-    _show(run_search(model, trials, DATA, REPORTS / model / "tune.json"))
+    echo_json(run_search(model, trials, DATA, REPORTS / model / "tune.json"))
 
 
 add_serve_command(

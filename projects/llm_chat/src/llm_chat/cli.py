@@ -3,22 +3,17 @@ Parameters come from params.yaml, section `llm_chat`."""
 
 import contextlib
 import json
-import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from mlstack.params import load_section
+from mlstack.project_cli import echo_json, project_app
 from mlstack.serve_command import add_serve_command
 
-app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+app = project_app(__doc__, info_loggers=["llm_chat"])
 BASE = Path("models/llm_chat/base")
-
-
-@app.callback()
-def _logging() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("llm_chat").setLevel(logging.INFO)
 
 
 @app.command()
@@ -28,20 +23,13 @@ def convert(
 ) -> None:
     """The base model as a plain Hugging Face folder (default: params.yaml llm_chat.model)."""
     from llm_chat.convert import convert as run
-    from mlstack.params import load_section
 
     source = source or load_section("llm_chat")["model"]
     typer.echo(json.dumps(run(source, out), indent=2))
 
 
-def _params() -> dict:
-    from mlstack.params import load_section
-
-    return load_section("llm_chat")
-
-
 def _show(report: dict) -> None:
-    typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    echo_json(report, ensure_ascii=False)  # generated answers in any script, as written
 
 
 @app.command()
@@ -60,7 +48,7 @@ def data() -> None:
     """SFT and preference sets from the packaged Wikipedia, split by article."""
     from llm_chat.pipeline import data_stage
 
-    _show(data_stage(_params()))
+    _show(data_stage(load_section("llm_chat")))
 
 
 Device = Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N (sets MLSTACK_DEVICE)")]
@@ -108,7 +96,7 @@ def sft(device: Device = "", precision: Precision = "", processes: Processes = 0
     _train_options("sft", device, precision, processes)
     from llm_chat.pipeline import sft_stage
 
-    _show(sft_stage(_params()))
+    _show(sft_stage(load_section("llm_chat")))
 
 
 @app.command()
@@ -117,7 +105,7 @@ def dpo(device: Device = "", precision: Precision = "", processes: Processes = 0
     _train_options("dpo", device, precision, processes)
     from llm_chat.pipeline import dpo_stage
 
-    _show(dpo_stage(_params()))
+    _show(dpo_stage(load_section("llm_chat")))
 
 
 @app.command()
@@ -125,7 +113,7 @@ def evaluate() -> None:
     """Perplexity, answer overlap and preference win rate of base, SFT and DPO; to MLflow."""
     from llm_chat.pipeline import evaluate_stage
 
-    report = evaluate_stage(_params())
+    report = evaluate_stage(load_section("llm_chat"))
     _show(
         {
             name: {k: v for k, v in m.items() if k != "sample_answer"}
@@ -140,7 +128,7 @@ def register() -> None:
     metric goes through the promotion gate; the decision goes to models/llm_chat/promotion.json."""
     from llm_chat.register import register as run
 
-    _show(run(_params())["decision"])
+    _show(run(load_section("llm_chat"))["decision"])
 
 
 @app.command()

@@ -3,32 +3,16 @@ shell, one question from the shell, and `serve`. Parameters come from params.yam
 `rag_chatbot`."""
 
 import asyncio
-import json
-import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from mlstack.params import load_section
+from mlstack.project_cli import echo_json, project_app
 from mlstack.serve_command import add_serve_command
 
-app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
-
-
-def _params() -> dict:
-    from mlstack.params import load_section
-
-    return load_section("rag_chatbot")
-
-
-def _show(result) -> None:
-    typer.echo(json.dumps(result, indent=2, default=str))
-
-
-@app.callback()
-def _logging() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("rag_chatbot").setLevel(logging.INFO)
+app = project_app(__doc__, info_loggers=["rag_chatbot"])
 
 
 @app.command()
@@ -36,7 +20,7 @@ def index() -> None:
     """Chunk and embed the packaged Wikipedia summaries, one index per chunk size."""
     from rag_chatbot.pipeline import index_stage
 
-    _show(index_stage(_params()))
+    echo_json(index_stage(load_section("rag_chatbot")))
 
 
 @app.command()
@@ -44,7 +28,7 @@ def questions() -> None:
     """The evaluation questions: tune and test splits, and unanswerable ones."""
     from rag_chatbot.pipeline import questions_stage
 
-    _show(questions_stage(_params()))
+    echo_json(questions_stage(load_section("rag_chatbot")))
 
 
 @app.command()
@@ -52,8 +36,8 @@ def evaluate() -> None:
     """Retrieval, faithfulness, citations and no-answer accuracy per configuration (MLflow)."""
     from rag_chatbot.pipeline import evaluate_stage
 
-    report = evaluate_stage(_params())
-    _show({k: v for k, v in report.items() if k not in ("threshold", "examples")})
+    report = evaluate_stage(load_section("rag_chatbot"))
+    echo_json({k: v for k, v in report.items() if k not in ("threshold", "examples")})
 
 
 @app.command()
@@ -62,8 +46,8 @@ def natural() -> None:
     test), for the service's retrieval and each variant in params.yaml; picks the floor on tune."""
     from rag_chatbot.natural_eval import natural_stage
 
-    report = natural_stage(_params())
-    _show(
+    report = natural_stage(load_section("rag_chatbot"))
+    echo_json(
         {k: v for k, v in report.items() if k != "service"}
         | {"service": {k: report["service"][k] for k in ("tune", "test")}}
     )
@@ -76,7 +60,7 @@ def register() -> None:
     models/rag_chatbot/."""
     from rag_chatbot.register import register as run
 
-    _show(run(_params())["decision"])
+    echo_json(run(load_section("rag_chatbot"))["decision"])
 
 
 @app.command()

@@ -2,15 +2,16 @@
 the shell, and `serve`. Parameters come from params.yaml, section `semantic_search`."""
 
 import json
-import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from mlstack.params import load_section
+from mlstack.project_cli import echo_json, project_app
 from mlstack.serve_command import add_serve_command
 
-app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+app = project_app(__doc__, info_loggers=["semantic_search", "mlstack"])
 # What the service serves (and `ingest` adds to), seeded from the champion's index with the
 # champion's encoder (ss_register installs both; the service's defaults).
 SERVICE_INDEX = "data/semantic_search/service-index"
@@ -30,31 +31,13 @@ def _open_service_index(uri: str, dim: int):
     return open_store(uri, dim)
 
 
-def _params() -> dict:
-    from mlstack.params import load_section
-
-    return load_section("semantic_search")
-
-
-def _show(result) -> None:
-    typer.echo(json.dumps(result, indent=2, default=str))
-
-
-@app.callback()
-def _logging() -> None:
-    # ONNX Runtime's quantizer logs every tensor at INFO on the root logger.
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("semantic_search").setLevel(logging.INFO)
-    logging.getLogger("mlstack").setLevel(logging.INFO)
-
-
 @app.command()
 def prepare() -> None:
     """Corpus, held-out queries, calibration and parity sentences from the packaged Wikipedia."""
     from semantic_search.pipeline import prepare_stage
 
-    report = prepare_stage(_params())
-    _show({k: v for k, v in report.items() if k != "topics"})
+    report = prepare_stage(load_section("semantic_search"))
+    echo_json({k: v for k, v in report.items() if k != "topics"})
 
 
 @app.command()
@@ -66,11 +49,13 @@ def validate() -> None:
     from semantic_search.validate import validate as run
 
     try:
-        report = run(DATA, REPORTS / "validation.json", _params()["validation"])
+        report = run(
+            DATA, REPORTS / "validation.json", load_section("semantic_search")["validation"]
+        )
     except ValidationError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
-    _show({k: report[k] for k in ("passed", "documents", "queries", "topics")})
+    echo_json({k: report[k] for k in ("passed", "documents", "queries", "topics")})
 
 
 @app.command()
@@ -78,7 +63,7 @@ def export() -> None:
     """The sentence-transformers encoder as ONNX (pooling in the graph, attention fused)."""
     from semantic_search.pipeline import export_stage
 
-    _show(export_stage(_params()))
+    echo_json(export_stage(load_section("semantic_search")))
 
 
 @app.command()
@@ -86,7 +71,7 @@ def quantize() -> None:
     """INT8 with measured mixed precision; parity against sentence-transformers."""
     from semantic_search.pipeline import quantize_stage
 
-    _show(quantize_stage(_params()))
+    echo_json(quantize_stage(load_section("semantic_search")))
 
 
 @app.command("export-reranker")
@@ -101,7 +86,7 @@ def export_reranker(
     """A cross-encoder reranker as ONNX (for `rerank: true` searches)."""
     from semantic_search.export import build_cross_encoder
 
-    _show(json.loads((build_cross_encoder(source, out) / "encoder.json").read_text()))
+    echo_json(json.loads((build_cross_encoder(source, out) / "encoder.json").read_text()))
 
 
 @app.command()
@@ -109,7 +94,7 @@ def embed(variant: Annotated[str, typer.Option(help="fp32 | int8")] = "int8") ->
     """Embed the corpus with one encoder variant (a .npy file)."""
     from semantic_search.pipeline import embed_stage
 
-    typer.echo(embed_stage(variant, _params()))
+    typer.echo(embed_stage(variant, load_section("semantic_search")))
 
 
 @app.command()
@@ -117,7 +102,7 @@ def index() -> None:
     """Build the LanceDB index (vectors, BM25, HNSW) from the corpus and its INT8 embeddings."""
     from semantic_search.pipeline import index_stage
 
-    _show(index_stage(_params()))
+    echo_json(index_stage(load_section("semantic_search")))
 
 
 @app.command()
@@ -125,8 +110,8 @@ def evaluate() -> None:
     """Known-item retrieval metrics per system and search latency; logged to MLflow."""
     from semantic_search.pipeline import evaluate_stage
 
-    report = evaluate_stage(_params())
-    _show({k: report[k] for k in ("systems", "latency_ms", "int8_vs_fp32_ndcg_relative")})
+    report = evaluate_stage(load_section("semantic_search"))
+    echo_json({k: report[k] for k in ("systems", "latency_ms", "int8_vs_fp32_ndcg_relative")})
 
 
 @app.command()
@@ -134,8 +119,8 @@ def natural() -> None:
     """Recall@1/5/10 and latency of each search mode on the natural questions (tune and test)."""
     from semantic_search.natural_eval import natural_stage
 
-    report = natural_stage(_params())
-    _show({k: report[k] for k in ("modes", "variants")})
+    report = natural_stage(load_section("semantic_search"))
+    echo_json({k: report[k] for k in ("modes", "variants")})
 
 
 @app.command()
@@ -147,11 +132,11 @@ def behaviour() -> None:
     from semantic_search.pipeline import DATA, REPORTS
 
     try:
-        report = run(DATA, REPORTS / "behaviour.json", _params())
+        report = run(DATA, REPORTS / "behaviour.json", load_section("semantic_search"))
     except ValidationError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
-    _show({k: report[k] for k in ("passed", "queries", "k")})
+    echo_json({k: report[k] for k in ("passed", "queries", "k")})
 
 
 @app.command()
@@ -160,7 +145,7 @@ def register() -> None:
     the promotion gate on ss_evaluate's metric; the decision goes to models/semantic_search/."""
     from semantic_search.register import register as run
 
-    _show(run(_params())["decision"])
+    echo_json(run(load_section("semantic_search"))["decision"])
 
 
 @app.command()
@@ -211,7 +196,7 @@ def search(
     result = retriever.search(
         query, k=k, mode=mode, filters=Filters(topic=topic) if topic else None
     )
-    _show(
+    echo_json(
         [
             {"id": h.document.id, "score": round(h.score, 4), "topic": h.document.topic}
             for h in result.hits
