@@ -2,9 +2,10 @@
 llm_convert -> llm_data -> llm_sft -> llm_dpo -> llm_evaluate. Each reads params.yaml's
 `llm_chat` section and writes its report to reports/llm_chat/."""
 
-import json
 from pathlib import Path
 from typing import Any
+
+from mlstack.stage_report import write_stage_report
 
 DATA = Path("data/llm_chat")
 MODELS = Path("models/llm_chat")
@@ -21,9 +22,8 @@ def default_model_dir() -> Path:
 
 
 def _write(name: str, report: dict[str, Any]) -> dict[str, Any]:
-    REPORTS.mkdir(parents=True, exist_ok=True)
-    (REPORTS / name).write_text(json.dumps(report, indent=2, ensure_ascii=False))
-    return report
+    # REPORTS read at each call: cli.py points it elsewhere in ranks other than 0
+    return write_stage_report(REPORTS / name, report)
 
 
 def data_stage(p: dict[str, Any]) -> dict[str, Any]:

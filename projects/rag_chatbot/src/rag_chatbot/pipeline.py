@@ -6,6 +6,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from mlstack.stage_report import write_stage_report
+
 DATA = Path("data/rag_chatbot")
 REPORTS = Path("reports/rag_chatbot")
 ENCODER = Path("models/semantic_search/encoder")
@@ -21,9 +23,8 @@ def index_dir(chunk_tokens: int) -> Path:
 
 
 def write_report(name: str, report: dict[str, Any]) -> dict[str, Any]:
-    REPORTS.mkdir(parents=True, exist_ok=True)
-    (REPORTS / name).write_text(json.dumps(report, indent=2, ensure_ascii=False))
-    return report
+    """`report` as reports/rag_chatbot/`name`; returns it."""
+    return write_stage_report(REPORTS / name, report)
 
 
 def open_library(
