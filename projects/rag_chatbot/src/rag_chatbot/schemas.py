@@ -2,8 +2,7 @@
 the field and the limit."""
 
 import datetime as dt
-import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -14,14 +13,13 @@ from pydantic import (
     field_validator,
 )
 
-from mlstack.fields import json_int
+from mlstack.fields import iso_date, json_int
 from rag_chatbot.answer import Source
 from rag_chatbot.document_chunks import DocumentInfo
 from semantic_search.documents import MAX_ID_CHARS, Filters
 
 MAX_MESSAGE_CHARS = 4000
 MAX_FILTER_VALUES = 64
-ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # Text sent on to the generator: not blank and no NUL (the LLM chat service refuses NUL), in a
 # form that is linear in a backtracking engine (the three parts cannot overlap).
 TEXT = r"^[\s\x1c-\x1f\x85\ufeff]*[^\s\x00\x1c-\x1f\x85\ufeff][^\x00]*$"
@@ -44,13 +42,7 @@ class RagFilters(BaseModel):
     date_from: dt.date | None = Field(default=None, description="YYYY-MM-DD")
     date_to: dt.date | None = Field(default=None, description="YYYY-MM-DD")
 
-    @field_validator("date_from", "date_to", mode="before")
-    @classmethod
-    def _iso_dates_only(cls, value: Any) -> Any:
-        iso = isinstance(value, str) and ISO_DATE.fullmatch(value)
-        if value is not None and not isinstance(value, dt.date) and not iso:
-            raise ValueError("a date must be a YYYY-MM-DD string")
-        return value
+    _iso_dates_only = field_validator("date_from", "date_to", mode="before")(iso_date)
 
     def to_filters(self) -> Filters:
         return Filters(**self.model_dump())

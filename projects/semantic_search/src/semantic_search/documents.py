@@ -2,7 +2,6 @@
 (`Hit`)."""
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -19,7 +18,7 @@ from pydantic import (
     field_validator,
 )
 
-from mlstack.fields import ID, NOT_BLANK
+from mlstack.fields import ID, NOT_BLANK, iso_date
 
 # Limits of what the index takes, in the API schema too (every one is a 422 naming the field).
 MAX_ID_CHARS = 256
@@ -30,7 +29,6 @@ MAX_METADATA_KEYS = 32
 MAX_METADATA_KEY_CHARS = 128
 MAX_METADATA_VALUE_CHARS = 4000
 MAX_FILTER_VALUES = 64
-ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 DocId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=ID)]
 Label = Annotated[str, StringConstraints(max_length=MAX_LABEL_CHARS)]
@@ -77,14 +75,6 @@ OneOrMany = Annotated[
     Discriminator(one_or_many),
 ]
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_METADATA_KEY_CHARS)]
-
-
-def iso_date(value: Any) -> Any:
-    """Only a date or a YYYY-MM-DD string (pydantic alone would also take 0 as 1970-01-01)."""
-    iso = isinstance(value, str) and ISO_DATE.fullmatch(value)
-    if value is not None and not isinstance(value, dt.date) and not iso:
-        raise ValueError("a date must be a YYYY-MM-DD string")
-    return value
 
 
 class Document(BaseModel):
