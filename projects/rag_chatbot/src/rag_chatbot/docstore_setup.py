@@ -5,10 +5,9 @@ filled from the JSON files of earlier versions."""
 
 import json
 import logging
-import os
-import shutil
 from pathlib import Path
 
+from mlstack.folders import copy_into_place
 from rag_chatbot.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -44,12 +43,7 @@ def seed_index(index_dir: Path, corpus_index: Path | None) -> bool:
     """Copies the corpus index to `index_dir` if that does not exist yet; True if it did."""
     if index_dir.exists() or corpus_index is None or not corpus_index.exists():
         return False
-    tmp = index_dir.with_name(f"{index_dir.name}.seeding-{os.getpid()}")
-    shutil.copytree(corpus_index, tmp)
-    try:
-        tmp.rename(index_dir)  # a half-copied index is never seen under the real name
-    except OSError:  # another worker seeded it first
-        shutil.rmtree(tmp, ignore_errors=True)
+    if not copy_into_place(corpus_index, index_dir):  # another worker seeded it first
         return False
     log.info("seeded %s from %s", index_dir, corpus_index)
     return True

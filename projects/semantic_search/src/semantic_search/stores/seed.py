@@ -9,8 +9,9 @@ encoder's and rank nonsense, so it refuses to start and says how to re-index."""
 import json
 import logging
 import os
-import shutil
 from pathlib import Path
+
+from mlstack.folders import copy_into_place
 
 log = logging.getLogger(__name__)
 
@@ -18,9 +19,8 @@ log = logging.getLogger(__name__)
 def seed_index(index_dir: Path, corpus_index: Path | None) -> bool:
     """Copies `corpus_index` to `index_dir` if that does not exist yet; True if this call did.
 
-    Safe with several workers starting at once: each copies to a folder of its own and renames
-    it into place; a rename onto a folder another worker already put there fails, and that
-    worker's copy is used. A half-made copy is never seen under the real name."""
+    Safe with several workers starting at once: the first copy renamed into place is used, and a
+    half-made copy is never seen under the real name (`copy_into_place`)."""
     index_dir, corpus_index = Path(index_dir), corpus_index and Path(corpus_index)
     if index_dir.exists() or corpus_index is None or not corpus_index.exists():
         return False
@@ -29,14 +29,7 @@ def seed_index(index_dir: Path, corpus_index: Path | None) -> bool:
             f"{corpus_index} is empty: no index to seed {index_dir} from "
             "(run `dvc repro ss_register`, or set corpus_index to none)"
         )
-    index_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = index_dir.with_name(f".{index_dir.name}.seeding-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)  # left by a killed start with this pid
-    shutil.copytree(corpus_index, tmp)
-    try:
-        tmp.rename(index_dir)
-    except OSError:  # another worker seeded it first
-        shutil.rmtree(tmp, ignore_errors=True)
+    if not copy_into_place(corpus_index, index_dir):  # another worker seeded it first
         return False
     log.info("seeded %s from %s", index_dir, corpus_index)
     return True
