@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mlstack.testing import live_server, postgres_database, postgres_server
+from mlstack.testing import live_server
+from mlstack.testing_postgres import postgres_database, postgres_server
 from rag_chatbot.testing import FakeLLM
 from semantic_search.testing import build_tiny_encoder
 

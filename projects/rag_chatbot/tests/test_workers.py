@@ -14,18 +14,17 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from mlstack.testing import free_port, wait_all_workers_ready
+from mlstack.testing import free_port, settings_env, wait_all_workers_ready
 from rag_chatbot.registry import Registry
 from rag_chatbot.service import registry_location
 from rag_chatbot.settings import Settings
-from rag_chatbot.testing import tiny_env
 
 from .test_service import AUTH, RETRIEVAL, settings_for
 
 
 def start(settings, workers: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = {**os.environ, **tiny_env(settings)}
+    env = {**os.environ, **settings_env(settings)}
     proc = subprocess.Popen(
         [
             sys.executable,

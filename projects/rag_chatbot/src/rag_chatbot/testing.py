@@ -5,20 +5,21 @@ models with nothing downloaded:
     python -m rag_chatbot.testing /tmp/rag-tiny --port 8004 [--api-key KEY] [--workers 2]
 
 builds a tiny random-weight encoder in the folder (once), starts the fake generator on a free
-port and serves the RAG API on the port (`tiny_settings` and `tiny_env` do the same in tests).
+port and serves the RAG API on the port (`tiny_settings` does the same in tests).
 """
 
-import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from mlstack.testing import settings_env
+from mlstack.testing import live_server, serve_tiny_workers
 from rag_chatbot import prompts
 from rag_chatbot.expansion import PROMPT
 
@@ -107,12 +108,10 @@ def tiny_settings(folder: Path, generator_url: str, **overrides):
     """Service settings over a tiny encoder built in `folder/encoder` (once) and an index,
     uploads and registry under `folder`; no corpus."""
     from rag_chatbot.settings import Settings
-    from semantic_search.testing import build_tiny_encoder
+    from semantic_search.testing import tiny_encoder
 
     folder = Path(folder)
-    encoder = folder / "tiny-encoder" / "encoder"
-    if not (encoder / "encoder.json").exists():
-        encoder = build_tiny_encoder(folder / "tiny-encoder")
+    encoder = tiny_encoder(folder)
     fields = {
         "encoder_dir": encoder,
         "index_uri": str(folder / "index"),
@@ -126,11 +125,6 @@ def tiny_settings(folder: Path, generator_url: str, **overrides):
         "max_pages": 5,
     }
     return Settings(**{**fields, **overrides})
-
-
-def tiny_env(settings) -> dict[str, str]:
-    """`settings` as environment variables, for a service started in another process."""
-    return settings_env(settings)
 
 
 def schemathesis_media_types() -> None:
@@ -176,32 +170,24 @@ def pdf_bytes(text: str) -> bytes:
     return bytes(pdf.output())
 
 
-def main() -> None:
-    import uvicorn
-
-    from mlstack.testing import live_server
-
-    parser = argparse.ArgumentParser(description="The RAG service on tiny models (tests, fuzzing).")
-    parser.add_argument("folder", type=Path)
-    parser.add_argument("--port", type=int, default=8004)
-    parser.add_argument("--api-key")
-    parser.add_argument("--workers", type=int, default=1)
-    args = parser.parse_args()
-    llm = FakeLLM()
-    with live_server(llm.app(), wait_ready=False) as url:
-        extra = {"api_key": args.api_key} if args.api_key else {}
-        folder = args.folder.resolve()
-        settings = tiny_settings(folder, url + "/v1", port=args.port, **extra)
-        os.environ.update(tiny_env(settings))
+@contextlib.contextmanager
+def _settings_with_fake_llm(folder: Path, **overrides) -> Iterator:
+    """`tiny_settings` with the fake generator serving in this process until the service ends,
+    from `folder` as the working directory."""
+    with live_server(FakeLLM().app(), wait_ready=False) as url:
+        folder = folder.resolve()
+        settings = tiny_settings(folder, url + "/v1", **overrides)
         os.chdir(folder)  # relative defaults left out of the environment resolve to nothing
-        uvicorn.run(
-            "rag_chatbot.service:app_factory",
-            factory=True,
-            host="127.0.0.1",
-            port=args.port,
-            workers=args.workers,
-            log_level="warning",
-        )
+        yield settings
+
+
+def main() -> None:
+    serve_tiny_workers(
+        "The RAG service on tiny models (tests, fuzzing).",
+        8004,
+        "rag_chatbot.service:app_factory",
+        _settings_with_fake_llm,
+    )
 
 
 if __name__ == "__main__":

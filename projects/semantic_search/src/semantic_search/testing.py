@@ -2,12 +2,9 @@
 (random weights, the real all-MiniLM-L6-v2 tokenizer), exported through the real pipeline.
 Needs the build extra (torch, transformers)."""
 
-import argparse
+import contextlib
 import json
-import os
 from pathlib import Path
-
-from mlstack.testing import settings_env
 
 
 def save_tiny_sentence_transformer(out: Path) -> Path:
@@ -63,6 +60,14 @@ def build_tiny_encoder(out: Path) -> Path:
     return encoder
 
 
+def tiny_encoder(folder: Path) -> Path:
+    """The tiny model's `Encoder` folder under `folder/tiny-encoder`, built the first time."""
+    encoder = folder / "tiny-encoder" / "encoder"
+    if not (encoder / "encoder.json").exists():
+        encoder = build_tiny_encoder(folder / "tiny-encoder")
+    return encoder
+
+
 def tiny_corpus_index(folder: Path, encoder_dir: Path, n: int = 30) -> Path:
     """A pipeline-style index of `n` packaged Wikipedia summaries at `folder/corpus-index`."""
     from semantic_search.corpus import wiki_summaries
@@ -94,9 +99,7 @@ def tiny_settings(folder: Path, **overrides):
     from semantic_search.settings import Settings
 
     folder = Path(folder).resolve()
-    encoder = folder / "tiny-encoder" / "encoder"
-    if not (encoder / "encoder.json").exists():
-        encoder = build_tiny_encoder(folder / "tiny-encoder")
+    encoder = tiny_encoder(folder)
     fields = {
         "encoder_dir": encoder,
         "index_uri": str(folder / "index"),
@@ -106,32 +109,15 @@ def tiny_settings(folder: Path, **overrides):
     return Settings(**{**fields, **overrides})
 
 
-def tiny_env(settings) -> dict[str, str]:
-    """`settings` as environment variables, for a service started in another process."""
-    return settings_env(settings)
-
-
 def main() -> None:
     """`python -m semantic_search.testing FOLDER --port 8002 [--api-key K] [--workers 2]`."""
-    import uvicorn
+    from mlstack.testing import serve_tiny_workers
 
-    parser = argparse.ArgumentParser(
-        description="The search service on a tiny model (tests, fuzzing)."
-    )
-    parser.add_argument("folder", type=Path)
-    parser.add_argument("--port", type=int, default=8002)
-    parser.add_argument("--api-key")
-    parser.add_argument("--workers", type=int, default=1)
-    args = parser.parse_args()
-    extra = {"api_key": args.api_key} if args.api_key else {}
-    os.environ.update(tiny_env(tiny_settings(args.folder, port=args.port, **extra)))
-    uvicorn.run(
+    serve_tiny_workers(
+        "The search service on a tiny model (tests, fuzzing).",
+        8002,
         "semantic_search.service:app_factory",
-        factory=True,
-        host="127.0.0.1",
-        port=args.port,
-        workers=args.workers,
-        log_level="warning",
+        lambda folder, **overrides: contextlib.nullcontext(tiny_settings(folder, **overrides)),
     )
 
 
