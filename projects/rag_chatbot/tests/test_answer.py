@@ -4,6 +4,7 @@ no-answer without a generator call, follow-up rewriting."""
 import asyncio
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from rag_chatbot import prompts
@@ -60,6 +61,30 @@ def test_one_chunk_per_document_leaves_the_other_places_to_other_documents(rag):
     one = [s.doc_id for s in rag.retrieve(query, replace(config, max_per_document=1)).sources]
     assert sorted(one) == ["cats.txt", "zebra.md"]
     assert one[0] == anyhow[0]  # the best chunk of each document, in relevance order
+
+
+class CatsFirst:
+    """A reranker that puts passages about cats first and remembers what it was asked."""
+
+    name = "cats-first"
+
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+
+    def score(self, query, passages):
+        self.queries.append(query)
+        return np.array([float("Cats" in p) for p in passages])
+
+
+def test_a_reranker_reorders_the_candidates_against_the_users_question(rag):
+    reranker = CatsFirst()
+    retriever = Retriever(rag.retriever.encoder, rag.retriever.store, reranker=reranker)
+    reranking = Rag(retriever, None, rag.tokenizer, replace(CONFIG, rerank=True))
+    expansion = "zebra stripes migration herds cats"
+    plain = rag.retrieve(expansion, CONFIG, question="What about them?").sources
+    reranked = reranking.retrieve(expansion, reranking.config, question="What about them?")
+    assert plain[0].doc_id == "zebra.md" and reranked.sources[0].doc_id == "cats.txt"
+    assert reranker.queries == ["What about them?"]  # the user's words, not the expansion
 
 
 def test_answer_cites_its_source_with_page_and_section(rag, reset_llm):

@@ -28,6 +28,7 @@ class RagConfig:
     mode: str = "hybrid"  # dense | bm25 | hybrid
     diversify: float | None = 0.7  # MMR lambda; None: plain relevance order
     max_per_document: int | None = None  # chunks of one document among the k; None: any
+    rerank: bool = False  # reorder the candidates with the retriever's cross-encoder first
     min_relevance: float = 0.55  # cosine(query, chunk) below which a chunk is not used
     context_tokens: int = 1024  # the sources' budget, in the generator's tokens
     answer_tokens: int = 256
@@ -145,6 +146,8 @@ class Rag:
             diversify=config.diversify,
             with_vectors=True,
             max_per_source=config.max_per_document,
+            rerank=config.rerank,
+            rerank_query=question,
         )
         vector = result.query_vector
         if question is not None and question != query:

