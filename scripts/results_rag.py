@@ -128,10 +128,13 @@ def rag_chatbot() -> str:
     if BENCH.exists():
         lines += _load_rows(json.loads(BENCH.read_text()))
     best = e["threshold"]["best_balanced"]
-    lines += [
-        "",
-        f"Relevance floor, swept on the tune split only: best balanced at "
+    floor = (
+        f"Relevance floor, swept on this set's tune split only: best balanced at "
         f"`min_relevance` {best['min_relevance']} (answerable kept {best['answerable_kept']}, "
-        f"unanswerable refused {best['unanswerable_refused']}).",
-    ]
+        f"unanswerable refused {best['unanswerable_refused']})."
+    )
+    if used := e.get("min_relevance"):  # reports since the floor could come from elsewhere
+        floor += f" Used above and served: {used['value']}, chosen on the {used['chosen_on']}"
+        floor += f" ({used['rule']})." if "rule" in used else "."
+    lines += ["", floor]
     return "\n".join(lines)
