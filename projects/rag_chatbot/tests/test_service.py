@@ -34,6 +34,7 @@ def settings_for(encoder_dir, tmp_path, generator_url: str, **overrides) -> Sett
         "max_pages": 5,
         "uploads_dir": tmp_path / "uploads",
         "corpus_index": None,
+        "serving_card": None,  # the settings here, not this checkout's champion card
     }
     return Settings(**{**fields, **overrides})
 

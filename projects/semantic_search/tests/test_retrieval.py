@@ -8,9 +8,9 @@ from semantic_search.highlight import highlight, query_terms
 from semantic_search.indexing import index_documents
 from semantic_search.retrieval import (
     Retriever,
-    at_most_per_source,
     mmr,
     reciprocal_rank_fusion,
+    spread_sources,
     unit_scale,
 )
 from semantic_search.stores import open_store
@@ -55,15 +55,15 @@ def test_mmr_keeps_a_fused_order_when_given_its_scores():
     assert mmr(q, hits, 1, lambda_=1.0, relevance=unit_scale(hits))[0].document.id == "bm25-first"
 
 
-def test_at_most_per_source_keeps_each_sources_best_hits_in_order():
+def test_spread_sources_puts_each_sources_first_hits_before_any_sources_next():
     hits = [
         Hit(Document(id=f"{source}#{n}", text="t", source=source), 1.0)
         for source, n in [("a", 0), ("a", 1), ("b", 0), ("a", 2), ("c", 0), ("b", 1)]
     ]
-    one = [h.document.id for h in at_most_per_source(hits, 1)]
-    assert one == ["a#0", "b#0", "c#0"]
-    two = [h.document.id for h in at_most_per_source(hits, 2)]
-    assert two == ["a#0", "a#1", "b#0", "c#0", "b#1"]
+    one = [h.document.id for h in spread_sources(hits, 1)]
+    assert one == ["a#0", "b#0", "c#0", "a#1", "a#2", "b#1"]  # nothing dropped
+    two = [h.document.id for h in spread_sources(hits, 2)]
+    assert two == ["a#0", "a#1", "b#0", "c#0", "b#1", "a#2"]
 
 
 def test_highlight_marks_query_words():

@@ -27,7 +27,9 @@ class RagConfig:
     k: int = 5  # sources at most
     mode: str = "hybrid"  # dense | bm25 | hybrid
     diversify: float | None = 0.7  # MMR lambda; None: plain relevance order
-    max_per_document: int | None = None  # chunks of one document among the k; None: any
+    # Chunks of one document among the k before other documents' (more only when no other
+    # document clears the floor); None: relevance order alone.
+    max_per_document: int | None = None
     rerank: bool = False  # reorder the candidates with the retriever's cross-encoder first
     min_relevance: float = 0.55  # cosine(query, chunk) below which a chunk is not used
     context_tokens: int = 1024  # the sources' budget, in the generator's tokens
@@ -136,11 +138,15 @@ class Rag:
         the expansion retrieves, the question's relevance decides what clears the floor, so a
         generated answer does not make an unanswerable question look answerable."""
         t0 = time.perf_counter()
+        # With a per-document cap the retriever hands over all its candidates, one chunk of each
+        # document first: the floor below may drop the other documents (a question about one
+        # upload), and then that document's next chunks fill the k places.
+        spread = config.max_per_document is not None
         # The retriever encodes the query itself (in hybrid mode, while BM25 runs) and hands the
         # vector back; only BM25 without MMR leaves it to be encoded here, for the relevance floor.
         result = self.retriever.search(
             query,
-            k=config.k,
+            k=max(config.k, self.retriever.candidates) if spread else config.k,
             mode=config.mode,
             filters=filters,
             diversify=config.diversify,
@@ -156,7 +162,8 @@ class Rag:
             vector, _, _ = self.retriever.embed_query(query)
         scored = [(float(h.vector @ vector), h) for h in result.hits]  # in retrieval order
         top = max((score for score, _ in scored), default=None)
-        candidates = [_source(h, score) for score, h in scored if score >= config.min_relevance]
+        relevant = [_source(h, score) for score, h in scored if score >= config.min_relevance]
+        candidates = relevant[: config.k]
         blocks = [prompts.source_block(n, s.ref()) for n, s in enumerate(candidates, start=1)]
         counts = [len(e.ids) for e in self.tokenizer.encode_batch(blocks, add_special_tokens=False)]
         sources: list[Source] = []

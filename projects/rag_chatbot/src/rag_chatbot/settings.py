@@ -61,7 +61,10 @@ class Settings(ServeSettings):
     mode: str = Field("hybrid", pattern="^(dense|bm25|hybrid)$")
     diversify: float | None = Field(0.7, ge=0, le=1)
     max_per_document: int | None = Field(
-        None, ge=1, description="Chunks of one document among the k sources at most; null: any."
+        None,
+        ge=1,
+        description="Chunks of one document among the k sources before other documents' (more "
+        "only when no other clears the floor); null: relevance order alone.",
     )
     min_relevance: float = Field(
         0.55, ge=-1, le=1, description="The card's is chosen on the tune split (rag_evaluate)."

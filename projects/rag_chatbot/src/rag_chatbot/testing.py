@@ -123,6 +123,7 @@ def tiny_settings(folder: Path, generator_url: str, **overrides):
         "overlap_tokens": 0,
         "max_upload_bytes": 200_000,
         "max_pages": 5,
+        "serving_card": None,  # these settings, not the checkout's champion card
     }
     return Settings(**{**fields, **overrides})
 

@@ -1,6 +1,6 @@
 """Dense, BM25 and hybrid (reciprocal rank fusion) search over any `VectorStore`, with filters,
-maximal-marginal-relevance diversification, a cap on hits per source document and an optional
-reranker.
+maximal-marginal-relevance diversification, spreading the first places over source documents
+and an optional reranker.
 
     retriever = Retriever(Encoder("models/semantic_search/encoder"), open_store("data/index", 384))
     result = retriever.search("who painted the Mona Lisa", k=5, mode="hybrid")
@@ -70,17 +70,19 @@ def mmr(
     return [hits[i] for i in picked]
 
 
-def at_most_per_source(hits: list[Hit], limit: int) -> list[Hit]:
-    """The hits in order, keeping the first `limit` of each `document.source` (a RAG chunk's
-    source is its document): five chunks of one article would fill five of the k places."""
+def spread_sources(hits: list[Hit], limit: int) -> list[Hit]:
+    """The hits reordered so that each `document.source` has at most `limit` hits before every
+    other source's first ones (a RAG chunk's source is its document): five chunks of one article
+    would otherwise fill the first five places. Nothing is dropped: past the capped hits come
+    the others, in order, so a caller that filters (a relevance floor) can still fill its k
+    places from one document when no other is left."""
     seen: dict[str, int] = {}
-    kept = []
+    first, later = [], []
     for hit in hits:
         n = seen.get(hit.document.source, 0)
-        if n < limit:
-            kept.append(hit)
-            seen[hit.document.source] = n + 1
-    return kept
+        (first if n < limit else later).append(hit)
+        seen[hit.document.source] = n + 1
+    return first + later
 
 
 def unit_scale(hits: list[Hit]) -> np.ndarray:
@@ -135,7 +137,8 @@ class Retriever:
         """`diversify` is MMR's lambda (1.0 = pure relevance); `rerank` needs a reranker.
         `query_vector` skips encoding (the service encodes through its micro-batcher).
         `with_vectors` returns each hit's embedding (MMR asks for them anyway).
-        `max_per_source`: at most this many hits of one `document.source`, the best ones.
+        `max_per_source`: at most this many hits of one `document.source` before every other
+        source's (`spread_sources`): ask for more than k to let a floor drop some.
         `rerank_query`: what the reranker compares passages with, when not `query` (the user's
         own question where `query` is an expansion of it)."""
         mode = SearchMode(mode)
@@ -180,12 +183,12 @@ class Retriever:
             hits = [Hit(h.document, float(s), h.vector) for h, s in zip(hits, scores, strict=True)]
             hits.sort(key=lambda h: h.score, reverse=True)
             timings["rerank"] = (time.perf_counter() - t0) * 1000
-        if max_per_source is not None:
-            hits = at_most_per_source(hits, max_per_source)
         if diversify is not None:
             if query_vector is None:  # BM25 mode: MMR still needs the query's embedding
                 query_vector, tokens, truncated = self.embed_query(query)
             # Dense scores are cosines already; other rankings keep their order through MMR.
             relevance = None if mode == SearchMode.dense and not rerank else unit_scale(hits)
             hits = mmr(query_vector, hits, k, diversify, relevance)
+        if max_per_source is not None:
+            hits = spread_sources(hits, max_per_source)
         return SearchResult(hits[:k], tokens, truncated, timings, query_vector)
