@@ -3,9 +3,9 @@ import json
 import pytest
 import torch
 
-from image_classifier.data import prepare
 from image_classifier.export import export_model
 from image_classifier.models import CompactResNet, ResNetConfig
+from image_classifier.splits import prepare
 from image_classifier.transforms import Preprocess
 
 TINY = {"widths": [8, 16], "blocks": [1, 1], "dropout": 0.0}

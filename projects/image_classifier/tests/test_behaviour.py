@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from image_classifier.behaviour import behaviour, run_tests
-from image_classifier.data import read_split
+from image_classifier.splits import read_split
 from image_classifier.transforms import Preprocess
 from mlstack.validate import ValidationError
 

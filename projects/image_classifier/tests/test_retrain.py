@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 import torch
 
-from image_classifier.data import prepare
 from image_classifier.register import REGISTERED_NAME, register
 from image_classifier.retrain import check_drift, retrain, retrain_if_drift
+from image_classifier.splits import prepare
 from mlstack.monitor.inference_log import InferenceLog
 
 from .conftest import TINY

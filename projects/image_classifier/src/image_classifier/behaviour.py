@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from image_classifier.data import read_split
+from image_classifier.splits import read_split
 from image_classifier.transforms import Preprocess, shift
 from mlstack.validate import Checks
 

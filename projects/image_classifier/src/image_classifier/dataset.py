@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from image_classifier.data import Sample, read_split
+from image_classifier.splits import Sample, read_split
 from image_classifier.transforms import Augment, Preprocess
 
 

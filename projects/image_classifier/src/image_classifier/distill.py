@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from image_classifier.data import read_split
 from image_classifier.dataset import ImageDataset
 from image_classifier.export import export_model, load_trained
 from image_classifier.models import build_model
+from image_classifier.splits import read_split
 from image_classifier.train import predict_logits
 from image_classifier.transforms import Augment, Preprocess
 from mlstack.train import TrainConfig, fit, seed_everything

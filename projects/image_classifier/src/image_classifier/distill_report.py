@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from image_classifier.data import read_split
 from image_classifier.dataset import ImageDataset
 from image_classifier.distill import DistillConfig, distill
 from image_classifier.export import load_trained
+from image_classifier.splits import read_split
 from image_classifier.transforms import Preprocess
 
 

@@ -95,9 +95,9 @@ def save_plots(probs: np.ndarray, y: np.ndarray, labels: list[str], out_dir: Pat
 
 
 def evaluate_model(model_dir: Path, data_dir: Path, report_dir: Path) -> dict[str, Any]:
-    from image_classifier.data import read_split
     from image_classifier.dataset import ImageDataset
     from image_classifier.models import build_model
+    from image_classifier.splits import read_split
     from image_classifier.train import predict_logits
     from image_classifier.transforms import Preprocess
     from mlstack.train.loop import load_checkpoint

@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from image_classifier.data import read_split
 from image_classifier.dataset import ImageDataset
 from image_classifier.models import build_model
+from image_classifier.splits import read_split
 from image_classifier.transforms import Preprocess
 from mlstack.export import check_parity, export_onnx, provenance
 from mlstack.train.loop import load_checkpoint

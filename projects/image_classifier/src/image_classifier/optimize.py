@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from image_classifier.data import read_split
 from image_classifier.dataset import ImageDataset
 from image_classifier.export import INPUT, load_trained
+from image_classifier.splits import read_split
 from image_classifier.transforms import Preprocess
 from mlstack.export.onnx import write_metadata
 from mlstack.quantize import compare_variants, onnx_variant, quantize_static_int8, torch_variant

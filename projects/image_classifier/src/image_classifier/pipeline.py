@@ -18,8 +18,8 @@ DRIFT_REFERENCE = DATA / "reference.parquet"
 def prepare_stage(source: str | None = None) -> dict[str, Any]:
     """Stratified train/val/test manifests (and the digits images) under data/; `source`
     overrides params.yaml's."""
-    from image_classifier.data import prepare
     from image_classifier.params import load_params
+    from image_classifier.splits import prepare
 
     p = load_params()["data"]
     return prepare(

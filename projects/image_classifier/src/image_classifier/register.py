@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from image_classifier.data import SPLITS, read_split
+from image_classifier.splits import SPLITS, read_split
 from mlstack.train.promotion import (
     dataset_hash,
     git_commit,

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from image_classifier.data import read_split
 from image_classifier.dataset import ImageDataset, channel_stats, loader
 from image_classifier.models import build_model, head_parameters, preprocess_for
+from image_classifier.splits import read_split
 from image_classifier.transforms import Augment
 from mlstack.train import TrainConfig, fit, mlflow_run
 from mlstack.train.device import run_options

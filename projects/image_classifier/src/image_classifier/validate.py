@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from image_classifier.data import SPLITS, read_split
+from image_classifier.splits import SPLITS, read_split
 from mlstack.validate import Checks, content_hash, split_leakage
 
 

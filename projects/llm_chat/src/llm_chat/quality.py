@@ -5,8 +5,10 @@
 - greedy agreement: held-out questions answered greedily through each *engine* as the server
   runs it (batching, KV cache precision and all), compared with fp32 HF `generate`.
 
-DVC stage `llm_quality` -> reports/llm_chat/quality.json. The default backend must stay within
-3% of fp32 perplexity (`default_within_3pct`)."""
+Every backend and precision for the base model; for the fine-tuned ones (where their exports
+exist), fp32 and their int8 export as served. DVC stage `llm_quality` ->
+reports/llm_chat/quality.json. The default backend must stay within 3% of fp32 perplexity
+(`default_within_3pct`)."""
 
 import asyncio
 import json
@@ -119,9 +121,15 @@ def hf_greedy(model, tokenizer, prompts: list[list[int]], tokens: int) -> list[s
 
 
 def evaluate(
-    model_dir: Path, variants: dict[str, Path], p: dict[str, Any], data: dict[str, Any]
+    model_dir: Path,
+    variants: dict[str, Path],
+    p: dict[str, Any],
+    data: dict[str, Any],
+    *,
+    every_backend: bool = True,
 ) -> dict[str, Any]:
-    """`variants`: OpenVINO export name (openvino-int8, ...) -> folder."""
+    """`variants`: OpenVINO export name (openvino-int8, ...) -> folder. `every_backend` False:
+    fp32 and the served rows only (each variant at the served precision)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from llm_chat.backends import load_backend
@@ -158,22 +166,24 @@ def evaluate(
 
     row("hf-fp32", hf_logits(hf))
     slots = len(prompts)
-    native = {"slots": slots, "max_len": 512, "threads": p["threads"]}
-    # the backends load on their engine's thread (see Engine)
-    row(
-        "native",
-        engine=Engine(partial(load_backend, "native", model_dir, **native), tokenizer, eos=eos),
-    )
-    quantized = torch.ao.quantization.quantize_dynamic(  # native-int8's scheme, on HF's layers
-        hf, {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}, dtype=torch.qint8
-    )
-    row(
-        "native-int8",
-        hf_logits(quantized),
-        Engine(partial(load_backend, "native-int8", model_dir, **native), tokenizer, eos=eos),
-    )
+    if every_backend:
+        native = {"slots": slots, "max_len": 512, "threads": p["threads"]}
+        # the backends load on their engine's thread (see Engine)
+        row(
+            "native",
+            engine=Engine(partial(load_backend, "native", model_dir, **native), tokenizer, eos=eos),
+        )
+        quantized = torch.ao.quantization.quantize_dynamic(  # native-int8's scheme, on HF's
+            hf, {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}, torch.qint8
+        )
+        row(
+            "native-int8",
+            hf_logits(quantized),
+            Engine(partial(load_backend, "native-int8", model_dir, **native), tokenizer, eos=eos),
+        )
+    precisions = p["precisions"] if every_backend else [DEFAULT_PRECISION]
     for name, folder in variants.items():
-        for precision in p["precisions"]:  # the row named as the backend is what it serves
+        for precision in precisions:  # the row named as the backend is what it serves
             label = name + ("" if precision == DEFAULT_PRECISION else f" ({precision} compute)")
             model = load_pipeline(
                 folder, slots=slots, max_len=512, threads=p["threads"], precision=precision
@@ -206,7 +216,11 @@ def quality_stage(params: dict[str, Any]) -> dict[str, Any]:
         variants = {f"openvino-{w}": ROOT / f"{prefix}-{w}" for w in ("int8", "int4")}
         variants = {k: v for k, v in variants.items() if (v / "openvino_model.xml").exists()}
         if (model_dir / "config.json").exists() and variants:
-            report[name] = evaluate(model_dir, variants, p, params["data"])
+            # The fine-tuned models: what serving them costs (their int8 export as served); the
+            # comparison of every backend and precision is the base model's.
+            report[name] = evaluate(
+                model_dir, variants, p, params["data"], every_backend=name == "base"
+            )
     default = report["base"]["rows"][DEFAULT]
     report["default"] = {
         "backend": DEFAULT,

@@ -54,7 +54,11 @@ def generate(
 
     from rag_chatbot.evaluate import answer_all, generator_endpoint
 
-    out: dict[str, Any] = {"model_dir": g.get("model_dir", ""), "url": g.get("url", "")}
+    out: dict[str, Any] = {
+        "model_dir": g.get("model_dir", ""),
+        "backend": g.get("backend", ""),
+        "url": g.get("url", ""),
+    }
     with generator_endpoint(g) as url:
         for name, rows in splits.items():
             events, seconds = answer_all(rag, config, rows, url, g)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from image_classifier.data import prepare, read_split
+from image_classifier.splits import prepare, read_split
 
 
 def test_digits_split_is_stratified_and_disjoint(digits_dir):
