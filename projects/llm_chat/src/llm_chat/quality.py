@@ -106,18 +106,16 @@ def agreement(answers: list[str], reference: list[str]) -> dict[str, float]:
 
 @torch.inference_mode()
 def hf_greedy(model, tokenizer, prompts: list[list[int]], tokens: int) -> list[str]:
-    answers = []
-    for ids in prompts:
-        mask = torch.ones(1, len(ids), dtype=torch.long)
-        out = model.generate(
-            torch.tensor([ids]),
-            attention_mask=mask,
-            max_new_tokens=tokens,
-            do_sample=False,
-            pad_token_id=tokenizer.eos_token_id,
-        )
-        answers.append(tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True))
-    return answers
+    """fp32 HF `generate`, greedy, all prompts in one left-padded batch (one at a time was a
+    third of the stage; the masked pads leave each prompt's logits as they were)."""
+    pad = tokenizer.eos_token_id
+    width = max(map(len, prompts))
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    out = model.generate(
+        ids, attention_mask=mask, max_new_tokens=tokens, do_sample=False, pad_token_id=pad
+    )
+    return [tokenizer.decode(row[width:], skip_special_tokens=True) for row in out]
 
 
 def evaluate(
