@@ -91,3 +91,30 @@ def test_overlap_metrics():
     assert token_f1("", "anything") == 0.0
     assert rouge_l("a b c d", "a c d") == pytest.approx(2 * (3 / 4) * 1 / (3 / 4 + 1))
     assert rouge_l("x y", "a b") == 0.0
+
+
+def test_each_pair_is_scored_against_its_own_answers(sft_dir, data_dir):
+    """The chosen answers are the SFT references, scored once and looked up by prompt and text:
+    the win rate must be the one of scoring every pair on its own."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from llm_chat.finetune.batches import answer_logprobs, collate, encode
+
+    sft_eval = read_jsonl(data_dir / "sft_eval.jsonl")
+    dpo_eval = read_jsonl(data_dir / "dpo_eval.jsonl")
+    assert [r["answer"] for r in sft_eval] == [r["chosen"] for r in dpo_eval]
+    params = {"batch_size": 3, "max_tokens": 64, "generate": 1, "answer_tokens": 4}
+    m = evaluate_model(sft_dir, sft_eval, dpo_eval, params)
+
+    tokenizer = AutoTokenizer.from_pretrained(sft_dir)
+    model = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=torch.float32).eval()
+
+    def per_token(row: dict, key: str) -> float:
+        example = encode(tokenizer, row["prompt"], row[key], 64)
+        with torch.inference_mode():
+            logp, count = answer_logprobs(model, collate([example], tokenizer.eos_token_id))
+        return float(logp[0] / count[0])
+
+    wins = [per_token(r, "chosen") > per_token(r, "rejected") for r in dpo_eval]
+    assert m["preference_win_rate"] == pytest.approx(sum(wins) / len(wins))

@@ -48,19 +48,18 @@ def sample(questions: list[dict], per_split: int | None) -> list[dict]:
 
 
 def generate(
-    rag: Rag, config: RagConfig, g: dict[str, Any], splits: dict[str, list[dict]]
+    rag: Rag, config: RagConfig, g: dict[str, Any], splits: dict[str, list[dict]], url: str
 ) -> dict[str, Any]:
-    """Each split's sample answered through one generator endpoint; its answer metrics."""
+    """Each split's sample answered through the generator at `url`; its answer metrics."""
 
-    from rag_chatbot.evaluate import answer_all, generator_endpoint
+    from rag_chatbot.evaluate import answer_all
 
     out: dict[str, Any] = {
         "model_dir": g.get("model_dir", ""),
         "backend": g.get("backend", ""),
         "url": g.get("url", ""),
     }
-    with generator_endpoint(g) as url:
-        for name, rows in splits.items():
-            events, seconds = answer_all(rag, config, rows, url, g)
-            out[name] = answer_metrics(rows, events) | {"seconds": round(seconds, 1)}
+    for name, rows in splits.items():
+        events, seconds = answer_all(rag, config, rows, url, g)
+        out[name] = answer_metrics(rows, events) | {"seconds": round(seconds, 1)}
     return out

@@ -9,6 +9,7 @@ first question has no history to rewrite with). Its relevance floor is chosen on
 takes it from (`min_relevance: natural`) into the serving card.
 """
 
+import contextlib
 from dataclasses import replace
 from typing import Any
 
@@ -138,15 +139,25 @@ def natural_stage(p: dict[str, Any]) -> dict[str, Any]:
         },
         "variants": {},
     }
-    expansions = hyde_expansions(n, served, questions)
-    if served["expand"] == "hyde" and expansions is None:
-        raise ValueError(
-            "retrieval.expand: hyde needs natural.generate (a generator to expand with)"
+    # One generator for the HyDE queries and the answers; the variants are timed after it stops.
+    with _generator(n.get("generate")) as url:
+        expansions = hyde_expansions(n, served, questions, url)
+        if served["expand"] == "hyde" and expansions is None:
+            raise ValueError(
+                "retrieval.expand: hyde needs natural.generate (a generator to expand with)"
+            )
+        queries = expansions if served["expand"] == "hyde" else None
+        report["service"] = evaluate_setup(
+            served, libraries, tokenizer, questions, n["max_idk"], queries
         )
-    queries = expansions if served["expand"] == "hyde" else None
-    report["service"] = evaluate_setup(
-        served, libraries, tokenizer, questions, n["max_idk"], queries
-    )
+        report["min_relevance"] = {
+            k: v for k, v in report["service"]["min_relevance"].items() if k != "sweep"
+        }
+        if url:
+            floor = report["min_relevance"]["value"]
+            report["answers"] = answer_splits(
+                p, served, floor, libraries, tokenizer, questions, n["generate"], url
+            )
     for name, change in (n.get("variants") or {}).items():
         setup = {**served, **change}
         queries = expansions if setup["expand"] == "hyde" else None
@@ -160,33 +171,38 @@ def natural_stage(p: dict[str, Any]) -> dict[str, Any]:
             "test": result["test"],
             "min_relevance": result["min_relevance"]["value"],
         }
-    report["min_relevance"] = {
-        k: v for k, v in report["service"]["min_relevance"].items() if k != "sweep"
-    }
-    if g := n.get("generate"):
-        floor = report["min_relevance"]["value"]
-        report["answers"] = answer_splits(p, served, floor, libraries, tokenizer, questions, g)
     return write_report(REPORT, report)
 
 
-def hyde_expansions(
-    n: dict[str, Any], served: dict, questions: list[dict]
-) -> dict[str, str] | None:
-    """The HyDE query of every question (expansion.py), made once through the `generate`
-    endpoint when the service or a variant expands (`expand: hyde`); None when none does or
-    there is no generator."""
-    setups = [served, *({**served, **c} for c in (n.get("variants") or {}).values())]
-    wanted = any(s.get("expand") == "hyde" for s in setups)
-    if not (wanted and (g := n.get("generate"))):
-        return None
+@contextlib.contextmanager
+def _generator(g: dict[str, Any] | None):
+    """The `generate` endpoint's URL while it runs; None when there is none."""
+    if not g:
+        yield None
+        return
     from rag_chatbot.evaluate import generator_endpoint
-    from rag_chatbot.expansion import hyde_queries
 
     with generator_endpoint(g) as url:
-        return hyde_queries(url, g, [q["question"] for q in questions])
+        yield url
 
 
-def answer_splits(p, served, floor: float, libraries, tokenizer, questions, g) -> dict[str, Any]:
+def hyde_expansions(
+    n: dict[str, Any], served: dict, questions: list[dict], url: str | None
+) -> dict[str, str] | None:
+    """The HyDE query of every question (expansion.py), made once through the generator at
+    `url` when the service or a variant expands (`expand: hyde`); None when none does or there
+    is no generator."""
+    setups = [served, *({**served, **c} for c in (n.get("variants") or {}).values())]
+    if not (url and any(s.get("expand") == "hyde" for s in setups)):
+        return None
+    from rag_chatbot.expansion import hyde_queries
+
+    return hyde_queries(url, n["generate"], [q["question"] for q in questions])
+
+
+def answer_splits(
+    p, served, floor: float, libraries, tokenizer, questions, g, url: str
+) -> dict[str, Any]:
     """natural_answers.generate: the served retrieval, the floor chosen on tune, the service's
     context budget and generation limits."""
     from rag_chatbot.natural_answers import generate, sample
@@ -200,4 +216,4 @@ def answer_splits(p, served, floor: float, libraries, tokenizer, questions, g) -
         support_threshold=p["evaluate"]["support_threshold"],
     )
     splits = {s: sample(split(questions, s), g.get("per_split")) for s in ("tune", "test")}
-    return generate(rag, config, g, splits)
+    return generate(rag, config, g, splits, url)
