@@ -10,6 +10,7 @@ from pathlib import Path
 
 from image_sizes import REPORT as IMAGES
 from image_sizes import render as render_images
+from results_demo import DEMO, demo_timings
 from results_distill import DISTILL, distillation
 from results_llm import LLM, llm_engine
 from results_llm_features import FEATURES, llm_features
@@ -268,6 +269,7 @@ BLOCKS = {
     # their own blocks: each stage runs on its own, before the whole pipeline has
     "distill": (lambda: "\n".join(distillation()).strip(), DISTILL),
     "natural": (lambda: "\n".join(rag_natural() + search_natural()).strip(), NATURAL),
+    "demo-timings": (demo_timings, DEMO),
 }
 
 

@@ -157,3 +157,25 @@ def test_classifier_speedups_come_from_one_file_once(scripts):
     text = results_table.image_classifier()
     assert text.count("8.46x") == 1 and text.count("14.22x") == 1
     assert "2597" not in text and "6.5" not in text  # 1000 / 0.385 images/s: not quoted
+
+
+def test_demo_timing_says_when_stages_did_not_run(scripts, monkeypatch):
+    import results_demo
+
+    stages = [
+        {"name": "ic_train@resnet", "outcome": "ran", "seconds": 90.0},
+        {"name": "ss_embed@fp32", "outcome": "ran", "seconds": 150.0},
+        {"name": "llm_sft", "outcome": "ran", "seconds": 120.0},
+        {"name": "rag_index", "outcome": "ran", "seconds": 60.0},
+    ]
+    run = {"started_at": "2026-12-07T17:01:14+00:00", "exit_status": 0, "total_s": 420.0}
+    write("reports/demo_timings.json", run | {"stages": stages})
+    text = results_demo.demo_timings()
+    assert "**7.0 min**" in text and "4 stages ran)" in text
+    assert "semantic search 2.5 min" in text and "RAG chatbot 1.0 min" in text
+    assert text.index("`ss_embed@fp32` 150 s") < text.index("`llm_sft` 120 s")
+
+    stages[3] = {"name": "rag_index", "outcome": "unchanged", "seconds": 0.4}
+    write("reports/demo_timings.json", run | {"stages": stages, "exit_status": 1})
+    text = results_demo.demo_timings()
+    assert "3 stages ran, 1 found unchanged" in text and "exit status 1" in text
