@@ -75,7 +75,7 @@ def rag_chatbot(port: int, llm_port: int, state: Path) -> Service:
     return Service(
         "rag_chatbot",
         [str(BIN / "rag-chatbot"), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        needs=["data/rag_chatbot/index-160", "models/semantic_search/encoder"],
+        needs=["data/rag_chatbot/index-64", "models/semantic_search/encoder"],  # the served size
         # A fresh index seeded from the pipeline's, so the demo's own uploads stay untouched.
         env={
             "RAG_CHATBOT_INDEX_URI": str(state / "index"),
