@@ -3,6 +3,7 @@ that `make demo` (scripts/stage_timings.py) wrote on a fresh clone, copied here 
 such a run; it says how many stages ran and how many dvc found unchanged."""
 
 import json
+from collections import Counter
 from pathlib import Path
 
 DEMO = Path("reports/demo_timings.json")
@@ -11,6 +12,15 @@ PROJECTS = {
     "ss_": "semantic search",
     "llm_": "LLM chat",
     "rag_": "RAG chatbot",
+}
+
+
+# scripts/stage_timings.py's outcomes, in the words the README uses
+OUTCOMES = {
+    "ran": "stages ran",
+    "unchanged": "found unchanged",
+    "run cache": "restored from the run cache",
+    "failed": "failed",
 }
 
 
@@ -28,9 +38,11 @@ def demo_timings(path: Path = DEMO, longest: int = 8) -> str:
     }
     top = sorted(ran, key=lambda s: -s["seconds"])[:longest]
     # A stage whose inputs match dvc.lock is skipped even on a fresh clone (a check with no
-    # outputs of its own): the count says how much of the pipeline this run really ran.
-    others = len(stages) - len(ran)
-    scope = f"{len(ran)} stages ran" + (f", {others} found unchanged" if others else "")
+    # outputs of its own): the counts say how much of the pipeline this run really ran.
+    counts = Counter(s["outcome"] for s in stages)
+    scope = ", ".join(
+        f"{counts[o]} {label}" for o, label in OUTCOMES.items() if counts[o] or o == "ran"
+    )
     status = "" if r["exit_status"] == 0 else f", **exit status {r['exit_status']}**"
     return "\n".join(
         [

@@ -176,6 +176,9 @@ def test_demo_timing_says_when_stages_did_not_run(scripts, monkeypatch):
     assert text.index("`ss_embed@fp32` 150 s") < text.index("`llm_sft` 120 s")
 
     stages[3] = {"name": "rag_index", "outcome": "unchanged", "seconds": 0.4}
+    stages[2] = {"name": "llm_sft", "outcome": "run cache", "seconds": 2.0}
+    stages[1] = {"name": "ss_embed@fp32", "outcome": "failed", "seconds": 3.0}
     write("reports/demo_timings.json", run | {"stages": stages, "exit_status": 1})
     text = results_demo.demo_timings()
-    assert "3 stages ran, 1 found unchanged" in text and "exit status 1" in text
+    assert "1 stages ran, 1 found unchanged, 1 restored from the run cache, 1 failed" in text
+    assert "exit status 1" in text

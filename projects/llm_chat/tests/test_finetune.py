@@ -93,28 +93,40 @@ def test_overlap_metrics():
     assert rouge_l("x y", "a b") == 0.0
 
 
-def test_each_pair_is_scored_against_its_own_answers(sft_dir, data_dir):
-    """The chosen answers are the SFT references, scored once and looked up by prompt and text:
-    the win rate must be the one of scoring every pair on its own."""
+def test_each_row_is_scored_under_its_own_prompt(sft_dir, data_dir):
+    """PairScorer scores each distinct (prompt, answer) once: every row must still get the log
+    probability and token count of scoring it alone, an answer shared by two prompts included."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from llm_chat.finetune.batches import answer_logprobs, collate, encode
+    from llm_chat.finetune.evaluate import PairScorer
 
     sft_eval = read_jsonl(data_dir / "sft_eval.jsonl")
     dpo_eval = read_jsonl(data_dir / "dpo_eval.jsonl")
     assert [r["answer"] for r in sft_eval] == [r["chosen"] for r in dpo_eval]
-    params = {"batch_size": 3, "max_tokens": 64, "generate": 1, "answer_tokens": 4}
-    m = evaluate_model(sft_dir, sft_eval, dpo_eval, params)
-
+    # one answer under two prompts: a key without the prompt would give both the same score
+    shared = {"prompt": dpo_eval[1]["prompt"], "answer": sft_eval[0]["answer"]}
     tokenizer = AutoTokenizer.from_pretrained(sft_dir)
     model = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=torch.float32).eval()
+    scorer = PairScorer(model, tokenizer, batch_size=3, max_tokens=64)
+    scorer(sft_eval, "answer")
+    chosen, chosen_n = scorer(dpo_eval, "chosen")
+    rejected, rejected_n = scorer(dpo_eval, "rejected")
+    other = scorer([shared, sft_eval[0]], "answer")[0]
 
-    def per_token(row: dict, key: str) -> float:
+    def alone(row: dict, key: str) -> tuple[float, int]:
         example = encode(tokenizer, row["prompt"], row[key], 64)
         with torch.inference_mode():
             logp, count = answer_logprobs(model, collate([example], tokenizer.eos_token_id))
-        return float(logp[0] / count[0])
+        return float(logp[0]), int(count[0])
 
-    wins = [per_token(r, "chosen") > per_token(r, "rejected") for r in dpo_eval]
-    assert m["preference_win_rate"] == pytest.approx(sum(wins) / len(wins))
+    for i, row in enumerate(dpo_eval):
+        for key, (logp, count) in {
+            "chosen": (chosen, chosen_n),
+            "rejected": (rejected, rejected_n),
+        }.items():
+            want_logp, want_count = alone(row, key)
+            assert float(logp[i]) == pytest.approx(want_logp, rel=1e-4) and count[i] == want_count
+    assert float(other[0]) == pytest.approx(alone(shared, "answer")[0], rel=1e-4)
+    assert float(other[0]) != pytest.approx(float(other[1]), rel=1e-4)

@@ -5,8 +5,8 @@
 - greedy agreement: held-out questions answered greedily through each *engine* as the server
   runs it (batching, KV cache precision and all), compared with fp32 HF `generate`.
 
-Every backend and precision for the base model; for the fine-tuned ones (where their exports
-exist), fp32 and their int8 export as served. DVC stage `llm_quality` ->
+Every backend and precision for the base model; for the fine-tuned ones, fp32 and each of
+their OpenVINO exports that exists, at the served precision. DVC stage `llm_quality` ->
 reports/llm_chat/quality.json. The default backend must stay within 3% of fp32 perplexity
 (`default_within_3pct`)."""
 

@@ -76,6 +76,35 @@ def generate_answers(model_dir: Path, prompts: list[list[dict]], max_tokens: int
         engine.stop()
 
 
+class PairScorer:
+    """log p(answer | prompt) and the answer's token count per row, each distinct (prompt,
+    answer) scored once: the DPO pairs' chosen answers are the SFT references (llm_data writes
+    both from the same articles), so evaluate_model's third pass costs nothing."""
+
+    def __init__(self, model, tokenizer, batch_size: int, max_tokens: int) -> None:
+        self.model, self.tokenizer = model, tokenizer
+        self.batch_size, self.max_tokens = batch_size, max_tokens
+        eos = tokenizer.eos_token_id
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+        self.scored: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def __call__(self, rows: list[dict], key: str) -> tuple[torch.Tensor, torch.Tensor]:
+        keys = [(json.dumps(r["prompt"]), r[key]) for r in rows]
+        todo = list({k: r for k, r in zip(keys, rows, strict=True) if k not in self.scored}.items())
+        with torch.inference_mode():
+            for group in batched(todo, self.batch_size):
+                examples = [
+                    encode(self.tokenizer, r["prompt"], r[key], self.max_tokens) for _, r in group
+                ]
+                logp, count = answer_logprobs(self.model, collate(examples, self.pad))
+                for (k, _), lp, n in zip(group, logp.tolist(), count.tolist(), strict=True):
+                    self.scored[k] = (lp, n)
+        return (
+            torch.tensor([self.scored[k][0] for k in keys]),
+            torch.tensor([self.scored[k][1] for k in keys]),
+        )
+
+
 def evaluate_model(
     model_dir: Path, sft_eval: list[dict], dpo_eval: list[dict], p: dict[str, Any]
 ) -> dict[str, Any]:
@@ -83,28 +112,7 @@ def evaluate_model(
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-
-    # (prompt, answer) -> (log p, tokens): the DPO pairs' chosen answers are the SFT references
-    # (llm_data writes both from the same articles), so each is scored once.
-    scored: dict[tuple[str, str], tuple[float, int]] = {}
-
-    def scores(rows: list[dict], key: str) -> tuple[torch.Tensor, torch.Tensor]:
-        keys = [(json.dumps(r["prompt"]), r[key]) for r in rows]
-        todo = list({k: r for k, r in zip(keys, rows, strict=True) if k not in scored}.items())
-        with torch.inference_mode():
-            for group in batched(todo, p["batch_size"]):
-                examples = [
-                    encode(tokenizer, r["prompt"], r[key], p["max_tokens"]) for _, r in group
-                ]
-                logp, count = answer_logprobs(model, collate(examples, pad))
-                for (k, _), lp, n in zip(group, logp.tolist(), count.tolist(), strict=True):
-                    scored[k] = (lp, n)
-        return (
-            torch.tensor([scored[k][0] for k in keys]),
-            torch.tensor([scored[k][1] for k in keys]),
-        )
-
+    scores = PairScorer(model, tokenizer, p["batch_size"], p["max_tokens"])
     logp, count = scores(sft_eval, "answer")
     chosen, chosen_n = scores(dpo_eval, "chosen")
     rejected, rejected_n = scores(dpo_eval, "rejected")
