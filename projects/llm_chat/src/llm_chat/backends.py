@@ -134,3 +134,18 @@ def load_backend(
     if kind == "transformers":
         return TransformersBackend(model_dir, **options)
     return NativeBackend(model_dir, int8=kind == "native-int8", **options)
+
+
+def stop_tokens(model_dir: str | Path, tokenizer) -> set[int]:
+    """The ids that end an answer: the tokenizer's eos and the generation config's, which differ
+    in the packaged SmolLM2 (`<|im_start|>` and `<|im_end|>`): the server and the evaluations
+    stop on the same ones."""
+    from transformers import GenerationConfig
+
+    eos = {tokenizer.eos_token_id}
+    try:
+        configured = GenerationConfig.from_pretrained(model_dir).eos_token_id
+        eos |= set(configured if isinstance(configured, list) else [configured])
+    except OSError:  # no generation_config.json
+        pass
+    return eos - {None}

@@ -15,18 +15,14 @@ class ChatModel:
     predict_batch = None
 
     def __init__(self, settings: Settings) -> None:
-        from transformers import AutoTokenizer, GenerationConfig
+        from transformers import AutoTokenizer
 
+        from llm_chat.backends import stop_tokens
         from llm_chat.ov_engine import engine_for
 
         started = time.perf_counter()
         self.tokenizer = AutoTokenizer.from_pretrained(settings.model_dir)
-        eos = {self.tokenizer.eos_token_id}
-        try:
-            configured = GenerationConfig.from_pretrained(settings.model_dir).eos_token_id
-            eos |= set(configured if isinstance(configured, list) else [configured])
-        except OSError:
-            pass
+        eos = stop_tokens(settings.model_dir, self.tokenizer)
         loading = {
             "slots": settings.slots,
             "max_len": settings.context_tokens,
@@ -41,7 +37,7 @@ class ChatModel:
             settings.model_dir,
             self.tokenizer,
             backend_options=loading,
-            eos=eos - {None},
+            eos=eos,
             max_queue=settings.max_queue,
             chunk_tokens=settings.prefill_chunk_tokens,
             observer=metrics.PrometheusObserver(settings.model_name),

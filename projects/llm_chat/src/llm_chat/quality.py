@@ -130,7 +130,7 @@ def evaluate(
     fp32 and the served rows only (each variant at the served precision)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from llm_chat.backends import load_backend
+    from llm_chat.backends import load_backend, stop_tokens
     from llm_chat.engine import Engine
     from llm_chat.finetune.data import QUESTIONS
     from llm_chat.ov_config import DEFAULT_PRECISION, load_pipeline
@@ -147,7 +147,7 @@ def evaluate(
     ]
     chats = [[{"role": "user", "content": q}] for q in questions]
     prompts = [tokenizer.apply_chat_template(c, add_generation_prompt=True) for c in chats]
-    eos, n = {tokenizer.eos_token_id}, p["greedy_tokens"]
+    eos, n = stop_tokens(model_dir, tokenizer), p["greedy_tokens"]  # the server's
     hf = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     reference = hf_greedy(hf, tokenizer, prompts, n)
     rows: dict[str, dict[str, Any]] = {}

@@ -51,7 +51,7 @@ def generate_answers(model_dir: Path, prompts: list[list[dict]], max_tokens: int
     """Greedy answers through our own engine (batched decoding), as the server would give."""
     from transformers import AutoTokenizer
 
-    from llm_chat.backends import load_backend
+    from llm_chat.backends import load_backend, stop_tokens
     from llm_chat.engine import Engine
     from llm_chat.sampling import SamplingParams
 
@@ -61,7 +61,8 @@ def generate_answers(model_dir: Path, prompts: list[list[dict]], max_tokens: int
     # on the batch, the time does (8 slots: 22 s a model on 2 cores).
     slots = max(1, min(len(ids), 32))
     build = partial(load_backend, "native", model_dir, slots=slots, max_len=512)  # see Engine
-    engine = Engine(build, tokenizer, eos={tokenizer.eos_token_id}, max_queue=len(ids))
+    eos = stop_tokens(model_dir, tokenizer)  # the server's
+    engine = Engine(build, tokenizer, eos=eos, max_queue=len(ids))
     params = SamplingParams(max_tokens=max_tokens, temperature=0)
 
     async def one(prompt: list[int]) -> str:
