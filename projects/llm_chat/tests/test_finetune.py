@@ -130,3 +130,33 @@ def test_each_row_is_scored_under_its_own_prompt(sft_dir, data_dir):
             assert float(logp[i]) == pytest.approx(want_logp, rel=1e-4) and count[i] == want_count
     assert float(other[0]) == pytest.approx(alone(shared, "answer")[0], rel=1e-4)
     assert float(other[0]) != pytest.approx(float(other[1]), rel=1e-4)
+
+
+def test_answer_scores_equal_the_full_sequence_logits(sft_dir, data_dir):
+    """answer_logprobs and answer_loss skip the logits of prompt positions: prompts of different
+    lengths in one batch must still score as the model's own loss and full logits do."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from llm_chat.finetune.batches import IGNORE, answer_logprobs, answer_loss, collate, encode
+
+    tokenizer = AutoTokenizer.from_pretrained(sft_dir)
+    model = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=torch.float32).eval()
+    rows = read_jsonl(data_dir / "dpo_eval.jsonl")[:4]
+    long_prompt = [{"role": "user", "content": "Please answer briefly. " * 4 + "What is it?"}]
+    examples = [encode(tokenizer, r["prompt"], r["rejected"], 64) for r in rows]
+    examples.append(encode(tokenizer, long_prompt, rows[0]["chosen"], 64))
+    assert len({start for _, start in examples}) > 1
+    batch = collate(examples, tokenizer.eos_token_id)
+    with torch.inference_mode():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        labels = batch["labels"][:, 1:]
+        logp = F.log_softmax(logits[:, :-1], dim=-1)
+        keep = labels != IGNORE
+        picked = logp.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        want = (picked * keep).sum(-1)
+        got, count = answer_logprobs(model, batch)
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-4)
+        assert count.tolist() == keep.sum(-1).tolist()
+        assert float(answer_loss(model, batch)) == pytest.approx(float(model(**batch).loss), 1e-5)

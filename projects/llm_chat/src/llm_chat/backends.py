@@ -73,7 +73,7 @@ def _openvino_ready(ov_dir: Path) -> str | None:
     import importlib.util
 
     if not (ov_dir / "openvino_model.xml").exists():
-        return f"no OpenVINO export at {ov_dir} (dvc repro llm_export_openvino@int8)"
+        return f"no OpenVINO export at {ov_dir} (dvc repro llm_export_openvino)"
     if importlib.util.find_spec("openvino_genai") is None:
         return "openvino-genai is not installed"
     return None

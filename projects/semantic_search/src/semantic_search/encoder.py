@@ -6,7 +6,7 @@ Needs no torch: this is what the service and the RAG chatbot load.
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,13 +107,23 @@ class Encoder:
     def encode(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
         return self.encode_tokenized(self.tokenize(texts), batch_size=batch_size)
 
-    def encode_tokenized(self, tokens: Tokenized, *, batch_size: int | None = None) -> np.ndarray:
+    def encode_tokenized(
+        self,
+        tokens: Tokenized,
+        *,
+        batch_size: int | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """All texts sorted by length first (the fewest pad tokens); `on_batch(rows)` after each
+        batch, for progress bars."""
         batch_size = batch_size or self.batch_size
         out = np.empty((len(tokens.ids), self.dim), dtype=np.float32)
         order = np.argsort([len(i) for i in tokens.ids], kind="stable")
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             out[rows] = self._run([tokens.ids[r] for r in rows])
+            if on_batch:
+                on_batch(len(rows))
         return out
 
     def _run(self, batch: list[list[int]]) -> np.ndarray:

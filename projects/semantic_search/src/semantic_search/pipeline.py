@@ -13,7 +13,7 @@ from tqdm import tqdm
 from semantic_search.corpus import prepare
 from semantic_search.encoder import Encoder
 from semantic_search.evaluate import evaluate_system, latency_summary
-from semantic_search.indexing import batched, embed_documents, index_documents
+from semantic_search.indexing import document_texts, index_documents
 from semantic_search.ingest import read_jsonl
 from semantic_search.retrieval import Retriever, SearchMode
 
@@ -72,15 +72,17 @@ def quantize_stage(p: dict[str, Any]) -> dict[str, Any]:
 
 
 def embed_stage(variant: str, p: dict[str, Any]) -> Path:
+    """The corpus's vectors, every document in one length-sorted pass: sorted within chunks of
+    256 documents, the batches carried 15% more tokens (pads) and the stage took ~15% longer."""
     encoder = Encoder(ENCODER, variant=variant, threads=p["embed"]["threads"])
     docs = list(read_jsonl(DATA / "corpus.jsonl"))
-    size = p["embed"]["batch_size"] * 8
-    parts = [
-        embed_documents(encoder, batch)
-        for batch in tqdm(list(batched(docs, size)), desc=f"embed {variant}", unit="batch")
-    ]
+    tokens = encoder.tokenize(document_texts(docs))
+    with tqdm(total=len(docs), desc=f"embed {variant}", unit="doc") as bar:
+        vectors = encoder.encode_tokenized(
+            tokens, batch_size=p["embed"]["batch_size"], on_batch=bar.update
+        )
     out = DATA / f"embeddings.{variant}.npy"
-    np.save(out, np.concatenate(parts))
+    np.save(out, vectors)
     return out
 
 

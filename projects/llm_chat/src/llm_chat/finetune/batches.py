@@ -29,13 +29,31 @@ def collate(examples: list[tuple[list[int], int]], pad_id: int) -> dict[str, tor
 
 
 def answer_logprobs(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sum of log p(answer token) per example, and the answer's token count."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    """Sum of log p(answer token) per example, and the answer's token count.
+
+    Logits are computed from the position before the batch's earliest answer token on: the
+    prompt positions before it predict nothing that is scored, and the vocabulary projection
+    (49k columns here) plus its log-softmax are a large share of a small model's step."""
     labels = batch["labels"][:, 1:]
+    keep = labels != IGNORE
+    scored = keep.any(0).nonzero()
+    first = int(scored[0]) if len(scored) else labels.shape[1] - 1
+    logits = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        logits_to_keep=batch["input_ids"].shape[1] - first,
+    ).logits
+    labels, keep = labels[:, first:], keep[:, first:]
     logp = F.log_softmax(logits[:, :-1].float(), dim=-1)
     picked = logp.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    keep = labels != IGNORE
     return (picked * keep).sum(-1), keep.sum(-1)
+
+
+def answer_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean negative log-likelihood over the batch's answer tokens: what a causal LM's own
+    loss with `labels` computes, with the logits cut as in `answer_logprobs`."""
+    logp, count = answer_logprobs(model, batch)
+    return -logp.sum() / count.sum().clamp(min=1)
 
 
 def batched(items: list, size: int) -> list[list]:

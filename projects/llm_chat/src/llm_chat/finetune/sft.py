@@ -14,7 +14,14 @@ from typing import Any
 import torch
 
 from llm_chat.convert import readable_by_all
-from llm_chat.finetune.batches import IGNORE, answer_logprobs, batched, collate, encode
+from llm_chat.finetune.batches import (
+    IGNORE,
+    answer_logprobs,
+    answer_loss,
+    batched,
+    collate,
+    encode,
+)
 from mlstack.train import TrainConfig, distributed, fit
 from mlstack.train.batching import to_device
 from mlstack.train.device import run_options
@@ -84,7 +91,7 @@ def train_sft(
     result = fit(
         model,
         train_batches,
-        loss_fn=lambda m, b: m(**b).loss,
+        loss_fn=answer_loss,
         evaluate=lambda m: {"eval_loss": mean_answer_loss(m, eval_batches)},
         config=config,
         weigh=answer_tokens,
