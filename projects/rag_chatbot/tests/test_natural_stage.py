@@ -83,3 +83,22 @@ def test_without_a_generator_nothing_is_generated(stage):
     assert report["variants"]["hyde"]["skipped"] == "no generator (generate)"
     with pytest.raises(ValueError, match=r"hyde needs natural\.generate"):
         natural_eval.natural_stage(params("hyde", None, {}))
+
+
+@pytest.mark.parametrize(("asked", "answered"), [(["test"], ["test"]), (None, ["tune", "test"])])
+def test_only_the_splits_asked_for_are_answered(monkeypatch, asked, answered):
+    from rag_chatbot import natural_answers
+    from rag_chatbot.answer import RagConfig
+
+    seen: dict = {}
+    monkeypatch.setattr(natural_eval, "setup_rag", lambda *a: (None, RagConfig()))
+    monkeypatch.setattr(natural_answers, "generate", lambda *a: seen.update(a[3]) or {})
+    p = {
+        "retrieval": {"context_tokens": 1024},
+        "generation": {"answer_tokens": 64},
+        "evaluate": {"support_threshold": 0.5},
+    }
+    g = {"splits": asked, "per_split": None}
+    natural_eval.answer_splits(p, {}, 0.5, None, None, QUESTIONS, g, "http://generator/v1")
+    assert list(seen) == answered
+    assert [q["id"] for q in seen[answered[-1]]] == ["b"]

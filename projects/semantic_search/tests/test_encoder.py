@@ -37,6 +37,15 @@ def test_length_sorted_batches_keep_input_order(encoder_dir):
     np.testing.assert_allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
 
 
+def test_progress_counts_every_text_once_and_keeps_the_order(encoder_dir):
+    encoder = Encoder(encoder_dir, variant="fp32", batch_size=3)
+    texts = SENTENCES * 2
+    done: list[int] = []
+    vectors = encoder.encode_tokenized(encoder.tokenize(texts), on_batch=done.append)
+    assert done == [3, 3, 2]
+    np.testing.assert_allclose(vectors, encoder.encode(texts, batch_size=1), atol=1e-5)
+
+
 def test_truncation_is_reported(encoder_dir):
     encoder = Encoder(encoder_dir, variant="int8")
     tokens = encoder.tokenize(SENTENCES)

@@ -217,5 +217,6 @@ def answer_splits(
         answer_tokens=p["generation"]["answer_tokens"],
         support_threshold=p["evaluate"]["support_threshold"],
     )
-    splits = {s: sample(split(questions, s), g.get("per_split")) for s in ("tune", "test")}
+    names = g.get("splits") or ("tune", "test")
+    splits = {s: sample(split(questions, s), g.get("per_split")) for s in names}
     return generate(rag, config, g, splits, url)

@@ -34,12 +34,13 @@ def open_library(
     variant: str = SERVED_VARIANT,
     threads: int = 0,
     bm25_fields: dict[str, int] | None = None,
+    bulk: bool = False,
 ):
     from rag_chatbot.library import Library
     from semantic_search.encoder import Encoder
     from semantic_search.stores import open_store
 
-    encoder = Encoder(ENCODER, variant=variant, threads=threads)
+    encoder = Encoder(ENCODER, variant=variant, threads=threads, bulk=bulk)
     folder = index_dir(chunk_tokens)
     store = open_store(str(folder), encoder.dim, bm25_fields=bm25_fields)
     return Library(
@@ -64,7 +65,9 @@ def index_stage(p: dict[str, Any]) -> dict[str, Any]:
     report: dict[str, Any] = {"articles": len(indexed), "held_out": len(held_out), "indexes": {}}
     for size in p["chunking"]["sizes"]:
         shutil.rmtree(index_dir(size), ignore_errors=True)
-        library = open_library(size, p["chunking"]["overlap_tokens"], threads=c["threads"])
+        library = open_library(
+            size, p["chunking"]["overlap_tokens"], threads=c["threads"], bulk=True
+        )
         t0 = time.perf_counter()
         with tqdm(desc=f"index {size}-token chunks", unit="chunk") as bar:
             items = (

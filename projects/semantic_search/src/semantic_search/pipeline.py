@@ -74,7 +74,7 @@ def quantize_stage(p: dict[str, Any]) -> dict[str, Any]:
 def embed_stage(variant: str, p: dict[str, Any]) -> Path:
     """The corpus's vectors, every document in one length-sorted pass: sorted within chunks of
     256 documents, the batches carried 15% more tokens (pads) and the stage took ~15% longer."""
-    encoder = Encoder(ENCODER, variant=variant, threads=p["embed"]["threads"])
+    encoder = Encoder(ENCODER, variant=variant, threads=p["embed"]["threads"], bulk=True)
     docs = list(read_jsonl(DATA / "corpus.jsonl"))
     tokens = encoder.tokenize(document_texts(docs))
     with tqdm(total=len(docs), desc=f"embed {variant}", unit="doc") as bar:
