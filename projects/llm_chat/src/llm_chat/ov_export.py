@@ -43,8 +43,10 @@ def export_many(
     started = time.perf_counter()
     reports = []
     with tempfile.TemporaryDirectory() as scratch:
-        source = Path(model_dir)
-        if len(outs) > 1:  # convert once, then compress the saved fp32 IR per format
+        # One format: convert and compress in one call. Several: convert once to an fp32 IR in
+        # `scratch`, then load and compress it per format.
+        source, convert = Path(model_dir), len(outs) == 1
+        if not convert:
             converted = OVModelForCausalLM.from_pretrained(
                 source, export=True, compile=False, load_in_8bit=False
             )
@@ -55,10 +57,7 @@ def export_many(
             if out.exists():
                 shutil.rmtree(out)
             model = OVModelForCausalLM.from_pretrained(
-                source,
-                export=source == Path(model_dir),
-                compile=False,
-                **_weight_options(weights, group_size),
+                source, export=convert, compile=False, **_weight_options(weights, group_size)
             )
             model.save_pretrained(out)
             reports.append(_finish(model_dir, out, weights, group_size, started))
